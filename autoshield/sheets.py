@@ -1,0 +1,65 @@
+"""Pictures a person looks at: operation sheets and reconstruction sheets (PNG)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+
+from autoshield.ops import apply_op
+from autoshield.policy import Cell
+
+
+def _show(axis: plt.Axes, image: torch.Tensor, title: str) -> None:
+    """Draw a uint8 `[3,H,W]` or float `[3,H,W]` in [0,1] image without ticks."""
+    array = image.permute(1, 2, 0).cpu()
+    axis.imshow(array.numpy() if array.dtype == torch.uint8 else array.clamp(0, 1).numpy(), interpolation="nearest")
+    axis.set_title(title, fontsize=7)
+    axis.axis("off")
+
+
+def ops_sheet(image: torch.Tensor, cells: Sequence[Cell], path: Path, *, columns: int = 10) -> Path:
+    """One image under every cell (positive sign), titled 'Op:m', so users see what magnitudes mean."""
+    rows = math.ceil((len(cells) + 1) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.25))
+    flat = axes.flatten()
+    _show(flat[0], image, "original")
+    batch = image.unsqueeze(0)
+    for axis, cell in zip(flat[1:], cells, strict=False):
+        _show(axis, apply_op(batch, cell.op, cell.magnitude)[0], str(cell))
+    for axis in flat[len(cells) + 1 :]:
+        axis.axis("off")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def image_grid_sheet(
+    rows: Sequence[tuple[str, Sequence[tuple[str, torch.Tensor]]]], path: Path, *, title: str | None = None
+) -> Path:
+    """Rows of titled images, e.g. per label: original | transformed | reconstruction."""
+    columns = max(len(images) for _, images in rows)
+    figure, axes = plt.subplots(len(rows), columns, figsize=(columns * 1.4, len(rows) * 1.45), squeeze=False)
+    for r, (row_name, images) in enumerate(rows):
+        for c in range(columns):
+            axis = axes[r][c]
+            if c < len(images):
+                name, image = images[c]
+                _show(axis, image, f"{row_name}: {name}" if c == 0 else name)
+            else:
+                axis.axis("off")
+    if title:
+        figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

@@ -1,0 +1,53 @@
+"""Shared fixtures: a small synthetic CIFAR-10 written to disk as a real ImageFolder tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.io import write_png
+
+from autoshield.data import CLASSES, Cifar10, load_cifar10
+
+
+def synthetic_images(per_class: int, *, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Learnable 32x32 images: each label has its own colour and stripe frequency, plus noise."""
+    generator = torch.Generator().manual_seed(seed)
+    images, labels = [], []
+    coords = torch.arange(32).float()
+    for label in range(len(CLASSES)):
+        colour = torch.tensor([(label * 37) % 256, (label * 91 + 60) % 256, (label * 53 + 120) % 256]).float()
+        stripes = torch.sin(coords * (label + 1) * 0.35)[None, :, None] * 60
+        for _ in range(per_class):
+            noise = torch.randn(3, 32, 32, generator=generator) * 25
+            image = colour[:, None, None] * 0.7 + stripes + noise + 40
+            images.append(image.clamp(0, 255).to(torch.uint8))
+            labels.append(label)
+    return torch.stack(images), torch.tensor(labels)
+
+
+def write_image_folder(root: Path, *, train_per_class: int = 30, test_per_class: int = 10, seed: int = 0) -> Path:
+    for split, per_class, split_seed in (("train", train_per_class, seed), ("test", test_per_class, seed + 1)):
+        images, labels = synthetic_images(per_class, seed=split_seed)
+        for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+            folder = root / split / CLASSES[int(label)]
+            folder.mkdir(parents=True, exist_ok=True)
+            write_png(image, str(folder / f"{i:04d}.png"))
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never read or write the user's ~/.cache from tests."""
+    monkeypatch.setenv("AUTOSHIELD_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_image_folder(tmp_path_factory.mktemp("cifar"))
+
+
+@pytest.fixture
+def data(data_root: Path) -> Cifar10:
+    return load_cifar10(data_root)

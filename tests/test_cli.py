@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from autoshield.cli import main
+
+
+def run(*args: str) -> int:
+    return main(list(args))
+
+
+def test_help_runs_as_console_script():
+    out = subprocess.run([sys.executable, "-m", "autoshield.cli", "--help"], capture_output=True, text=True, check=True)
+    for command in ("data", "ops", "train"):
+        assert command in out.stdout
+
+
+def test_data_and_ops_sheet(data_root, tmp_path, capsys):
+    assert run("data", "--data-root", str(data_root)) == 0
+    assert "300" in capsys.readouterr().out
+    sheet = tmp_path / "ops.png"
+    assert run("ops", "--sheet", str(sheet), "--data-root", str(data_root)) == 0
+    assert "58 distinct" in capsys.readouterr().out
+    with Image.open(sheet) as image:
+        assert image.format == "PNG" and image.width > 600 and image.height > 400
+
+
+def test_train_smoke(data_root, capsys):
+    assert run("train", "--profile", "smoke", "--policy", "cat=Rotate:5", "--data-root", str(data_root)) == 0
+    out = capsys.readouterr().out
+    assert "Rotate:5" in out and "overall" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("train", "--profile", "huge"), "unknown profile 'huge'"),
+        (("train", "--profile", "smoke", "--policy", "cat=Blur:3"), "unknown operation 'Blur'"),
+        (("train", "--profile", "smoke", "--set", "widht=3"), "unknown profile key 'widht'"),
+        (("train", "--profile", "smoke", "--policy", "missing.json"), "does not exist"),
+        (("data", "--data-root", "/nonexistent/cifar"), "does not exist"),
+        (("ops", "--space", "nope"), "search space 'nope' not found"),
+    ],
+)
+def test_bad_input_is_one_line(args, message, data_root, capsys):
+    extra = ("--data-root", str(data_root)) if args[0] == "train" else ()
+    assert run(*args, *extra) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err

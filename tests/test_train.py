@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import torch
+
+from autoshield.config import TrainConfig
+from autoshield.data import stratified_subset
+from autoshield.models import ResNet18, build_model, count_parameters
+from autoshield.policy import Policy
+from autoshield.train import crop_flip, train_classifier
+
+CPU = torch.device("cpu")
+
+
+def test_resnet18_parameter_count_and_norms():
+    assert count_parameters(ResNet18(width=64)) == 11_173_962
+    group = ResNet18(width=8, norm="group")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in group.modules())
+    assert group(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert not any(getattr(m, "inplace", False) for m in group.modules())
+
+
+def test_same_seed_same_weights():
+    a, b = build_model(width=8, seed=3), build_model(width=8, seed=3)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    c = build_model(width=8, seed=4)
+    assert not torch.equal(next(a.parameters()), next(c.parameters()))
+
+
+def test_crop_flip_keeps_shape_and_content_per_image():
+    images = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    out = crop_flip(images, generator=torch.Generator().manual_seed(0), padding=0)
+    for i in range(2):
+        assert torch.equal(out[i], images[i]) or torch.equal(out[i], images[i].flip(-1))
+
+
+def _train(data, seed: int, epochs: int = 3):
+    config = TrainConfig(epochs=epochs, batch_size=50, lr=0.05, eval_batch_size=100)
+    return train_classifier(
+        train=data.train,
+        test=data.test,
+        policy=Policy.identity(),
+        width=8,
+        norm="batch",
+        config=config,
+        seed=seed,
+        device=CPU,
+    )
+
+
+def test_training_lowers_loss_learns_and_is_bit_identical(data):
+    first, second = _train(data, seed=0), _train(data, seed=0)
+    assert first.epoch_losses[-1] < first.epoch_losses[0]
+    assert first.epoch_losses == second.epoch_losses
+    assert all(
+        torch.equal(p, q)
+        for p, q in zip(first.model.state_dict().values(), second.model.state_dict().values(), strict=True)
+    )
+    assert first.accuracy == second.accuracy
+    assert first.accuracy.overall > 0.3  # 10 synthetic classes: chance is 0.1
+    assert len(first.accuracy.per_label) == 10
+
+
+def test_policy_changes_training_data(data):
+    train = stratified_subset(data.train, per_class=5, seed=0)
+    config = TrainConfig(epochs=1, batch_size=25, eval_batch_size=100)
+    kwargs = dict(train=train, test=data.test, width=8, norm="batch", config=config, seed=0, device=CPU)
+    plain = train_classifier(policy=Policy.identity(), **kwargs)
+    inverted = train_classifier(policy=Policy.parse("Invert"), **kwargs)
+    assert plain.epoch_losses != inverted.epoch_losses
