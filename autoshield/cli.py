@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -18,7 +19,11 @@ from autoshield.config import PRESETS, Profile, load_profile
 from autoshield.data import CLASSES, Cifar10, default_data_root, load_cifar10, stratified_subset
 from autoshield.errors import AutoshieldError
 from autoshield.ops import MAX_MAGNITUDE, OPS, op_value
-from autoshield.policy import load_search_space, policy_from_argument
+from autoshield.policy import Policy, load_search_space, policy_from_argument
+
+if TYPE_CHECKING:
+    from autoshield.evaluate import AttackResult
+    from autoshield.metrics import Estimate
 
 console = Console()
 
@@ -141,6 +146,99 @@ def cmd_train(args: argparse.Namespace) -> None:
     console.print(table)
 
 
+def _interval(estimate: Estimate) -> str:
+    """A proportion as 'mean [low–high]' in percent."""
+    return f"{_percent(estimate.mean)} [{_percent(estimate.low)}–{_percent(estimate.high)}]"
+
+
+def _privacy_table(title: str, result: AttackResult, policy: Policy) -> Table:
+    table = Table(title=title)
+    for column in (
+        "label",
+        "cell",
+        "attack acc %",
+        "PSNR orig dB",
+        "PSNR x' dB",
+        "SSIM orig",
+        "recognis. %",
+        "label rec %",
+    ):
+        table.add_column(column, justify="left" if column in ("label", "cell") else "right")
+    rows = [(name, str(cell), stats) for name, cell, stats in zip(CLASSES, policy.cells, result.per_label, strict=True)]
+    for name, cell, stats in [*rows, ("overall", "", result.overall)]:
+        table.add_row(
+            name,
+            cell,
+            _interval(stats.attack_accuracy),
+            f"{stats.psnr_original.mean:.1f}",
+            f"{stats.psnr_transformed.mean:.1f}",
+            f"{stats.ssim_original.mean:.3f}",
+            _percent(stats.recognisability.mean),
+            _percent(stats.label_recovery.mean),
+            style="bold" if name == "overall" else None,
+        )
+    return table
+
+
+def cmd_attack(args: argparse.Namespace) -> None:
+    from autoshield.cache import AttackCache
+    from autoshield.data import cache_dir
+    from autoshield.evaluate import attack_policy, victims
+    from autoshield.metrics import reference_classifier
+    from autoshield.runtime import resolve_device
+    from autoshield.sheets import reconstruction_sheet
+    from autoshield.train import train_classifier
+
+    overrides = list(args.overrides)
+    if args.images_per_label is not None:
+        overrides.append(f"images_per_label={args.images_per_label}")
+    if args.target is not None:
+        overrides.append(f"attack.target={args.target!r}")
+    args.overrides = overrides
+    profile = _profile(args)
+    policy = policy_from_argument(args.policy)
+    data = _data(args)
+    device = resolve_device(profile.device)
+    reference = reference_classifier(data, profile, device=device, progress=True)
+    console.print(f"reference classifier: {_percent(reference.accuracy.overall)} % clean test accuracy")
+    model = None
+    if profile.attack.target == "trained":
+        train = stratified_subset(data.train, per_class=profile.train_per_class, seed=profile.seed)
+        test = stratified_subset(data.test, per_class=profile.test_per_class, seed=profile.seed)
+        model = train_classifier(
+            train=train,
+            test=test,
+            policy=policy,
+            width=profile.width,
+            norm=profile.norm,
+            config=profile.train,
+            seed=profile.seed,
+            device=device,
+            progress=True,
+        ).model
+    cache = None if args.no_cache else AttackCache(cache_dir() / "attacks")
+    result = attack_policy(
+        policy=policy,
+        victims=victims(data, profile),
+        profile=profile,
+        reference=reference.model,
+        device=device,
+        model=model,
+        cache=cache,
+        progress=True,
+    )
+    n = len(result.labels)
+    title = (
+        f"gradient inversion of {n} images ({profile.attack.iterations} iterations, target {profile.attack.target}); "
+        f"{result.cached} from cache, {result.seconds:.0f} s attacking"
+    )
+    console.print(_privacy_table(title, result, policy))
+    if result.overall.failed:
+        console.print(f"[red]{result.overall.failed} reconstructions turned non-finite and are excluded above")
+    sheet = reconstruction_sheet(result, args.sheet, title=f"policy {policy}")
+    console.print(f"wrote {sheet}: per label original | transformed | reconstruction")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autoshield",
@@ -162,13 +260,26 @@ def build_parser() -> argparse.ArgumentParser:
     ops.set_defaults(func=cmd_ops)
 
     train = commands.add_parser("train", help="train ResNet-18 on policy-transformed data, print per-label accuracy")
-    train.add_argument(
-        "--policy",
-        default="identity",
-        help="'airplane=Rotate:5,cat=Equalize' (unlisted labels: Identity), one cell for all, or a policy .json",
-    )
+    policy_help = "'airplane=Rotate:5,cat=Equalize' (unlisted labels: Identity), one cell for all, or a policy .json"
+    train.add_argument("--policy", default="identity", help=policy_help)
     _add_profile_args(train)
     train.set_defaults(func=cmd_train)
+
+    attack = commands.add_parser(
+        "attack", help="invert gradients of policy-transformed images, print per-label privacy metrics, draw a sheet"
+    )
+    attack.add_argument("--policy", default="identity", help=policy_help)
+    attack.add_argument("--images-per-label", type=int, default=None, help="victims per label (profile default)")
+    attack.add_argument(
+        "--target",
+        choices=("init", "trained"),
+        default=None,
+        help="attacked weights: the seeded untrained network (init, default) or the policy-trained one",
+    )
+    attack.add_argument("--sheet", type=Path, default=Path("studies/attack.png"), help="PNG sheet path")
+    attack.add_argument("--no-cache", action="store_true", help="recompute every attack instead of reusing results")
+    _add_profile_args(attack)
+    attack.set_defaults(func=cmd_attack)
     return parser
 
 

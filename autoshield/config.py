@@ -89,7 +89,7 @@ class Profile:
     norm: Literal["batch", "group"] = "batch"
     train_per_class: int | None = 500
     test_per_class: int | None = 200
-    images_per_label: int = 2
+    images_per_label: int = 1
     device: str = "auto"
     train: TrainConfig = field(default_factory=TrainConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
@@ -124,7 +124,7 @@ PRESETS: dict[str, Profile] = {
         train=TrainConfig(epochs=1, batch_size=32, eval_batch_size=100),
         attack=AttackConfig(iterations=20, batch_size=10),
         reference_width=8,
-        reference=TrainConfig(epochs=1, batch_size=32, eval_batch_size=100),
+        reference=TrainConfig(epochs=10, batch_size=32, lr=0.05, eval_batch_size=100),
     ),
     "quick": Profile(name="quick"),
     "paper": Profile(

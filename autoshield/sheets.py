@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -12,8 +13,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
+from autoshield.data import CLASSES
+from autoshield.metrics import psnr
 from autoshield.ops import apply_op
 from autoshield.policy import Cell
+
+if TYPE_CHECKING:
+    from autoshield.evaluate import AttackResult
 
 
 def _show(axis: plt.Axes, image: torch.Tensor, title: str) -> None:
@@ -63,3 +69,25 @@ def image_grid_sheet(
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def reconstruction_sheet(result: AttackResult, path: Path, *, title: str | None = None) -> Path:
+    """First victim of each label: original | transformed | reconstruction, with its PSNR."""
+    rows = []
+    for label, name in enumerate(CLASSES):
+        members = torch.nonzero(result.labels == label).flatten()
+        if len(members) == 0:
+            continue
+        i = int(members[0])
+        value = psnr(result.reconstructions[i : i + 1], result.originals[i : i + 1].float() / 255)[0]
+        rows.append(
+            (
+                name,
+                [
+                    ("original", result.originals[i]),
+                    ("transformed", result.transformed[i]),
+                    (f"recon {float(value):.1f} dB", result.reconstructions[i]),
+                ],
+            )
+        )
+    return image_grid_sheet(rows, path, title=title)

@@ -11,7 +11,7 @@ from torchvision.io import write_png
 from autoshield.data import CLASSES, Cifar10, load_cifar10
 
 
-def synthetic_images(per_class: int, *, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def synthetic_images(per_class: int, *, seed: int, noise: float = 25.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Learnable 32x32 images: each label has its own colour and stripe frequency, plus noise."""
     generator = torch.Generator().manual_seed(seed)
     images, labels = [], []
@@ -20,8 +20,8 @@ def synthetic_images(per_class: int, *, seed: int) -> tuple[torch.Tensor, torch.
         colour = torch.tensor([(label * 37) % 256, (label * 91 + 60) % 256, (label * 53 + 120) % 256]).float()
         stripes = torch.sin(coords * (label + 1) * 0.35)[None, :, None] * 60
         for _ in range(per_class):
-            noise = torch.randn(3, 32, 32, generator=generator) * 25
-            image = colour[:, None, None] * 0.7 + stripes + noise + 40
+            jitter = torch.randn(3, 32, 32, generator=generator) * noise
+            image = colour[:, None, None] * 0.7 + stripes + jitter + 40
             images.append(image.clamp(0, 255).to(torch.uint8))
             labels.append(label)
     return torch.stack(images), torch.tensor(labels)

@@ -15,7 +15,7 @@ def run(*args: str) -> int:
 
 def test_help_runs_as_console_script():
     out = subprocess.run([sys.executable, "-m", "autoshield.cli", "--help"], capture_output=True, text=True, check=True)
-    for command in ("data", "ops", "train"):
+    for command in ("data", "ops", "train", "attack"):
         assert command in out.stdout
 
 
@@ -51,3 +51,25 @@ def test_bad_input_is_one_line(args, message, data_root, capsys):
     assert run(*args, *extra) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_attack_command_writes_sheet(data_root, tmp_path, capsys):
+    sheet = tmp_path / "sheet.png"
+    args = (
+        "attack",
+        "--profile",
+        "smoke",
+        "--policy",
+        "cat=Invert",
+        "--sheet",
+        str(sheet),
+        "--data-root",
+        str(data_root),
+    )
+    assert run(*args) == 0
+    out = capsys.readouterr().out
+    assert "reference classifier" in out and "Invert" in out and "overall" in out
+    with Image.open(sheet) as image:
+        assert image.format == "PNG" and image.height > 500
+    assert run(*args) == 0
+    assert "10 from cache" in capsys.readouterr().out

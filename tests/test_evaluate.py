@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import torch
+
+from autoshield.cache import AttackCache
+from autoshield.config import load_profile
+from autoshield.evaluate import attack_policy, victims
+from autoshield.metrics import mean_interval, proportion, reference_classifier
+from autoshield.policy import Policy
+
+CPU = torch.device("cpu")
+
+
+def test_intervals():
+    estimate = proportion(torch.tensor([True, True, False, True]))
+    assert estimate.mean == 0.75 and 0.2 < estimate.low < 0.75 < estimate.high <= 1
+    spread = mean_interval(torch.tensor([10.0, 12.0, 14.0]))
+    assert spread.mean == 12.0 and spread.low < 12 < spread.high
+    assert proportion(torch.tensor([], dtype=torch.bool)).n == 0
+
+
+def test_reference_classifier_is_trained_once_and_cached(data):
+    profile = load_profile("smoke")
+    first = reference_classifier(data, profile, device=CPU)
+    second = reference_classifier(data, profile, device=CPU)
+    assert first.trained_now and not second.trained_now
+    assert first.accuracy == second.accuracy
+    assert first.accuracy.overall > 0.5  # synthetic labels are easy; chance is 0.1
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_attack_policy_end_to_end_with_cache(data, tmp_path):
+    profile = load_profile("smoke", overrides=("attack.iterations=100",))
+    reference = reference_classifier(data, profile, device=CPU).model
+    cache = AttackCache(tmp_path / "attacks")
+    kwargs = dict(victims=victims(data, profile), profile=profile, reference=reference, device=CPU, cache=cache)
+    plain = attack_policy(policy=Policy.identity(), **kwargs)
+    assert plain.cached == 0 and plain.seconds > 0 and len(plain.per_label) == 10
+    assert plain.overall.failed == 0 and plain.overall.attack_accuracy.n == 10
+    assert plain.overall.label_recovery.mean == 1.0
+    assert plain.overall.recognisability.mean > 0.5  # the reference classifier knows clean images
+    assert plain.overall.psnr_original == plain.overall.psnr_transformed  # Identity: x' = x
+    again = attack_policy(policy=Policy.identity(), **kwargs)
+    assert again.cached == 10 and again.seconds == 0 and again.overall == plain.overall
+    defended = attack_policy(policy=Policy.parse("Invert"), **kwargs)
+    assert defended.cached == 0
+    assert defended.overall.psnr_original.mean < defended.overall.psnr_transformed.mean - 2
