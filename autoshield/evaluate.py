@@ -8,12 +8,13 @@ inverts it and the reference classifier judges the reconstruction.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from autoshield.attack import GradientInversion, leak_gradients, recover_labels
+from autoshield.attack import GradientInversion, Gradients, leak_gradients, recover_labels
 from autoshield.cache import AttackCache, attack_key, model_digest
 from autoshield.config import Profile
 from autoshield.data import CLASSES, Cifar10, Split, denormalize, normalize, stratified_subset
@@ -21,7 +22,9 @@ from autoshield.errors import AutoshieldError
 from autoshield.metrics import Estimate, mean_interval, proportion, psnr, ssim
 from autoshield.models import build_model
 from autoshield.policy import Policy
-from autoshield.train import predict, transform_split
+from autoshield.train import TrainResult, predict, train_classifier, transform_split
+
+Observe = Callable[[nn.Module, torch.Tensor, torch.Tensor], Gradients]  # (model, images, labels) -> gradients
 
 
 @dataclass(frozen=True)
@@ -68,9 +71,7 @@ def _stats(
         ssim_original=mean_interval(ssims[0][ok]),
         ssim_transformed=mean_interval(ssims[1][ok]),
         recognisability=proportion(recognisable),
-        label_recovery=proportion(recovered[recovered >= 0] == 1)
-        if (recovered >= 0).any()
-        else proportion(recovered[:0]),
+        label_recovery=proportion(recovered[recovered >= 0] == 1),  # -1: not recoverable (leak batch > 1)
         failed=int((~ok).sum()),
     )
 
@@ -84,9 +85,14 @@ def attack_policy(
     device: torch.device,
     model: nn.Module | None = None,
     cache: AttackCache | None = None,
+    observe: Observe | None = None,
     progress: bool = False,
 ) -> AttackResult:
-    """Attack `policy(victims)` through `model` (default: the seeded untrained network, `init`)."""
+    """Attack `policy(victims)` through `model` (default: the seeded untrained network, `init`).
+
+    `observe` replaces what the server sees (default: the exact gradients, `leak_gradients`);
+    its results are never cached, since the cache key cannot see inside it.
+    """
     config = profile.attack
     leak = config.leak_batch
     if len(victims) == 0:
@@ -105,13 +111,18 @@ def attack_policy(
         + ("" if leak == 1 else f"-{transformed.labels[g].tolist()}")
         for g in groups
     ]
+    if observe is not None:
+        cache = None
     found = {k: v for k in keys if cache is not None and (v := cache.get(k)) is not None}
     missing = [p for p, k in enumerate(keys) if k not in found]
     seconds = 0.0
     if missing:
         index = torch.cat([torch.arange(groups[p].start, groups[p].stop) for p in missing])
         images, labels = normalize(transformed.images[index]).to(device), transformed.labels[index].to(device)
-        gradients = leak_gradients(model, images, labels, leak_batch=leak)
+        if observe is None:
+            gradients = leak_gradients(model, images, labels, leak_batch=leak)
+        else:
+            gradients = observe(model, images, labels)
         recovered = recover_labels(model, gradients).cpu() if leak == 1 else torch.full((len(missing),), -1)
         result = GradientInversion(config).reconstruct(
             model, gradients, labels, seeds=[int(keys[p][:12], 16) for p in missing], progress=progress
@@ -161,4 +172,163 @@ def attack_policy(
         labels=labels,
         seconds=seconds,
         cached=problems - len(missing),
+    )
+
+
+def profile_splits(data: Cifar10, profile: Profile) -> tuple[Split, Split]:
+    """The profile's seeded training and test subsets (utility is measured on these)."""
+    return (
+        stratified_subset(data.train, per_class=profile.train_per_class, seed=profile.seed),
+        stratified_subset(data.test, per_class=profile.test_per_class, seed=profile.seed),
+    )
+
+
+def train_policy(
+    *, policy: Policy, data: Cifar10, profile: Profile, device: torch.device, progress: bool = False
+) -> TrainResult:
+    """The profile's ResNet-18 trained on `policy` applied to the profile's training subset."""
+    train, test = profile_splits(data, profile)
+    return train_classifier(
+        train=train,
+        test=test,
+        policy=policy,
+        width=profile.width,
+        norm=profile.norm,
+        config=profile.train,
+        seed=profile.seed,
+        device=device,
+        progress=progress,
+    )
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Both objectives of one policy, with everything needed to explain them."""
+
+    policy: Policy
+    utility: str  # "trained": clean test accuracy; "recognizability": reference accuracy on x'
+    model_accuracy: float
+    model_accuracy_per_label: tuple[float, ...]
+    attack: AttackResult
+    train_seconds: float
+    attack_seconds: float
+
+    @property
+    def attack_accuracy(self) -> float:
+        return self.attack.overall.attack_accuracy.mean
+
+
+def evaluate_policy(
+    *,
+    policy: Policy,
+    data: Cifar10,
+    profile: Profile,
+    reference: nn.Module,
+    device: torch.device,
+    utility: str = "trained",
+    cache: AttackCache | None = None,
+    progress: bool = False,
+) -> Evaluation:
+    """Train on `policy(train)` (unless utility is recognisability) and attack `policy(victims)`."""
+    if utility not in ("trained", "recognizability"):
+        raise AutoshieldError(f"unknown utility {utility!r} (trained, recognizability)")
+    model, train_seconds, accuracy = None, 0.0, None
+    if utility == "trained":
+        result = train_policy(policy=policy, data=data, profile=profile, device=device, progress=progress)
+        train_seconds = result.seconds + result.policy_seconds
+        accuracy = (result.accuracy.overall, result.accuracy.per_label)
+        model = result.model if profile.attack.target == "trained" else None
+    attacked = attack_policy(
+        policy=policy,
+        victims=victims(data, profile),
+        profile=profile,
+        reference=reference,
+        device=device,
+        model=model,
+        cache=cache,
+        progress=progress,
+    )
+    if accuracy is None:
+        accuracy = (attacked.overall.recognisability.mean, tuple(s.recognisability.mean for s in attacked.per_label))
+    return Evaluation(policy, utility, accuracy[0], accuracy[1], attacked, train_seconds, attacked.seconds)
+
+
+@dataclass(frozen=True)
+class DPEvaluation:
+    """DP-SGD at one σ: utility, ε, and the attack in both threat settings (DESIGN §4)."""
+
+    sigma: float
+    max_grad_norm: float
+    delta: float
+    epsilon: float
+    epsilon_prv: float | None
+    epochs: int
+    model_accuracy: float
+    model_accuracy_per_label: tuple[float, ...]
+    noised: AttackResult  # clipped gradient + N(0, σ²C²) noise: the real DP threat
+    weights: AttackResult  # noiseless gradients of the DP-trained weights: the poster's protocol
+    train_seconds: float
+    attack_seconds: float
+
+
+def evaluate_dpsgd(
+    *,
+    sigma: float,
+    max_grad_norm: float,
+    data: Cifar10,
+    profile: Profile,
+    reference: nn.Module,
+    device: torch.device,
+    progress: bool = False,
+) -> DPEvaluation:
+    """Train with DP-SGD at `sigma` and attack it with the same attacker, victims and metrics as a policy.
+
+    The `noised` setting attacks the weights a policy evaluation attacks (profile.attack.target:
+    the seeded fresh network, GroupNorm, or the DP-trained one); `weights` attacks the DP-trained
+    network without noise.
+    """
+    from autoshield.dpsgd import DPConfig, noised_gradients, train_dp
+
+    if profile.attack.leak_batch != 1:
+        raise AutoshieldError("DP-SGD attacks use single-image gradients (attack.leak_batch = 1)")
+    dp = DPConfig(sigma=sigma, max_grad_norm=max_grad_norm)
+    train, test = profile_splits(data, profile)
+    trained = train_dp(
+        train=train,
+        test=test,
+        width=profile.width,
+        config=profile.train,
+        dp=dp,
+        seed=profile.seed,
+        device=device,
+        progress=progress,
+    )
+    generator = torch.Generator().manual_seed(profile.seed)
+    target = (
+        trained.model
+        if profile.attack.target == "trained"
+        else build_model(width=profile.width, norm="group", seed=profile.seed)
+    )
+    common = dict(policy=Policy.identity(), victims=victims(data, profile), profile=profile, reference=reference)
+    noised = attack_policy(
+        **common,
+        device=device,
+        model=target,
+        observe=lambda model, images, labels: noised_gradients(model, images, labels, dp=dp, generator=generator),
+        progress=progress,
+    )
+    weights = attack_policy(**common, device=device, model=trained.model, progress=progress)
+    return DPEvaluation(
+        sigma=sigma,
+        max_grad_norm=max_grad_norm,
+        delta=dp.delta,
+        epsilon=trained.epsilon,
+        epsilon_prv=trained.epsilon_prv,
+        epochs=trained.epochs,
+        model_accuracy=trained.accuracy.overall,
+        model_accuracy_per_label=trained.accuracy.per_label,
+        noised=noised,
+        weights=weights,
+        train_seconds=trained.seconds,
+        attack_seconds=noised.seconds + weights.seconds,
     )

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -51,3 +56,33 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def data(data_root: Path) -> Cifar10:
     return load_cifar10(data_root)
+
+
+@pytest.fixture
+def space(tmp_path: Path) -> Path:
+    """A three-cell search space: Identity, Rotate:9, Invert."""
+    path = tmp_path / "three.toml"
+    path.write_text('name = "three"\nops = ["Identity", "Rotate", "Invert"]\nmagnitudes = [9]\n')
+    return path
+
+
+@pytest.fixture
+def fast_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stale trials are detected after 3 s instead of 30 s."""
+    from autoshield import study
+
+    monkeypatch.setattr(study, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(study, "GRACE_SECONDS", 3)
+
+
+def kill_when(command: list[str], ready: Callable[[], bool], timeout: float = 300) -> None:
+    """Start `command`, SIGKILL it as soon as `ready()` is true (it must still be running then)."""
+    process = subprocess.Popen(command, env=os.environ.copy(), stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None and not ready():
+        time.sleep(0.3)
+    alive = process.poll() is None
+    if alive:
+        os.kill(process.pid, signal.SIGKILL)
+    _, err = process.communicate()
+    assert alive, f"the worker ended before it could be killed: {err[-500:]}"

@@ -19,7 +19,8 @@ def test_intervals():
     assert proportion(torch.tensor([], dtype=torch.bool)).n == 0
 
 
-def test_reference_classifier_is_trained_once_and_cached(data):
+def test_reference_classifier_is_trained_once_and_cached(data, tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOSHIELD_CACHE", str(tmp_path))  # other tests may have trained it already
     profile = load_profile("smoke")
     first = reference_classifier(data, profile, device=CPU)
     second = reference_classifier(data, profile, device=CPU)

@@ -1,0 +1,95 @@
+"""Hostile input: one clear line, a non-zero exit, never a traceback, and existing studies intact."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import optuna
+import pytest
+
+from autoshield.cli import main
+from autoshield.data import CLASSES
+from autoshield.study import open_storage
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, data_root):
+    """A storage with a finished grid, plus broken files next to it."""
+    folder = tmp_path_factory.mktemp("hostile")
+    space = folder / "three.toml"
+    space.write_text('name = "three"\nops = ["Identity", "Rotate", "Invert"]\nmagnitudes = [9]\n')
+    db = folder / "s.db"
+    common = ["--profile", "smoke", "--storage", f"sqlite:///{db}", "--data-root", str(data_root)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AUTOSHIELD_CACHE", str(folder / "cache"))
+        assert main(["grid", "--space", str(space), "--utility", "recognizability", *common]) == 0
+    (folder / "bad.json").write_text('{"cat": "Rotate:5",')
+    (folder / "bad.toml").write_text("width = [")
+    (folder / "bad_space.toml").write_text('ops = ["Rotate", "Warp"]\nmagnitudes = [3]\n')
+    (folder / "corrupt.db").write_bytes(b"garbage" * 500)
+    with sqlite3.connect(folder / "foreign.db") as connection:
+        connection.execute("create table invoices (id integer)")
+    other = optuna.create_study(
+        storage=open_storage(f"sqlite:///{folder / 'other.db'}", heartbeat=False),
+        study_name="autoshield-search",
+        directions=["minimize", "minimize"],
+    )
+    other.add_trial(optuna.trial.create_trial(values=[1.0, 1.0]))
+    broken = folder / "broken_data"
+    shutil.copytree(data_root, broken)
+    (broken / "train" / CLASSES[3] / "0000.png").write_bytes(b"\x89PNG not really")
+    return folder
+
+
+def _count(db: Path, name: str) -> int:
+    return len(optuna.load_study(study_name=name, storage=open_storage(f"sqlite:///{db}", heartbeat=False)).trials)
+
+
+CASES = {
+    "policy without magnitude": (["attack", "--policy", "cat=Rotate"], "needs a magnitude"),
+    "policy with bad separator": (["attack", "--policy", "cat:Rotate:5"], "is not an integer"),
+    "malformed policy JSON": (["attack", "--policy", "{F}/bad.json"], "policy JSON is malformed"),
+    "unknown op": (["train", "--policy", "cat=Warp:3"], "unknown operation 'Warp'"),
+    "unknown label": (["train", "--policy", "zebra=Rotate:3"], "unknown label 'zebra'"),
+    "magnitude out of range": (["train", "--policy", "cat=Rotate:42"], "from 0 to 10, got 42"),
+    "negative trials": (["search", "--trials", "-3"], "--trials must be >= 1"),
+    "non-numeric trials": (["search", "--trials", "many"], "invalid int value: 'many'"),
+    "unknown profile key": (["search", "--set", "depth=3"], "unknown profile key 'depth'"),
+    "unknown profile": (["grid", "--profile", "gigantic"], "unknown profile 'gigantic'"),
+    "corrupt profile file": (["grid", "--config", "{F}/bad.toml"], "not valid TOML"),
+    "missing data": (["grid", "--data-root", "{F}/nowhere"], "does not exist"),
+    "corrupt image": (["data", "--data-root", "{F}/broken_data"], "cannot decode image"),
+    "corrupt SQLite": (["grid", "--storage", "sqlite:///{F}/corrupt.db"], "not a usable SQLite database"),
+    "foreign SQLite": (["search", "--storage", "sqlite:///{F}/foreign.db"], "another program"),
+    "unreachable database": (["grid", "--storage", "postgresql+psycopg://u:pw@127.0.0.1:9/x"], "cannot open storage"),
+    "other directions": (["search", "--storage", "sqlite:///{F}/other.db"], "exists with directions"),
+    "unknown op in space": (["grid", "--space", "{F}/bad_space.toml"], "unknown operation 'Warp'"),
+    "bad sigma": (["baseline", "--sigma", "-0.5"], "--sigma must be in"),
+    "bad sampler": (["search", "--sampler", "annealing"], "unknown sampler 'annealing'"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_hostile_input(case, world, data_root, capsys):
+    args, message = CASES[case]
+    args = [a.replace("{F}", str(world)) for a in args]
+    defaults = {"--profile": "smoke", "--storage": f"sqlite:///{world / 's.db'}", "--data-root": str(data_root)}
+    if args[0] in ("data",):
+        defaults = {k: v for k, v in defaults.items() if k == "--data-root"}
+    if args[0] in ("train", "attack"):
+        defaults.pop("--storage")
+    if args[0] in ("grid", "search"):
+        defaults["--space"] = str(world / "three.toml")
+    extra = [item for key, value in defaults.items() if key not in args for item in (key, value)]
+    before = _count(world / "s.db", "autoshield-grid")
+    code = main([*args, *extra])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert message in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err and "pw" not in err
+    assert _count(world / "s.db", "autoshield-grid") == before
+    assert _count(world / "other.db", "autoshield-search") == 1
+    with sqlite3.connect(world / "foreign.db") as connection:
+        assert [r[0] for r in connection.execute("select name from sqlite_master")] == ["invoices"]

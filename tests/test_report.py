@@ -1,0 +1,139 @@
+"""Reports, DP-SGD baselines through the CLI, exported policies."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from PIL import Image
+
+from autoshield import load_policy
+from autoshield.cli import main
+from autoshield.ops import random_signs
+from autoshield.policy import Policy
+from autoshield.report import dominates, hypervolume
+from autoshield.study import open_storage
+
+
+def _common(db: Path, data_root: Path) -> list[str]:
+    return ["--profile", "smoke", "--storage", f"sqlite:///{db}", "--data-root", str(data_root)]
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory, data_root) -> Path:
+    """A grid, DP-SGD baselines and a short search, all at smoke scale, in one SQLite file."""
+    folder = tmp_path_factory.mktemp("report")
+    space = folder / "three.toml"
+    space.write_text('name = "three"\nops = ["Identity", "Rotate", "Invert"]\nmagnitudes = [9]\n')
+    db = folder / "s.db"
+    common = _common(db, data_root)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AUTOSHIELD_CACHE", str(folder / "cache"))
+        assert main(["grid", "--space", str(space), "--utility", "recognizability", *common]) == 0
+        assert main(["baseline", "--sigma", "0.5", "1.0", *common]) == 0
+        assert main(["search", "--space", str(space), "--trials", "5", "--utility", "recognizability", *common]) == 0
+    return db
+
+
+def _trials(db: Path, name: str):
+    study = optuna.load_study(study_name=name, storage=open_storage(f"sqlite:///{db}", heartbeat=False))
+    return study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+
+
+def test_baseline_records_epsilon_and_both_settings_and_resumes(studies, data_root, capsys):
+    trials = _trials(studies, "autoshield-dpsgd")
+    assert sorted(t.params["sigma"] for t in trials) == [0.5, 1.0]
+    for trial in trials:
+        attrs = trial.user_attrs
+        assert attrs["epsilon"] > 0 and attrs["delta"] == 1e-5 and attrs["max_grad_norm"] == 1.0
+        assert 0 <= attrs["attack_accuracy"] <= 1 and 0 <= attrs["weights_attack_accuracy"] <= 1
+    low, high = sorted(trials, key=lambda t: t.params["sigma"])
+    assert low.user_attrs["epsilon"] > high.user_attrs["epsilon"]  # more noise, more privacy
+    assert main(["baseline", "--sigma", "1.0", "0.1", *_common(studies, data_root)]) == 0
+    out = capsys.readouterr().out
+    assert sorted(t.params["sigma"] for t in _trials(studies, "autoshield-dpsgd")) == [0.1, 0.5, 1.0]
+    assert "no meaningful privacy guarantee" in out  # σ = 0.1
+
+
+@pytest.mark.parametrize("sigma", ["0", "-1", "nan", "inf"])
+def test_baseline_rejects_bad_sigma(tmp_path, data_root, sigma, capsys):
+    assert main(["baseline", "--sigma", sigma, *_common(tmp_path / "x.db", data_root)]) == 2
+    assert "--sigma must be in" in capsys.readouterr().err
+
+
+def test_report_writes_every_file(studies, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["report", "--storage", f"sqlite:///{studies}", "--out", str(out)]) == 0
+    for name in ("pareto.png", "hypervolume.png", "reconstructions.png"):
+        with Image.open(out / name) as image:
+            assert image.format == "PNG" and image.width >= 500 and image.height >= 300
+    text = (out / "report.md").read_text()
+    assert "Pareto front" in text and "hypervolume" in text and "DP-SGD baselines" in text
+    rows = (out / "per_label.csv").read_text().splitlines()
+    assert len(rows) == 11 and "grid cell" in rows[0] and "beats DP on both" in rows[0]
+    assert "DP-SGD σ = 0.5" in (out / "dominance.md").read_text()
+
+
+def test_hypervolume_matches_brute_force():
+    rng = random.Random(0)
+    for _ in range(30):
+        points = [(rng.random(), rng.random()) for _ in range(rng.randint(1, 8))]
+        xs = sorted({0.0, *(p[0] for p in points)})
+        ys = sorted({1.0, *(p[1] for p in points)})
+        brute = 0.0
+        for (x0, x1), (y0, y1) in itertools.product(itertools.pairwise(xs), itertools.pairwise(ys)):
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2  # cell centre dominated by some point?
+            if any(p[0] >= cx and p[1] <= cy for p in points):
+                brute += (x1 - x0) * (y1 - y0)
+        assert hypervolume(points) == pytest.approx(brute)
+    assert hypervolume([(1.0, 0.0)]) == 1.0 and hypervolume([]) == 0.0
+    assert dominates((0.8, 0.2), (0.7, 0.2)) and not dominates((0.8, 0.3), (0.7, 0.2))
+
+
+def test_export_round_trips_and_applies_identically(studies, tmp_path):
+    path = tmp_path / "policy.json"
+    assert main(["export", "--best-tradeoff", "-o", str(path), "--storage", f"sqlite:///{studies}"]) == 0
+    policy = Policy.from_json(path.read_text())
+    trial_params = json.loads(path.read_text())["policy"]
+    assert Policy.from_mapping(trial_params) == policy
+    assert Policy.from_json(policy.to_json()) == policy
+    transform = load_policy(path)
+    images = torch.randint(0, 256, (10, 3, 32, 32), dtype=torch.uint8)
+    for label in range(10):
+        torch.manual_seed(label)
+        out, _ = transform(images[label], label)
+        torch.manual_seed(label)
+        sign = random_signs(1, generator=torch.default_generator)
+        expected = policy.apply(images[label : label + 1], torch.tensor([label]), signs=sign)[0]
+        assert torch.equal(out, expected)
+
+
+def test_bad_report_and_export_input(studies, tmp_path, capsys):
+    assert main(["report", "--storage", f"sqlite:///{studies}", "--study", "nothing"]) == 2
+    assert "no study named nothing-grid" in capsys.readouterr().err
+    assert main(["export", "--trial", "999", "-o", str(tmp_path / "p.json"), "--storage", f"sqlite:///{studies}"]) == 2
+    assert "has no trial 999" in capsys.readouterr().err
+    storage = open_storage(f"sqlite:///{studies}", heartbeat=False)
+    study = optuna.load_study(study_name="autoshield-search", storage=storage)
+    failed = study.ask()
+    study.tell(failed, state=optuna.trial.TrialState.FAIL)
+    args = [
+        "export",
+        "--trial",
+        str(failed.number),
+        "-o",
+        str(tmp_path / "p.json"),
+        "--storage",
+        f"sqlite:///{studies}",
+    ]
+    assert main(args) == 2
+    assert "did not complete" in capsys.readouterr().err
+    empty = optuna.create_study(study_name="empty-search", storage=storage, directions=["maximize", "minimize"])
+    assert empty.study_name == "empty-search"
+    assert main(["report", "--storage", f"sqlite:///{studies}", "--study", "empty"]) == 2
+    assert "no completed trials" in capsys.readouterr().err

@@ -1,0 +1,173 @@
+"""The study engine against real SQLite files: grid, search, resume, artifacts, dashboard, bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from wsgiref.util import setup_testing_defaults
+
+import optuna
+import pytest
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from autoshield import study as study_module
+from autoshield.cli import main
+from autoshield.study import open_storage
+
+from .conftest import kill_when
+
+
+def _args(kind: str, db: Path, data_root: Path, space: Path, *extra: str) -> list[str]:
+    return [
+        kind,
+        "--profile",
+        "smoke",
+        "--storage",
+        f"sqlite:///{db}",
+        "--space",
+        str(space),
+        "--data-root",
+        str(data_root),
+        *extra,
+    ]
+
+
+def _trials(db: Path, name: str, states=(TrialState.COMPLETE,)) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.load_study(study_name=name, storage=open_storage(f"sqlite:///{db}", heartbeat=False))
+    return study.get_trials(deepcopy=False, states=states)
+
+
+def test_grid_one_trial_per_cell_and_best_table(tmp_path, data_root, space, capsys):
+    db = tmp_path / "s.db"
+    assert main(_args("grid", db, data_root, space)) == 0
+    out = capsys.readouterr().out
+    trials = _trials(db, "autoshield-grid")
+    assert sorted(t.params["cell"] for t in trials) == ["Identity", "Invert", "Rotate:9"]
+    assert "best cell per label" in out and "rule:" in out
+    best = (tmp_path / "autoshield-grid-best.csv").read_text().splitlines()
+    assert best[0].startswith("label,op,magnitude") and len(best) == 11
+    assert (tmp_path / "autoshield-grid-best.md").exists()
+    # rerunning computes nothing new
+    assert main(_args("grid", db, data_root, space)) == 0
+    assert len(_trials(db, "autoshield-grid", states=None)) == 3
+
+
+def test_search_resumes_to_exact_count_after_interrupt(tmp_path, data_root, space, monkeypatch):
+    db = tmp_path / "s.db"
+    real_run = study_module.run
+
+    def interrupt_after_three(job, *, n_jobs=1, on_trial=None):
+        def stop(study):
+            if len(study_module.completed(study)) >= 3:
+                raise KeyboardInterrupt
+
+        real_run(job, n_jobs=n_jobs, on_trial=stop)
+
+    monkeypatch.setattr(study_module, "run", interrupt_after_three)
+    assert main(_args("search", db, data_root, space, "--trials", "6", "--utility", "recognizability")) == 130
+    assert len(_trials(db, "autoshield-search")) == 3
+    monkeypatch.setattr(study_module, "run", real_run)
+    assert main(_args("search", db, data_root, space, "--trials", "6", "--utility", "recognizability")) == 0
+    trials = _trials(db, "autoshield-search")
+    assert len(trials) == 6
+    first = min(trials, key=lambda t: t.number)
+    assert first.number == 0 and set(first.params.values()) == {"Identity"}  # the enqueued Identity policy
+
+
+def test_killed_worker_is_retried_and_count_is_exact(tmp_path, data_root, space, fast_heartbeat):
+    db = tmp_path / "s.db"
+    args = _args("search", db, data_root, space, "--trials", "4", "--utility", "recognizability")
+    kill_when([sys.executable, "-m", "autoshield.cli", *args], lambda: db.exists() and _running_after_complete(db))
+    before = _trials(db, "autoshield-search", states=None)
+    assert any(t.state == TrialState.RUNNING for t in before)
+    completed_before = {t.number for t in before if t.state == TrialState.COMPLETE}
+    time.sleep(3.5)  # past the grace period
+    assert main(args) == 0
+    after = _trials(db, "autoshield-search", states=None)
+    complete = [t for t in after if t.state == TrialState.COMPLETE]
+    assert len(complete) == 4
+    assert completed_before <= {t.number for t in complete}  # nothing completed was lost
+    stale = [t for t in before if t.state == TrialState.RUNNING]
+    failed = [t for t in after if t.state == TrialState.FAIL]
+    assert [t.number for t in failed] == [t.number for t in stale]  # marked failed after the grace period
+    retried = [t for t in complete if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == stale[0].number]
+    # ... and retried with the parameters it had drawn before it died
+    assert len(retried) == 1 and stale[0].params.items() <= retried[0].params.items()
+
+
+def _running_after_complete(db: Path) -> bool:
+    try:
+        trials = _trials(db, "autoshield-search", states=None)
+    except KeyError:
+        return False
+    return any(t.state == TrialState.COMPLETE for t in trials) and any(t.state == TrialState.RUNNING for t in trials)
+
+
+def test_artifact_is_png_and_dashboard_serves_study(tmp_path, data_root, space):
+    db = tmp_path / "s.db"
+    assert main(_args("grid", db, data_root, space, "--utility", "recognizability")) == 0
+    storage = open_storage(f"sqlite:///{db}", heartbeat=False)
+    study = optuna.load_study(study_name="autoshield-grid", storage=storage)
+    trial = study.get_trials(states=(TrialState.COMPLETE,))[0]
+    metas = optuna.artifacts.get_all_artifact_meta(trial, storage=storage)
+    assert len(metas) == 1 and metas[0].mimetype == "image/png"
+    with (tmp_path / "artifacts" / metas[0].artifact_id).open("rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+
+    from optuna_dashboard import wsgi
+
+    app = wsgi(storage, artifact_store=study_module.artifact_store(tmp_path / "artifacts"))
+    environ = {"PATH_INFO": "/api/studies", "REQUEST_METHOD": "GET"}
+    setup_testing_defaults(environ)
+    status = []
+    body = b"".join(app(environ, lambda s, headers, exc_info=None: status.append(s)))
+    assert status[0].startswith("200")
+    names = [s["study_name"] for s in json.loads(body)["study_summaries"]]
+    assert "autoshield-grid" in names
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("search", "--sampler", "cmaes"), "unknown sampler 'cmaes'"),
+        (("search", "--trials", "0"), "--trials must be >= 1"),
+        (("search", "--n-jobs", "0"), "--n-jobs must be >= 1"),
+        (("grid", "--set", "width=4"), "refusing to mix results"),
+        (("grid", "--storage", "postgresql+psycopg://nobody:secret@127.0.0.1:1/none"), "cannot open storage"),
+    ],
+)
+def test_bad_input_leaves_study_untouched(tmp_path, data_root, space, extra, message, capsys):
+    db = tmp_path / "s.db"
+    assert main(_args("grid", db, data_root, space, "--utility", "recognizability")) == 0
+    capsys.readouterr()
+    kind, *rest = extra
+    args = _args(kind, db, data_root, space, "--utility", "recognizability", *rest)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "secret" not in err
+    assert len(_trials(db, "autoshield-grid", states=None)) == 3
+
+
+def test_bad_space_and_foreign_database(tmp_path, data_root, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('ops = ["Rotate", "Blur"]\nmagnitudes = [1]\n')
+    assert main(_args("grid", tmp_path / "s.db", data_root, bad)) == 2
+    assert "unknown operation 'Blur'" in capsys.readouterr().err
+    foreign = tmp_path / "foreign.db"
+    import sqlite3
+
+    with sqlite3.connect(foreign) as connection:
+        connection.execute("create table notes (body text)")
+    assert main(_args("grid", foreign, data_root, tmp_path / "bad.toml".replace("bad", "x"))) == 2
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"this is not a database" * 100)
+    space = Path(__file__).resolve().parent.parent / "search_spaces" / "randaugment14.toml"
+    assert main(_args("grid", corrupt, data_root, space)) == 2
+    assert "not a usable SQLite database" in capsys.readouterr().err
+    assert main(_args("grid", foreign, data_root, space)) == 2
+    assert "another program" in capsys.readouterr().err
+    with sqlite3.connect(foreign) as connection:
+        assert [r[0] for r in connection.execute("select name from sqlite_master")] == ["notes"]
