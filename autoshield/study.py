@@ -267,6 +267,15 @@ def _surplus(study: optuna.Study, trial: Trial, target: int) -> bool:
     return len(ahead) >= target
 
 
+def _queued_twice(trials: list[FrozenTrial], trial: FrozenTrial) -> bool:
+    """Workers starting together may queue the same parameters twice; the lower-numbered copy wins."""
+    live = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+    params = trial.system_attrs["fixed_params"]
+    return any(
+        t.number < trial.number and t.state in live and t.system_attrs.get("fixed_params") == params for t in trials
+    )
+
+
 def run_worker(
     study: optuna.Study,
     objective: Objective,
@@ -283,9 +292,10 @@ def run_worker(
     failures: list[str] = []
 
     def guarded(trial: Trial) -> tuple[float, float]:
-        frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+        trials = study.get_trials(deepcopy=False)
+        frozen = next(t for t in trials if t.number == trial.number)
         fixed = "fixed_params" in frozen.system_attrs
-        if not fixed and (queue_only or _surplus(study, trial, target)):
+        if (not fixed and (queue_only or _surplus(study, trial, target))) or (fixed and _queued_twice(trials, frozen)):
             trial.set_user_attr("surplus", True)
             raise optuna.TrialPruned("surplus trial: the study already has its trials")
         try:

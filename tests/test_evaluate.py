@@ -32,7 +32,7 @@ def test_reference_classifier_is_trained_once_and_cached(data, tmp_path, monkeyp
 
 
 def test_attack_policy_end_to_end_with_cache(data, tmp_path):
-    profile = load_profile("smoke", overrides=("attack.iterations=100",))
+    profile = load_profile("smoke", overrides=("attack.iterations=60",))
     reference = reference_classifier(data, profile, device=CPU).model
     cache = AttackCache(tmp_path / "attacks")
     kwargs = dict(victims=victims(data, profile), profile=profile, reference=reference, device=CPU, cache=cache)
