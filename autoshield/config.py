@@ -94,13 +94,14 @@ class Profile:
     train: TrainConfig = field(default_factory=TrainConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
     reference_width: int = 16
+    reference_train_per_class: int | None = None  # None: all training images
     reference: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10))
 
     def __post_init__(self) -> None:
         _require(self.width >= 1, f"width must be >= 1, got {self.width}")
         _require(self.reference_width >= 1, f"reference_width must be >= 1, got {self.reference_width}")
         _require(self.norm in ("batch", "group"), f"unknown norm {self.norm!r} (batch, group)")
-        for key in ("train_per_class", "test_per_class"):
+        for key in ("train_per_class", "test_per_class", "reference_train_per_class"):
             value = getattr(self, key)
             _require(value is None or value >= 1, f"{key} must be >= 1 or unset, got {value}")
         _require(self.images_per_label >= 1, f"images_per_label must be >= 1, got {self.images_per_label}")
@@ -124,6 +125,7 @@ PRESETS: dict[str, Profile] = {
         train=TrainConfig(epochs=1, batch_size=32, eval_batch_size=100),
         attack=AttackConfig(iterations=20, batch_size=10),
         reference_width=8,
+        reference_train_per_class=100,  # on real CIFAR-10, seconds instead of an hour
         reference=TrainConfig(epochs=10, batch_size=32, lr=0.05, eval_batch_size=100),
     ),
     "quick": Profile(name="quick"),

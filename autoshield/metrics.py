@@ -18,7 +18,7 @@ from torch import nn
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from autoshield.config import Profile
-from autoshield.data import Cifar10, cache_dir
+from autoshield.data import Cifar10, cache_dir, stratified_subset
 from autoshield.models import build_model
 from autoshield.train import Accuracy, evaluate, fit
 
@@ -74,8 +74,12 @@ class Reference:
 
 
 def reference_classifier(data: Cifar10, profile: Profile, *, device: torch.device, progress: bool = False) -> Reference:
-    """The clean ResNet-18 that judges reconstructions, trained on all of `data.train` once and cached."""
+    """The clean ResNet-18 that judges reconstructions, trained once (on all of `data.train` unless the
+    profile limits it) and cached."""
     settings = {"width": profile.reference_width, "seed": profile.seed, "train": asdict(profile.reference)}
+    if profile.reference_train_per_class is not None:  # absent when None, so existing caches stay valid
+        settings["train_per_class"] = profile.reference_train_per_class
+    train = stratified_subset(data.train, per_class=profile.reference_train_per_class, seed=profile.seed)
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     path = cache_dir() / "reference" / f"resnet18-{data.fingerprint}-{key}.pt"
     model = build_model(width=profile.reference_width, seed=profile.seed)
@@ -85,8 +89,8 @@ def reference_classifier(data: Cifar10, profile: Profile, *, device: torch.devic
         return Reference(model.to(device).eval(), Accuracy(saved["overall"], tuple(saved["per_label"])), False)
     fit(
         model,
-        data.train.images,
-        data.train.labels,
+        train.images,
+        train.labels,
         config=profile.reference,
         seed=profile.seed,
         device=device,

@@ -77,9 +77,10 @@ def scaling(args) -> None:
         minutes = (time.perf_counter() - start) / 60
         storage = open_storage(args.storage, heartbeat=False)
         study = optuna.load_study(study_name=f"{name}-search", storage=storage)
-        rates[workers] = len(completed(study)) / minutes
+        done = len(completed(study))
+        rates[workers] = done / minutes
         optuna.delete_study(study_name=f"{name}-search", storage=storage)
-        print(f"{workers} worker(s): {len(completed(study))} trials in {minutes:.2f} min = {rates[workers]:.1f}/min")
+        print(f"{workers} worker(s): {done} trials in {minutes:.2f} min = {rates[workers]:.1f}/min")
     print(f"machine: {machine()}; scaling 2 vs 1 workers: {rates[2] / rates[1]:.2f}x")
 
 
