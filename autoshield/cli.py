@@ -322,7 +322,7 @@ def _run_study(args: argparse.Namespace, kind: str) -> Study:
                 status=f"front {len(front)}: model ≤{_percent(best_model)} %, attack ≥{_percent(best_attack)} %",
             )
 
-        run(job, n_jobs=args.n_jobs, on_trial=update)
+        run(job, n_jobs=args.n_jobs, on_trial=update, data=data)
     return study
 
 

@@ -143,14 +143,12 @@ def attack_policy(
     labels = victims.labels
     recovered = torch.where(recovered_label >= 0, (recovered_label == labels).long(), -1)
     batch = profile.reference.eval_batch_size
-    recognised = (
-        predict(reference, normalize(reconstructions.mul(255).round().to(torch.uint8)), batch_size=batch, device=device)
-        == labels
-    )
+    as_picture = reconstructions.mul(255).round().to(torch.uint8)  # what the attacker would look at
+    recognised = predict(reference, as_picture, batch_size=batch, device=device) == labels
     recognisable = predict(reference, transformed.images, batch_size=batch, device=device) == labels
-    originals = victims.images.float() / 255
-    psnrs = (psnr(reconstructions, originals), psnr(reconstructions, transformed.images.float() / 255))
-    ssims = (ssim(reconstructions, originals), ssim(reconstructions, transformed.images.float() / 255))
+    originals, seen = victims.images.float() / 255, transformed.images.float() / 255
+    psnrs = (psnr(reconstructions, originals), psnr(reconstructions, seen))
+    ssims = (ssim(reconstructions, originals), ssim(reconstructions, seen))
     ok = ~failed
 
     def stats(mask: torch.Tensor) -> PrivacyStats:

@@ -260,10 +260,13 @@ def record_dpsgd(trial: Trial, evaluation: DPEvaluation, *, store: FileSystemArt
 Objective = Callable[[Trial], tuple[float, float]]
 
 
-def _surplus(study: optuna.Study, trial: Trial, target: int) -> bool:
+def _surplus(trials: list[FrozenTrial], trial: FrozenTrial, target: int) -> bool:
     """More trials complete or started before this one than the target: this one must not run."""
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
-    ahead = [t for t in trials if t.state == TrialState.COMPLETE or t.number < trial.number]
+    ahead = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE or (t.state == TrialState.RUNNING and t.number < trial.number)
+    ]
     return len(ahead) >= target
 
 
@@ -295,7 +298,9 @@ def run_worker(
         trials = study.get_trials(deepcopy=False)
         frozen = next(t for t in trials if t.number == trial.number)
         fixed = "fixed_params" in frozen.system_attrs
-        if (not fixed and (queue_only or _surplus(study, trial, target))) or (fixed and _queued_twice(trials, frozen)):
+        if (not fixed and (queue_only or _surplus(trials, frozen, target))) or (
+            fixed and _queued_twice(trials, frozen)
+        ):
             trial.set_user_attr("surplus", True)
             raise optuna.TrialPruned("surplus trial: the study already has its trials")
         try:
@@ -410,8 +415,8 @@ class Job:
     max_grad_norm: float = 1.0  # dpsgd only
 
 
-def _context(job: Job) -> tuple[Cifar10, torch.nn.Module, torch.device, AttackCache]:
-    data = load_cifar10(job.data_root)
+def _context(job: Job, data: Cifar10 | None) -> tuple[Cifar10, torch.nn.Module, torch.device, AttackCache]:
+    data = data or load_cifar10(job.data_root)
     device = resolve_device(job.profile.device)
     reference = reference_classifier(data, job.profile, device=device).model
     return data, reference, device, AttackCache(cache_dir() / "attacks")
@@ -439,9 +444,16 @@ def study_info(job: Job, data: Cifar10) -> StudyInfo:
     )
 
 
-def work(job: Job, worker: int = 0, on_trial: Callable[[optuna.Study], None] | None = None) -> None:
-    """One worker: load data and the cached reference, then take trials until the study is done."""
-    data, reference, device, cache = _context(job)
+def work(
+    job: Job,
+    worker: int = 0,
+    on_trial: Callable[[optuna.Study], None] | None = None,
+    *,
+    data: Cifar10 | None = None,
+) -> None:
+    """One worker: load data (unless the caller has it) and the cached reference, then take trials
+    until the study is done."""
+    data, reference, device, cache = _context(job, data)
     sampler = make_sampler(job.sampler, seed=job.profile.seed + 1000 * worker) if job.kind == "search" else None
     study = open_study(open_storage(job.storage), name=job.name, info=study_info(job, data), sampler=sampler)
     store = artifact_store(Path(job.artifacts))
@@ -470,10 +482,7 @@ def work(job: Job, worker: int = 0, on_trial: Callable[[optuna.Study], None] | N
         )
         return record(trial, evaluation, store=store)
 
-    if job.kind in ("grid", "dpsgd"):
-        run_worker(study, objective, target=None, on_trial=on_trial)
-    else:
-        run_worker(study, objective, target=job.trials, on_trial=on_trial)
+    run_worker(study, objective, target=job.trials if job.kind == "search" else None, on_trial=on_trial)
 
 
 def prepare(job: Job, data: Cifar10) -> tuple[optuna.Study, list[str]]:
@@ -486,7 +495,8 @@ def prepare(job: Job, data: Cifar10) -> tuple[optuna.Study, list[str]]:
                 raise AutoshieldError(f"--sigma must be in [{SIGMA_RANGE[0]}, {SIGMA_RANGE[1]}], got {sigma}")
         if not (math.isfinite(job.max_grad_norm) and job.max_grad_norm > 0):
             raise AutoshieldError(f"--max-grad-norm must be finite and > 0, got {job.max_grad_norm}")
-    study = open_study(open_storage(job.storage), name=job.name, info=study_info(job, data))
+    storage = open_storage(job.storage)
+    study = open_study(storage, name=job.name, info=study_info(job, data))
     notes = []
     if job.kind == "dpsgd":
         queued = sum(enqueue_once(study, {"sigma": float(sigma)}) for sigma in sorted(set(job.sigmas)))
@@ -498,7 +508,7 @@ def prepare(job: Job, data: Cifar10) -> tuple[optuna.Study, list[str]]:
         return study, notes
     if "Identity" in job.space.ops and enqueue_once(study, search_params(Policy.identity())):
         notes.append("queued the Identity policy first")
-    grid = _existing_grid(job, data)
+    grid = _existing_grid(job, data, storage)
     if grid is not None:
         table, _ = best_cells(grid, tolerance=job.tolerance)
         if enqueue_once(study, search_params(best_policy(table))):
@@ -507,9 +517,8 @@ def prepare(job: Job, data: Cifar10) -> tuple[optuna.Study, list[str]]:
     return study, notes
 
 
-def _existing_grid(job: Job, data: Cifar10) -> optuna.Study | None:
+def _existing_grid(job: Job, data: Cifar10, storage: optuna.storages.BaseStorage) -> optuna.Study | None:
     """The same-named grid study when it was run with this space, profile and data."""
-    storage = open_storage(job.storage, heartbeat=False)
     names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     if f"{job.name}-grid" not in names:
         return None
@@ -528,7 +537,13 @@ def _child(job: Job, worker: int, threads: int) -> None:
     work(job, worker)
 
 
-def run(job: Job, *, n_jobs: int = 1, on_trial: Callable[[optuna.Study], None] | None = None) -> None:
+def run(
+    job: Job,
+    *,
+    n_jobs: int = 1,
+    on_trial: Callable[[optuna.Study], None] | None = None,
+    data: Cifar10 | None = None,
+) -> None:
     """Run `n_jobs` workers on this machine (this process is worker 0) until the study is done.
 
     Child processes are spawned, not forked, so each has its own torch threads; on Ctrl-C every
@@ -543,7 +558,7 @@ def run(job: Job, *, n_jobs: int = 1, on_trial: Callable[[optuna.Study], None] |
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        work(job, 0, on_trial)
+        work(job, 0, on_trial, data=data)
         for child in children:
             child.join()
     finally:

@@ -59,12 +59,12 @@ def test_search_resumes_to_exact_count_after_interrupt(tmp_path, data_root, spac
     db = tmp_path / "s.db"
     real_run = study_module.run
 
-    def interrupt_after_three(job, *, n_jobs=1, on_trial=None):
+    def interrupt_after_three(job, *, n_jobs=1, on_trial=None, data=None):
         def stop(study):
             if len(study_module.completed(study)) >= 3:
                 raise KeyboardInterrupt
 
-        real_run(job, n_jobs=n_jobs, on_trial=stop)
+        real_run(job, n_jobs=n_jobs, on_trial=stop, data=data)
 
     monkeypatch.setattr(study_module, "run", interrupt_after_three)
     assert main(_args("search", db, data_root, space, "--trials", "6", "--utility", "recognizability")) == 130
