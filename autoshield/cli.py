@@ -265,7 +265,7 @@ def _artifacts(args: argparse.Namespace) -> Path:
 def _run_study(args: argparse.Namespace, kind: str) -> Study:
     from autoshield.metrics import reference_classifier
     from autoshield.runtime import resolve_device
-    from autoshield.study import Job, completed, prepare, redact, run, target_trials
+    from autoshield.study import Job, finished, prepare, redact, run, target_trials
 
     if kind == "search" and args.trials < 1:
         raise AutoshieldError(f"--trials must be >= 1, got {args.trials}")
@@ -310,7 +310,7 @@ def _run_study(args: argparse.Namespace, kind: str) -> Study:
         TimeElapsedColumn(),
         console=console,
     ) as bar:
-        task = bar.add_task(kind, total=target, completed=len(completed(study)), status="")
+        task = bar.add_task(kind, total=target, completed=finished(job, study), status="")
 
         def update(study: Study) -> None:
             front = study.best_trials
@@ -318,7 +318,7 @@ def _run_study(args: argparse.Namespace, kind: str) -> Study:
             best_attack = min((t.values[1] for t in front), default=float("nan"))
             bar.update(
                 task,
-                completed=len(completed(study)),
+                completed=finished(job, study),
                 status=f"front {len(front)}: model ≤{_percent(best_model)} %, attack ≥{_percent(best_attack)} %",
             )
 

@@ -54,7 +54,7 @@ class TrainConfig:
 class AttackConfig:
     """Geiping et al.'s inversion recipe (DESIGN §3) and the threat setting."""
 
-    iterations: int = 1000
+    iterations: int = 300  # quick: "a few hundred" (DESIGN §5); paper uses 4,000
     lr: float = 0.1
     tv_weight: float = 1e-4
     restarts: int = 1

@@ -22,7 +22,7 @@ from autoshield.errors import AutoshieldError
 from autoshield.metrics import Estimate, mean_interval, proportion, psnr, ssim
 from autoshield.models import build_model
 from autoshield.policy import Policy
-from autoshield.train import TrainResult, predict, train_classifier, transform_split
+from autoshield.train import TrainResult, evaluate, predict, train_classifier, transform_split
 
 Observe = Callable[[nn.Module, torch.Tensor, torch.Tensor], Gradients]  # (model, images, labels) -> gradients
 
@@ -204,7 +204,7 @@ class Evaluation:
     """Both objectives of one policy, with everything needed to explain them."""
 
     policy: Policy
-    utility: str  # "trained": clean test accuracy; "recognizability": reference accuracy on x'
+    utility: str  # "trained": clean test accuracy; "recognizability": reference accuracy on policy(test)
     model_accuracy: float
     model_accuracy_per_label: tuple[float, ...]
     attack: AttackResult
@@ -246,8 +246,15 @@ def evaluate_policy(
         cache=cache,
         progress=progress,
     )
-    if accuracy is None:
-        accuracy = (attacked.overall.recognisability.mean, tuple(s.recognisability.mean for s in attacked.per_label))
+    if accuracy is None:  # the poster's protocol, measured on the test subset rather than the few victims
+        _, test = profile_splits(data, profile)
+        seen = evaluate(
+            reference,
+            transform_split(test, policy, seed=profile.seed),
+            batch_size=profile.reference.eval_batch_size,
+            device=device,
+        )
+        accuracy = (seen.overall, seen.per_label)
     return Evaluation(policy, utility, accuracy[0], accuracy[1], attacked, train_seconds, attacked.seconds)
 
 

@@ -83,6 +83,11 @@ def trial_policy(trial: FrozenTrial) -> Policy:
     return Policy.from_mapping(dict(trial.params)) if "cell" not in trial.params else Policy.parse(trial.params["cell"])
 
 
+def utility(study: optuna.Study) -> str:
+    """What a study's model accuracy means: `trained` (clean accuracy) or `recognizability`."""
+    return study.user_attrs.get("autoshield", {}).get("utility", "trained")
+
+
 def dp_at(studies: Studies, sigma: float) -> FrozenTrial | None:
     if studies.dpsgd is None:
         return None
@@ -105,7 +110,7 @@ def plot_pareto(studies: Studies, path: Path) -> Path:
             s=18,
             color="tab:gray",
             alpha=0.5,
-            label="grid cells (one op for all labels)",
+            label=f"grid cells (one op for all labels; {utility(studies.grid)} utility)",
         )
         identity = [t for t in cells if t.params.get("cell") == "Identity"]
         if identity:
@@ -316,9 +321,11 @@ def _report_text(studies: Studies, rows: list[dict[str, str]], *, tolerance: flo
         f"# autoshield report: {any_study.study_name.rsplit('-', 1)[0]}",
         "",
         f"Profile `{info.get('profile')}` (fingerprint {info.get('profile_fingerprint')}), data {info.get('data')}, "
-        f"search space `{info.get('space')}`, model accuracy = `{info.get('utility')}` utility. Attack accuracy is "
-        "the share of gradient-inversion reconstructions that the reference classifier labels correctly "
-        "(lower is better).",
+        f"search space `{info.get('space')}`. Attack accuracy is the share of gradient-inversion reconstructions "
+        "that the reference classifier labels correctly (lower is better). Model accuracy is, per study: "
+        + ", ".join(f"{s.study_name} `{utility(s)}`" for s in (studies.grid, studies.search, studies.dpsgd) if s)
+        + " (`trained`: clean test accuracy of the network trained on the transformed data; `recognizability`: "
+        "the reference classifier's accuracy on the transformed test images, the poster's protocol).",
         "",
         "![Pareto front](pareto.png)",
         "",

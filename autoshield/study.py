@@ -431,6 +431,14 @@ def target_trials(job: Job) -> int:
     return job.trials
 
 
+def finished(job: Job, study: optuna.Study) -> int:
+    """Completed trials that count towards `target_trials` (a rerun may ask for fewer σ than are done)."""
+    trials = completed(study)
+    if job.kind == "dpsgd":
+        return sum(t.params.get("sigma") in job.sigmas for t in trials)
+    return len(trials)
+
+
 def study_info(job: Job, data: Cifar10) -> StudyInfo:
     dpsgd = job.kind == "dpsgd"
     return StudyInfo(

@@ -4,9 +4,10 @@ import torch
 
 from autoshield.cache import AttackCache
 from autoshield.config import load_profile
-from autoshield.evaluate import attack_policy, victims
+from autoshield.evaluate import attack_policy, evaluate_policy, profile_splits, victims
 from autoshield.metrics import mean_interval, proportion, reference_classifier
 from autoshield.policy import Policy
+from autoshield.train import evaluate
 
 CPU = torch.device("cpu")
 
@@ -47,3 +48,18 @@ def test_attack_policy_end_to_end_with_cache(data, tmp_path):
     defended = attack_policy(policy=Policy.parse("Invert"), **kwargs)
     assert defended.cached == 0
     assert defended.overall.psnr_original.mean < defended.overall.psnr_transformed.mean - 2
+
+
+def test_recognizability_utility_is_the_reference_accuracy_on_the_transformed_test_subset(data, tmp_path):
+    """Measured on every test image of the profile, not on the one attacked image per label."""
+    profile = load_profile("smoke", overrides=("attack.iterations=2",))
+    reference = reference_classifier(data, profile, device=CPU).model
+    kwargs = dict(data=data, profile=profile, reference=reference, device=CPU, utility="recognizability")
+    plain = evaluate_policy(policy=Policy.identity(), cache=AttackCache(tmp_path), **kwargs)
+    _, test = profile_splits(data, profile)
+    clean = evaluate(reference, test, batch_size=100, device=CPU)
+    assert plain.model_accuracy == clean.overall and plain.model_accuracy_per_label == clean.per_label
+    assert plain.train_seconds == 0
+    assert len(test) > len(plain.attack.labels)
+    inverted = evaluate_policy(policy=Policy.parse("Invert"), cache=AttackCache(tmp_path), **kwargs)
+    assert inverted.model_accuracy < clean.overall  # the reference never saw inverted images
