@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
-import os
 import sqlite3
 import tempfile
 import time
@@ -537,7 +536,8 @@ def _existing_grid(job: Job, data: Cifar10, storage: optuna.storages.BaseStorage
 
 
 def _threads_per_worker(n_jobs: int) -> int:
-    return max(1, (os.cpu_count() or 1) // n_jobs)
+    """Split this process's torch threads (the cores, or OMP_NUM_THREADS) so workers never oversubscribe."""
+    return max(1, torch.get_num_threads() // n_jobs)
 
 
 def _child(job: Job, worker: int, threads: int) -> None:
