@@ -330,6 +330,21 @@ def _report_text(studies: Studies, rows: list[dict[str, str]], *, tolerance: flo
         "![Pareto front](pareto.png)",
         "",
     ]
+    if studies.grid and completed(studies.grid):
+        total = len(studies.grid.user_attrs.get("autoshield", {}).get("cells", ()))
+        done = len(completed(studies.grid))
+        lines += [
+            "## Grid",
+            "",
+            f"{done} of {total} cells evaluated, each applied to every label."
+            + (
+                ""
+                if done >= total
+                else " **Incomplete**: rerun `autoshield grid` to finish; best cells below are "
+                "chosen among the evaluated ones only."
+            ),
+            "",
+        ]
     if studies.search and completed(studies.search):
         search = studies.search
         front = search.best_trials

@@ -74,6 +74,8 @@ def test_report_writes_every_file(studies, tmp_path, capsys):
             assert image.format == "PNG" and image.width >= 500 and image.height >= 300
     text = (out / "report.md").read_text()
     assert "Pareto front" in text and "hypervolume" in text and "DP-SGD baselines" in text
+    assert "3 of 3 cells evaluated" in text and "Incomplete" not in text
+    assert "autoshield-grid `recognizability`" in text and "autoshield-dpsgd `trained`" in text
     rows = (out / "per_label.csv").read_text().splitlines()
     assert len(rows) == 11 and "grid cell" in rows[0] and "beats DP on both" in rows[0]
     assert "DP-SGD σ = 0.5" in (out / "dominance.md").read_text()
