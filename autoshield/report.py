@@ -336,7 +336,8 @@ def _report_text(studies: Studies, rows: list[dict[str, str]], *, tolerance: flo
         lines += [
             "## Grid",
             "",
-            f"{done} of {total} cells evaluated, each applied to every label."
+            f"Search space `{studies.grid.user_attrs.get('autoshield', {}).get('space')}`: {done} of {total} cells "
+            "evaluated, each applied to every label."
             + (
                 ""
                 if done >= total
@@ -371,12 +372,10 @@ def _report_text(studies: Studies, rows: list[dict[str, str]], *, tolerance: flo
                 f"| {a['sigma']:g} | {a['epsilon']:,.4g} | {_pct(t.values[0])} | {_pct(a['attack_accuracy'])} | "
                 f"{_pct(a['weights_attack_accuracy'])} |"
             )
-        if any(t.user_attrs["epsilon"] > 100 for t in completed(studies.dpsgd)):
-            lines += [
-                "",
-                "σ values with ε above 100 (σ = 0.1 gives ε in the tens of thousands) carry no "
-                "meaningful privacy guarantee.",
-            ]
+        loose = [t.user_attrs for t in completed(studies.dpsgd) if t.user_attrs["epsilon"] > 100]
+        if loose:
+            listed = ", ".join(f"σ = {a['sigma']:g} (ε = {a['epsilon']:,.4g})" for a in loose)
+            lines += ["", f"No meaningful privacy guarantee (ε above 100): {listed}."]
         lines.append("")
     lines += [
         "## Per label (the poster's comparison)",

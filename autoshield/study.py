@@ -117,7 +117,8 @@ def _rdb_storage(url: str, engine_kwargs: dict[str, Any], heartbeat: bool) -> RD
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3) if heartbeat else None,
             )
         except (IntegrityError, OperationalError) as error:
-            racing = isinstance(error, IntegrityError) or "locked" in str(error)
+            # the other process holds the lock, or created a table between our check and our CREATE
+            racing = isinstance(error, IntegrityError) or any(m in str(error) for m in ("locked", "already exists"))
             if not racing or attempt == 4:
                 raise
             time.sleep(0.5 * (attempt + 1))

@@ -1,6 +1,7 @@
 """Study bookkeeping: per-trial overhead beyond training and attack, and worker scaling on a storage.
 
 python benchmarks/bench_study.py overhead --profile quick --trials 3
+python benchmarks/bench_study.py overhead --study autoshield-search --storage sqlite:///studies/autoshield.db
 python benchmarks/bench_study.py scaling --storage postgresql+psycopg://postgres@127.0.0.1:5432/test
 """
 
@@ -44,21 +45,34 @@ def _search(storage: str, name: str, trials: int, profile: str, data_root: Path,
     ]
 
 
-def overhead(args) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        storage = f"sqlite:///{folder}/s.db"
-        subprocess.run(_search(storage, "bench", args.trials, args.profile, args.data_root), check=True)
-        study = optuna.load_study(study_name="bench-search", storage=open_storage(storage, heartbeat=False))
-        rows = []
-        for trial in completed(study):
-            total = trial.duration.total_seconds()
-            work = trial.user_attrs["train_seconds"] + trial.user_attrs["attack_seconds"]
-            rows.append((total, work))
-    print(f"machine: {machine()}; profile {args.profile}; {len(rows)} trials")
+def _report_overhead(study: optuna.Study, profile: str) -> None:
+    rows = []
+    for trial in completed(study):
+        total = trial.duration.total_seconds()
+        work = trial.user_attrs["train_seconds"] + trial.user_attrs["attack_seconds"]
+        rows.append((total, work))
+    print(f"machine: {machine()}; profile {profile}; {len(rows)} trials of {study.study_name}")
     for total, work in rows:
         print(
             f"  trial {total:.1f} s, training+attack {work:.1f} s, overhead {total - work:.2f} s "
             f"({100 * (total - work) / total:.1f} %)"
+        )
+    total = sum(t for t, _ in rows)
+    spent = sum(total - work for total, work in rows)
+    print(f"overhead over all trials: {spent:.1f} s of {total:.1f} s = {100 * spent / total:.1f} %")
+
+
+def overhead(args) -> None:
+    """Time a fresh search, or (--study) read the trials of one that already ran."""
+    if args.study:
+        study = optuna.load_study(study_name=args.study, storage=open_storage(args.storage, heartbeat=False))
+        _report_overhead(study, study.user_attrs.get("autoshield", {}).get("profile", "?"))
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        storage = f"sqlite:///{folder}/s.db"
+        subprocess.run(_search(storage, "bench", args.trials, args.profile, args.data_root), check=True)
+        _report_overhead(
+            optuna.load_study(study_name="bench-search", storage=open_storage(storage, heartbeat=False)), args.profile
         )
 
 
@@ -90,6 +104,7 @@ def main() -> None:
     p.add_argument("--profile", default="quick")
     p.add_argument("--trials", type=int, default=3)
     p.add_argument("--storage", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    p.add_argument("--study", default=None, help="overhead: analyse this existing study in --storage instead")
     args = p.parse_args()
     overhead(args) if args.what == "overhead" else scaling(args)
 

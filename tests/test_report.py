@@ -66,7 +66,8 @@ def test_baseline_rejects_bad_sigma(tmp_path, data_root, sigma, capsys):
     assert "--sigma must be in" in capsys.readouterr().err
 
 
-def test_report_writes_every_file(studies, tmp_path, capsys):
+def test_report_writes_every_file(studies, data_root, tmp_path, capsys):
+    assert main(["baseline", "--sigma", "0.1", *_common(studies, data_root)]) == 0  # no-op when already done
     out = tmp_path / "report"
     assert main(["report", "--storage", f"sqlite:///{studies}", "--out", str(out)]) == 0
     for name in ("pareto.png", "hypervolume.png", "reconstructions.png"):
@@ -74,7 +75,8 @@ def test_report_writes_every_file(studies, tmp_path, capsys):
             assert image.format == "PNG" and image.width >= 500 and image.height >= 300
     text = (out / "report.md").read_text()
     assert "Pareto front" in text and "hypervolume" in text and "DP-SGD baselines" in text
-    assert "3 of 3 cells evaluated" in text and "Incomplete" not in text
+    assert "`three`: 3 of 3 cells evaluated" in text and "Incomplete" not in text
+    assert "No meaningful privacy guarantee (ε above 100): σ = 0.1" in text
     assert "autoshield-grid `recognizability`" in text and "autoshield-dpsgd `trained`" in text
     rows = (out / "per_label.csv").read_text().splitlines()
     assert len(rows) == 11 and "grid cell" in rows[0] and "beats DP on both" in rows[0]
