@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from autoshield import study as study_module
 from autoshield.cli import main
+from autoshield.errors import AutoshieldError
 from autoshield.study import open_storage
 
 from .conftest import kill_when
@@ -101,7 +102,7 @@ def test_killed_worker_is_retried_and_count_is_exact(tmp_path, data_root, space,
 def _running_after_complete(db: Path) -> bool:
     try:
         trials = _trials(db, "autoshield-search", states=None)
-    except KeyError:
+    except (KeyError, AutoshieldError):  # the worker is still creating the database: poll again
         return False
     return any(t.state == TrialState.COMPLETE for t in trials) and any(t.state == TrialState.RUNNING for t in trials)
 
