@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -83,9 +84,14 @@ def trial_policy(trial: FrozenTrial) -> Policy:
     return Policy.from_mapping(dict(trial.params)) if "cell" not in trial.params else Policy.parse(trial.params["cell"])
 
 
+def _info(study: optuna.Study) -> dict[str, Any]:
+    """The StudyInfo a study was created with (space, cells, profile, utility, data)."""
+    return study.user_attrs.get("autoshield", {})
+
+
 def utility(study: optuna.Study) -> str:
     """What a study's model accuracy means: `trained` (clean accuracy) or `recognizability`."""
-    return study.user_attrs.get("autoshield", {}).get("utility", "trained")
+    return _info(study).get("utility", "trained")
 
 
 def dp_at(studies: Studies, sigma: float) -> FrozenTrial | None:
@@ -316,7 +322,7 @@ def build_report(
 
 def _report_text(studies: Studies, rows: list[dict[str, str]], *, tolerance: float, has_reconstructions: bool) -> str:
     any_study = studies.search or studies.grid or studies.dpsgd
-    info = any_study.user_attrs.get("autoshield", {})
+    info = _info(any_study)
     lines = [
         f"# autoshield report: {any_study.study_name.rsplit('-', 1)[0]}",
         "",
@@ -331,12 +337,13 @@ def _report_text(studies: Studies, rows: list[dict[str, str]], *, tolerance: flo
         "",
     ]
     if studies.grid and completed(studies.grid):
-        total = len(studies.grid.user_attrs.get("autoshield", {}).get("cells", ()))
+        grid_info = _info(studies.grid)
+        total = len(grid_info.get("cells", ()))
         done = len(completed(studies.grid))
         lines += [
             "## Grid",
             "",
-            f"Search space `{studies.grid.user_attrs.get('autoshield', {}).get('space')}`: {done} of {total} cells "
+            f"Search space `{grid_info.get('space')}`: {done} of {total} cells "
             "evaluated, each applied to every label."
             + (
                 ""

@@ -57,9 +57,9 @@ def _report_overhead(study: optuna.Study, profile: str) -> None:
             f"  trial {total:.1f} s, training+attack {work:.1f} s, overhead {total - work:.2f} s "
             f"({100 * (total - work) / total:.1f} %)"
         )
-    total = sum(t for t, _ in rows)
-    spent = sum(total - work for total, work in rows)
-    print(f"overhead over all trials: {spent:.1f} s of {total:.1f} s = {100 * spent / total:.1f} %")
+    wall = sum(total for total, _ in rows)
+    spent = wall - sum(work for _, work in rows)
+    print(f"overhead over all trials: {spent:.1f} s of {wall:.1f} s = {100 * spent / wall:.1f} %")
 
 
 def overhead(args) -> None:
