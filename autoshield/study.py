@@ -46,6 +46,7 @@ SIGMA_RANGE = (1e-3, 1e3)  # DP-SGD noise multipliers a baseline study accepts
 MAX_CONSECUTIVE_FAILURES = 3
 HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 30
+INFO_ATTR = "autoshield"  # study user attr holding the StudyInfo it was created with
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeat, metric names
@@ -70,11 +71,17 @@ def _check_sqlite_file(url: str) -> None:
     if not path.exists() or path.stat().st_size == 0:
         path.parent.mkdir(parents=True, exist_ok=True)
         return
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
-            tables = {row[0] for row in connection.execute("select name from sqlite_master where type='table'")}
-    except sqlite3.DatabaseError as error:
-        raise AutoshieldError(f"{path} is not a usable SQLite database ({error})") from None
+    for attempt in range(5):
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as connection:
+                tables = {row[0] for row in connection.execute("select name from sqlite_master where type='table'")}
+            break
+        except sqlite3.OperationalError as error:  # locked or mid-creation by another worker: transient
+            if attempt == 4:
+                raise AutoshieldError(f"{path} is not a usable SQLite database ({error})") from None
+            time.sleep(0.5 * (attempt + 1))
+        except sqlite3.DatabaseError as error:  # not a database at all: refuse at once
+            raise AutoshieldError(f"{path} is not a usable SQLite database ({error})") from None
     if tables and "studies" not in tables:
         raise AutoshieldError(f"{path} is a SQLite database of another program (no Optuna tables); not touching it")
 
@@ -160,9 +167,9 @@ def open_study(
         found = ", ".join(d.name.lower() for d in study.directions)
         raise AutoshieldError(f"study {study_name!r} exists with directions ({found}), not (maximize, minimize)")
     current = info.__dict__ | {"cells": list(info.cells)}
-    existing = study.user_attrs.get("autoshield")
+    existing = study.user_attrs.get(INFO_ATTR)
     if existing is None:
-        study.set_user_attr("autoshield", current)
+        study.set_user_attr(INFO_ATTR, current)
         study.set_metric_names(list(METRIC_NAMES))
     else:
         differing = [k for k in current if existing.get(k) != current[k]]
@@ -170,6 +177,11 @@ def open_study(
             details = "; ".join(f"{k}: study has {existing.get(k)!r}, this run {current[k]!r}" for k in differing)
             raise AutoshieldError(f"refusing to mix results in study {study_name!r}: {details}")
     return study
+
+
+def creation_info(study: optuna.Study) -> dict[str, Any]:
+    """The StudyInfo a study was created with (space, cells, profile, utility, data), as stored."""
+    return study.user_attrs.get(INFO_ATTR, {})
 
 
 def make_sampler(name: str, *, seed: int) -> optuna.samplers.BaseSampler:
@@ -531,7 +543,7 @@ def _existing_grid(job: Job, data: Cifar10, storage: optuna.storages.BaseStorage
     if f"{job.name}-grid" not in names:
         return None
     grid = optuna.load_study(study_name=f"{job.name}-grid", storage=storage)
-    info = grid.user_attrs.get("autoshield", {})
+    info = creation_info(grid)
     same = info.get("space") == job.space.name and info.get("profile_fingerprint") == job.profile.fingerprint()
     return grid if same and info.get("data") == data.fingerprint and completed(grid) else None
 

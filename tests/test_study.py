@@ -172,3 +172,33 @@ def test_bad_space_and_foreign_database(tmp_path, data_root, capsys):
     assert "another program" in capsys.readouterr().err
     with sqlite3.connect(foreign) as connection:
         assert [r[0] for r in connection.execute("select name from sqlite_master")] == ["notes"]
+
+
+def test_storage_waits_out_a_hot_journal_another_worker_recovers(tmp_path):
+    """A worker that died mid-write leaves a hot journal a read-only check cannot roll back; the next
+    read-write opener recovers it, so the check must retry instead of calling the database unusable."""
+    import sqlite3
+    import subprocess
+    import threading
+
+    db = tmp_path / "s.db"
+    optuna.create_study(storage=f"sqlite:///{db}", study_name="kept")
+    writer = (
+        f"import os, sqlite3\nc = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
+        "c.execute('pragma cache_size=1'); c.execute('begin'); c.execute('create table junk(a)')\n"
+        "c.executemany('insert into junk values (?)', [(b'x' * 4000,)] * 200)\nos._exit(0)"
+    )
+    subprocess.run([sys.executable, "-c", writer], check=True)
+    assert Path(f"{db}-journal").stat().st_size > 0
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        sqlite3.connect(f"file:{db}?mode=ro", uri=True).execute("select name from sqlite_master").fetchall()
+
+    def recover() -> None:
+        time.sleep(1.0)
+        sqlite3.connect(db).execute("select count(*) from sqlite_master").fetchall()
+
+    recovering = threading.Thread(target=recover)
+    recovering.start()
+    storage = open_storage(f"sqlite:///{db}", heartbeat=False)
+    recovering.join()
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["kept"]
