@@ -11,7 +11,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -24,7 +23,7 @@ from optuna.trial import FrozenTrial
 from autoshield.data import CLASSES
 from autoshield.errors import AutoshieldError
 from autoshield.policy import Policy
-from autoshield.study import best_cells, completed
+from autoshield.study import best_cells, completed, creation_info
 
 REFERENCE_POINT = (0.0, 1.0)  # (model accuracy, attack accuracy): the worst possible corner
 
@@ -84,14 +83,9 @@ def trial_policy(trial: FrozenTrial) -> Policy:
     return Policy.from_mapping(dict(trial.params)) if "cell" not in trial.params else Policy.parse(trial.params["cell"])
 
 
-def _info(study: optuna.Study) -> dict[str, Any]:
-    """The StudyInfo a study was created with (space, cells, profile, utility, data)."""
-    return study.user_attrs.get("autoshield", {})
-
-
 def utility(study: optuna.Study) -> str:
     """What a study's model accuracy means: `trained` (clean accuracy) or `recognizability`."""
-    return _info(study).get("utility", "trained")
+    return creation_info(study).get("utility", "trained")
 
 
 def dp_at(studies: Studies, sigma: float) -> FrozenTrial | None:
@@ -106,9 +100,14 @@ def _pct(value: float) -> str:
 
 
 def plot_pareto(studies: Studies, path: Path) -> Path:
-    figure, axis = plt.subplots(figsize=(7, 5))
+    """Grid cells, search front and DP-SGD points, one panel per utility: a recognizability x value and a
+    trained model's accuracy are different quantities and never share an axis."""
+    present = [s for s in (studies.grid, studies.search, studies.dpsgd) if s]
+    utilities = list(dict.fromkeys(utility(s) for s in present))
+    figure, axes = plt.subplots(1, len(utilities), figsize=(1 + 6 * len(utilities), 5), squeeze=False)
+    panel = dict(zip(utilities, axes[0], strict=True))
     if studies.grid:
-        cells = completed(studies.grid)
+        axis, cells = panel[utility(studies.grid)], completed(studies.grid)
         axis.scatter(
             [t.values[0] for t in cells],
             [t.values[1] for t in cells],
@@ -116,13 +115,13 @@ def plot_pareto(studies: Studies, path: Path) -> Path:
             s=18,
             color="tab:gray",
             alpha=0.5,
-            label=f"grid cells (one op for all labels; {utility(studies.grid)} utility)",
+            label="grid cells (one op for all labels)",
         )
         identity = [t for t in cells if t.params.get("cell") == "Identity"]
         if identity:
             axis.scatter(*identity[0].values, marker="*", s=180, color="black", label="Identity (no defence)", zorder=5)
     if studies.search:
-        trials = completed(studies.search)
+        axis, trials = panel[utility(studies.search)], completed(studies.search)
         front = studies.search.best_trials
         numbers = {t.number for t in front}
         dominated = [t for t in trials if t.number not in numbers]
@@ -140,21 +139,31 @@ def plot_pareto(studies: Studies, path: Path) -> Path:
         )
         axis.scatter([v[0] for v in steps], [v[1] for v in steps], s=26, color="tab:blue", zorder=4)
     if studies.dpsgd:
-        for trial in completed(studies.dpsgd):
-            axis.scatter(*trial.values, marker="D", s=50, color="tab:red", zorder=6)
-            epsilon = trial.user_attrs["epsilon"]
+        axis, trials = panel[utility(studies.dpsgd)], completed(studies.dpsgd)
+        axis.scatter(
+            [t.values[0] for t in trials],
+            [t.values[1] for t in trials],
+            marker="D",
+            s=50,
+            color="tab:red",
+            label="DP-SGD",
+            zorder=6,
+        )
+        for trial in trials:
             axis.annotate(
-                f"DP-SGD σ={trial.params['sigma']:g}\nε={epsilon:,.3g}",
+                f"σ={trial.params['sigma']:g}\nε={trial.user_attrs['epsilon']:,.3g}",
                 trial.values,
                 fontsize=7,
                 xytext=(5, 5),
                 textcoords="offset points",
                 color="tab:red",
             )
-    axis.set_xlabel("model accuracy (higher is better)")
-    axis.set_ylabel("attack accuracy (lower is better)")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=7, loc="best")
+    for name, axis in panel.items():
+        axis.set_title(f"model accuracy = {name}", fontsize=9)
+        axis.set_xlabel("model accuracy (higher is better)")
+        axis.set_ylabel("attack accuracy (lower is better)")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, loc="best")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -322,7 +331,7 @@ def build_report(
 
 def _report_text(studies: Studies, rows: list[dict[str, str]], *, tolerance: float, has_reconstructions: bool) -> str:
     any_study = studies.search or studies.grid or studies.dpsgd
-    info = _info(any_study)
+    info = creation_info(any_study)
     lines = [
         f"# autoshield report: {any_study.study_name.rsplit('-', 1)[0]}",
         "",
@@ -337,7 +346,7 @@ def _report_text(studies: Studies, rows: list[dict[str, str]], *, tolerance: flo
         "",
     ]
     if studies.grid and completed(studies.grid):
-        grid_info = _info(studies.grid)
+        grid_info = creation_info(studies.grid)
         total = len(grid_info.get("cells", ()))
         done = len(completed(studies.grid))
         lines += [

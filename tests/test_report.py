@@ -73,6 +73,8 @@ def test_report_writes_every_file(studies, data_root, tmp_path, capsys):
     for name in ("pareto.png", "hypervolume.png", "reconstructions.png"):
         with Image.open(out / name) as image:
             assert image.format == "PNG" and image.width >= 500 and image.height >= 300
+    with Image.open(out / "pareto.png") as image:  # one panel per utility: recognizability, trained
+        assert image.width > 2 * image.height
     text = (out / "report.md").read_text()
     assert "Pareto front" in text and "hypervolume" in text and "DP-SGD baselines" in text
     assert "`three`: 3 of 3 cells evaluated" in text and "Incomplete" not in text
