@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -99,6 +100,10 @@ def _pct(value: float) -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
 
 
+def _scatter(axis: plt.Axes, trials: Sequence[FrozenTrial], **style: Any) -> None:
+    axis.scatter([t.values[0] for t in trials], [t.values[1] for t in trials], **style)
+
+
 def plot_pareto(studies: Studies, path: Path) -> Path:
     """Grid cells, search front and DP-SGD points, one panel per utility: a recognizability x value and a
     trained model's accuracy are different quantities and never share an axis."""
@@ -108,15 +113,7 @@ def plot_pareto(studies: Studies, path: Path) -> Path:
     panel = dict(zip(utilities, axes[0], strict=True))
     if studies.grid:
         axis, cells = panel[utility(studies.grid)], completed(studies.grid)
-        axis.scatter(
-            [t.values[0] for t in cells],
-            [t.values[1] for t in cells],
-            marker="s",
-            s=18,
-            color="tab:gray",
-            alpha=0.5,
-            label="grid cells (one op for all labels)",
-        )
+        _scatter(axis, cells, marker="s", s=18, color="tab:gray", alpha=0.5, label="grid cells (one op for all labels)")
         identity = [t for t in cells if t.params.get("cell") == "Identity"]
         if identity:
             axis.scatter(*identity[0].values, marker="*", s=180, color="black", label="Identity (no defence)", zorder=5)
@@ -125,14 +122,7 @@ def plot_pareto(studies: Studies, path: Path) -> Path:
         front = studies.search.best_trials
         numbers = {t.number for t in front}
         dominated = [t for t in trials if t.number not in numbers]
-        axis.scatter(
-            [t.values[0] for t in dominated],
-            [t.values[1] for t in dominated],
-            s=14,
-            color="tab:blue",
-            alpha=0.25,
-            label="search trials (dominated)",
-        )
+        _scatter(axis, dominated, s=14, color="tab:blue", alpha=0.25, label="search trials (dominated)")
         steps = sorted((t.values for t in front), key=lambda v: -v[0])
         axis.step(
             [v[0] for v in steps], [v[1] for v in steps], where="post", color="tab:blue", label="search Pareto front"
@@ -140,15 +130,7 @@ def plot_pareto(studies: Studies, path: Path) -> Path:
         axis.scatter([v[0] for v in steps], [v[1] for v in steps], s=26, color="tab:blue", zorder=4)
     if studies.dpsgd:
         axis, trials = panel[utility(studies.dpsgd)], completed(studies.dpsgd)
-        axis.scatter(
-            [t.values[0] for t in trials],
-            [t.values[1] for t in trials],
-            marker="D",
-            s=50,
-            color="tab:red",
-            label="DP-SGD",
-            zorder=6,
-        )
+        _scatter(axis, trials, marker="D", s=50, color="tab:red", label="DP-SGD", zorder=6)
         for trial in trials:
             axis.annotate(
                 f"σ={trial.params['sigma']:g}\nε={trial.user_attrs['epsilon']:,.3g}",
