@@ -236,16 +236,43 @@ def dominance_lines(studies: Studies) -> list[str]:
 
 
 def _sheet(
-    trial: FrozenTrial, storage: optuna.storages.BaseStorage, store: FileSystemArtifactStore, name: str, folder: Path
+    trial: FrozenTrial,
+    storage: optuna.storages.BaseStorage,
+    store: FileSystemArtifactStore,
+    name: str,
+    folder: Path,
+    *,
+    study: str,
 ) -> Path | None:
-    """Download the trial's reconstruction sheet (the artifact whose file name contains `name`)."""
+    """Download the trial's reconstruction sheet (the artifact whose file name contains `name`); trial
+    numbers repeat across studies, so the local file starts with the study's name."""
     for meta in get_all_artifact_meta(trial, storage=storage):
         if name in meta.filename:
-            path = folder / meta.filename
+            path = folder / f"{study}-{meta.filename}"
             if not path.exists():
                 download_artifact(artifact_store=store, artifact_id=meta.artifact_id, file_path=str(path))
             return path
     return None
+
+
+def _reconstruction_trials(studies: Studies) -> list[tuple[str, optuna.Study, FrozenTrial, str]]:
+    """(title, study, trial, artifact name) of the sheets a report shows: no defence first, then each
+    study's pick."""
+    picks = []
+    if studies.grid and completed(studies.grid):
+        identity = [t for t in completed(studies.grid) if t.params.get("cell") == "Identity"]
+        best = best_tradeoff(studies.grid)
+        picks += [("grid Identity (no defence)", studies.grid, t, "reconstructions") for t in identity]
+        if best.params.get("cell") != "Identity":
+            title = f"grid cell {best.params['cell']} (best trade-off)"
+            picks.append((title, studies.grid, best, "reconstructions"))
+    if studies.search and completed(studies.search):
+        chosen = best_tradeoff(studies.search)
+        title = f"search trial {chosen.number} (best trade-off)"
+        picks.append((title, studies.search, chosen, "reconstructions"))
+    if studies.dpsgd and (dp := dp_at(studies, 0.5)):
+        picks.append(("DP-SGD σ=0.5, noised gradients", studies.dpsgd, dp, "noised"))
+    return picks
 
 
 def plot_reconstructions(panels: Sequence[tuple[str, Path]], path: Path) -> Path:
@@ -294,16 +321,13 @@ def build_report(
     (out / "dominance.md").write_text(
         "# Search policies that dominate DP-SGD\n\n" + "\n".join(dominance_lines(studies))
     )
-    panels = []
     sheets = out / "sheets"
     sheets.mkdir(exist_ok=True)
-    if studies.search and completed(studies.search):
-        chosen = best_tradeoff(studies.search)
-        if sheet := _sheet(chosen, storage, store, "reconstructions", sheets):
-            panels.append((f"search trial {chosen.number} (best trade-off)", sheet))
-    dp = dp_at(studies, 0.5)
-    if dp and (sheet := _sheet(dp, storage, store, "noised", sheets)):
-        panels.append(("DP-SGD σ=0.5, noised gradients", sheet))
+    panels = [
+        (title, sheet)
+        for title, study, trial, name in _reconstruction_trials(studies)
+        if (sheet := _sheet(trial, storage, store, name, sheets, study=study.study_name))
+    ]
     if panels:
         plot_reconstructions(panels, out / "reconstructions.png")
     path = out / "report.md"

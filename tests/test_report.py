@@ -80,6 +80,10 @@ def test_report_writes_every_file(studies, data_root, tmp_path, capsys):
     assert "`three`: 3 of 3 cells evaluated" in text and "Incomplete" not in text
     assert "No meaningful privacy guarantee (ε above 100): σ = 0.1" in text
     assert "autoshield-grid `recognizability`" in text and "autoshield-dpsgd `trained`" in text
+    sheets = sorted(path.name for path in (out / "sheets").iterdir())  # no defence first, then each study's pick
+    assert "autoshield-grid-trial-0-reconstructions.png" in sheets  # the enqueued Identity cell
+    studies_shown = {name.rsplit("-trial-", 1)[0] for name in sheets}
+    assert studies_shown == {"autoshield-grid", "autoshield-search", "autoshield-dpsgd"}
     rows = (out / "per_label.csv").read_text().splitlines()
     assert len(rows) == 11 and "grid cell" in rows[0] and "beats DP on both" in rows[0]
     assert "DP-SGD σ = 0.5" in (out / "dominance.md").read_text()
