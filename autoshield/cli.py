@@ -323,6 +323,7 @@ def _run_study(args: argparse.Namespace, kind: str) -> Study:
             )
 
         run(job, n_jobs=args.n_jobs, on_trial=update, data=data)
+        update(study)  # trials that other workers finished after this one's last
     return study
 
 

@@ -100,13 +100,14 @@ def test_three_workers_on_postgres_complete_exactly(data_root, space, reference_
         optuna.delete_study(study_name=f"{name}-search", storage=open_storage(POSTGRES, heartbeat=False))
 
 
-def test_two_jobs_on_sqlite_complete_exactly(tmp_path, data_root, space, reference_ready):
+def test_two_jobs_on_sqlite_complete_exactly(tmp_path, data_root, space, reference_ready, capsys):
     db = f"sqlite:///{tmp_path / 's.db'}"
     args = ["search", "--trials", "6", "--n-jobs", "2", "--profile", "smoke", "--utility", "recognizability",
             "--space", str(space), "--storage", db, "--data-root", str(data_root)]  # fmt: skip
     assert main(args) == 0
     states = _states(_study(db, "autoshield-search"))
     assert states[TrialState.COMPLETE] == 6 and states[TrialState.FAIL] == 0
+    assert "6/6" in capsys.readouterr().out  # the bar counts the other worker's last trials too
 
 
 def _some_complete(storage: str, name: str) -> bool:
