@@ -6,6 +6,7 @@ Every user error surfaces as one `error: ...` line and a non-zero exit.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -404,6 +405,7 @@ def cmd_baseline(args: argparse.Namespace) -> None:
                 "model acc %": _percent(trial.values[0]),
                 "attack acc % (noised)": _percent(a["attack_accuracy"]),
                 "attack acc % (weights)": _percent(a["weights_attack_accuracy"]),
+                "attack acc % (no noise)": _percent(a.get("control_attack_accuracy", math.nan)),
                 "PSNR dB (noised)": f"{a['psnr_original']:.1f}",
                 "PSNR dB (weights)": f"{a['weights_psnr_original']:.1f}",
                 "minutes": f"{(a['train_seconds'] + a['attack_seconds']) / 60:.1f}",
@@ -411,6 +413,9 @@ def cmd_baseline(args: argparse.Namespace) -> None:
         )
     if rows:
         _print_rows(f"DP-SGD baselines (δ = 1e-5, C = {args.max_grad_norm:g}, RDP accountant)", rows)
+        from autoshield.evaluate import NO_NOISE_NOTE
+
+        console.print(NO_NOISE_NOTE)
     for row in rows:
         if float(row["epsilon"].replace(",", "")) > 100:
             console.print(

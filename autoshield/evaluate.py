@@ -258,6 +258,12 @@ def evaluate_policy(
     return Evaluation(policy, utility, accuracy[0], accuracy[1], attacked, train_seconds, attacked.seconds)
 
 
+NO_NOISE_NOTE = (
+    "'no noise' is the same attack on the noised setting's network and victims with exact gradients: where it is "
+    "near chance (10 %), a low noised attack accuracy shows the attacker's limit at this profile, not the noise's."
+)
+
+
 @dataclass(frozen=True)
 class DPEvaluation:
     """DP-SGD at one σ: utility, ε, and the attack in both threat settings (DESIGN §4)."""
@@ -272,6 +278,7 @@ class DPEvaluation:
     model_accuracy_per_label: tuple[float, ...]
     noised: AttackResult  # clipped gradient + N(0, σ²C²) noise: the real DP threat
     weights: AttackResult  # noiseless gradients of the DP-trained weights: the poster's protocol
+    control: AttackResult  # `noised`'s weights and victims without clipping or noise: the attack's ceiling
     train_seconds: float
     attack_seconds: float
 
@@ -284,13 +291,15 @@ def evaluate_dpsgd(
     profile: Profile,
     reference: nn.Module,
     device: torch.device,
+    cache: AttackCache | None = None,
     progress: bool = False,
 ) -> DPEvaluation:
     """Train with DP-SGD at `sigma` and attack it with the same attacker, victims and metrics as a policy.
 
     The `noised` setting attacks the weights a policy evaluation attacks (profile.attack.target:
     the seeded fresh network, GroupNorm, or the DP-trained one); `weights` attacks the DP-trained
-    network without noise.
+    network without noise. `control` attacks `noised`'s weights and victims with exact gradients: where
+    it is already near chance, a low `noised` attack accuracy shows the attacker's limit, not the noise's.
     """
     from autoshield.dpsgd import DPConfig, noised_gradients, train_dp
 
@@ -323,6 +332,11 @@ def evaluate_dpsgd(
         progress=progress,
     )
     weights = attack_policy(**common, device=device, model=trained.model, progress=progress)
+    control = (
+        weights
+        if profile.attack.target == "trained"
+        else attack_policy(**common, device=device, model=target, cache=cache, progress=progress)
+    )
     return DPEvaluation(
         sigma=sigma,
         max_grad_norm=max_grad_norm,
@@ -334,6 +348,7 @@ def evaluate_dpsgd(
         model_accuracy_per_label=trained.accuracy.per_label,
         noised=noised,
         weights=weights,
+        control=control,
         train_seconds=trained.seconds,
-        attack_seconds=noised.seconds + weights.seconds,
+        attack_seconds=noised.seconds + weights.seconds + (control.seconds if control is not weights else 0.0),
     )

@@ -23,6 +23,7 @@ from optuna.trial import FrozenTrial
 
 from autoshield.data import CLASSES
 from autoshield.errors import AutoshieldError
+from autoshield.evaluate import NO_NOISE_NOTE
 from autoshield.policy import Policy
 from autoshield.study import best_cells, completed, creation_info
 
@@ -386,19 +387,23 @@ def _report_text(studies: Studies, rows: list[dict[str, str]], *, tolerance: flo
             "",
         ]
     if studies.dpsgd and completed(studies.dpsgd):
-        lines += ["## DP-SGD baselines", "", "| σ | ε (RDP, δ=1e-5) | model % | attack % noised | attack % weights |"]
-        lines.append("|---|---|---|---|---|")
+        lines += [
+            "## DP-SGD baselines",
+            "",
+            "| σ | ε (RDP, δ=1e-5) | model % | attack % noised | attack % weights | attack % no noise |",
+            "|---|---|---|---|---|---|",
+        ]
         for t in sorted(completed(studies.dpsgd), key=lambda t: t.params["sigma"]):
             a = t.user_attrs
             lines.append(
                 f"| {a['sigma']:g} | {a['epsilon']:,.4g} | {_pct(t.values[0])} | {_pct(a['attack_accuracy'])} | "
-                f"{_pct(a['weights_attack_accuracy'])} |"
+                f"{_pct(a['weights_attack_accuracy'])} | {_pct(a.get('control_attack_accuracy', math.nan))} |"
             )
         loose = [t.user_attrs for t in completed(studies.dpsgd) if t.user_attrs["epsilon"] > 100]
         if loose:
             listed = ", ".join(f"σ = {a['sigma']:g} (ε = {a['epsilon']:,.4g})" for a in loose)
             lines += ["", f"No meaningful privacy guarantee (ε above 100): {listed}."]
-        lines.append("")
+        lines += ["", NO_NOISE_NOTE, ""]
     lines += [
         "## Per label (the poster's comparison)",
         "",

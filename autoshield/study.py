@@ -262,6 +262,7 @@ def record_dpsgd(trial: Trial, evaluation: DPEvaluation, *, store: FileSystemArt
         "model_accuracy_per_label": list(evaluation.model_accuracy_per_label),
         **_attack_attrs(evaluation.noised),
         **_attack_attrs(evaluation.weights, prefix="weights_"),
+        **_attack_attrs(evaluation.control, prefix="control_"),
         "train_seconds": evaluation.train_seconds,
         "attack_seconds": evaluation.attack_seconds,
     }
@@ -488,6 +489,7 @@ def work(
                 profile=job.profile,
                 reference=reference,
                 device=device,
+                cache=cache,
             )
             return record_dpsgd(trial, dp, store=store)
         policy = Policy.uniform(grid_cell(trial, job.space)) if job.kind == "grid" else suggest_policy(trial, job.space)

@@ -54,6 +54,9 @@ def test_baseline_records_epsilon_and_both_settings_and_resumes(studies, data_ro
         assert 0 <= attrs["attack_accuracy"] <= 1 and 0 <= attrs["weights_attack_accuracy"] <= 1
     low, high = sorted(trials, key=lambda t: t.params["sigma"])
     assert low.user_attrs["epsilon"] > high.user_attrs["epsilon"]  # more noise, more privacy
+    # the no-noise control attacks the same fresh network and victims whatever σ: one result, from the cache
+    controls = {(t.user_attrs["control_attack_accuracy"], t.user_attrs["control_psnr_original"]) for t in trials}
+    assert len(controls) == 1 and high.user_attrs["control_attacks_from_cache"] == 10
     assert main(["baseline", "--sigma", "1.0", "0.1", *_common(studies, data_root)]) == 0
     out = capsys.readouterr().out
     assert sorted(t.params["sigma"] for t in _trials(studies, "autoshield-dpsgd")) == [0.1, 0.5, 1.0]
@@ -79,6 +82,7 @@ def test_report_writes_every_file(studies, data_root, tmp_path, capsys):
     assert "Pareto front" in text and "hypervolume" in text and "DP-SGD baselines" in text
     assert "`three`: 3 of 3 cells evaluated" in text and "Incomplete" not in text
     assert "No meaningful privacy guarantee (ε above 100): σ = 0.1" in text
+    assert "attack % no noise" in text and "'no noise' is the same attack" in text
     assert "autoshield-grid `recognizability`" in text and "autoshield-dpsgd `trained`" in text
     sheets = sorted(path.name for path in (out / "sheets").iterdir())  # no defence first, then each study's pick
     assert "autoshield-grid-trial-0-reconstructions.png" in sheets  # the enqueued Identity cell
