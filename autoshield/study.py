@@ -66,22 +66,19 @@ def redact(url: str) -> str:
 
 
 def _check_sqlite_file(url: str) -> None:
-    """Refuse a file that is not SQLite, or a SQLite database of another program, before Optuna writes to it."""
+    """Refuse a file that is not SQLite, or a SQLite database of another program, before Optuna writes to it.
+
+    The check opens the file read-write (never creating it) because a worker killed mid-write leaves a
+    hot journal that only a read-write connection can roll back; reading the table list writes nothing else."""
     path = Path(url.removeprefix("sqlite:///"))
     if not path.exists() or path.stat().st_size == 0:
         path.parent.mkdir(parents=True, exist_ok=True)
         return
-    for attempt in range(5):
-        try:
-            with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as connection:
-                tables = {row[0] for row in connection.execute("select name from sqlite_master where type='table'")}
-            break
-        except sqlite3.OperationalError as error:  # locked or mid-creation by another worker: transient
-            if attempt == 4:
-                raise AutoshieldError(f"{path} is not a usable SQLite database ({error})") from None
-            time.sleep(0.5 * (attempt + 1))
-        except sqlite3.DatabaseError as error:  # not a database at all: refuse at once
-            raise AutoshieldError(f"{path} is not a usable SQLite database ({error})") from None
+    try:
+        with sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=30) as connection:
+            tables = {row[0] for row in connection.execute("select name from sqlite_master where type='table'")}
+    except sqlite3.DatabaseError as error:
+        raise AutoshieldError(f"{path} is not a usable SQLite database ({error})") from None
     if tables and "studies" not in tables:
         raise AutoshieldError(f"{path} is a SQLite database of another program (no Optuna tables); not touching it")
 
