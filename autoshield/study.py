@@ -19,6 +19,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -289,10 +290,39 @@ def _queued_twice(trials: list[FrozenTrial], trial: FrozenTrial) -> bool:
     )
 
 
+def fail_orphans(study: optuna.Study, storage: optuna.storages.BaseStorage) -> list[int]:
+    """Fail and requeue RUNNING trials that never recorded a heartbeat and started over GRACE_SECONDS ago.
+
+    A worker killed between creating its trial and the first heartbeat leaves such a trial; Optuna's
+    stale-trial check skips trials without a heartbeat, so without this a grid would wait for it forever."""
+    if not isinstance(storage, RDBStorage) or storage.heartbeat_interval is None:
+        return []  # no heartbeats at all: a running trial without one proves nothing
+    from sqlalchemy import DateTime, bindparam, text
+
+    query = text(
+        "select t.trial_id from trials t where t.study_id = :study and t.state = 'RUNNING' and t.datetime_start < "
+        ":cutoff and not exists (select 1 from trial_heartbeats h where h.trial_id = t.trial_id)"
+    ).bindparams(bindparam("cutoff", type_=DateTime))  # formatted as Optuna stores datetime_start
+    study_id = storage.get_study_id_from_name(study.study_name)
+    cutoff = datetime.now() - timedelta(seconds=GRACE_SECONDS)  # Optuna writes datetime_start as local time
+    with storage.engine.connect() as connection:
+        orphans = [row[0] for row in connection.execute(query, {"study": study_id, "cutoff": cutoff})]
+    failed = []
+    for trial_id in orphans:
+        number = storage.get_trial_number_from_id(trial_id)
+        if study.tell(number, state=TrialState.FAIL, skip_if_finished=True).state != TrialState.FAIL:
+            continue  # its worker was alive after all and finished it
+        if callback := storage.get_heartbeat_stale_trial_callback():
+            callback(study, storage.get_trial(trial_id))
+        failed.append(number)
+    return failed
+
+
 def run_worker(
     study: optuna.Study,
     objective: Objective,
     *,
+    storage: optuna.storages.BaseStorage,
     target: int | None,
     on_trial: Callable[[optuna.Study], None] | None = None,
     poll_seconds: float = 2.0,
@@ -331,6 +361,7 @@ def run_worker(
             return
         if waiting == 0 and (queue_only or done + running >= target):
             optuna.storages.fail_stale_trials(study)  # a dead worker's trial comes back as WAITING
+            fail_orphans(study, storage)
             time.sleep(poll_seconds)
             continue
         study.optimize(guarded, n_trials=1, catch=(AutoshieldError,))
@@ -473,7 +504,8 @@ def work(
     until the study is done."""
     data, reference, device, cache = _context(job, data)
     sampler = make_sampler(job.sampler, seed=job.profile.seed + 1000 * worker) if job.kind == "search" else None
-    study = open_study(open_storage(job.storage), name=job.name, info=study_info(job, data), sampler=sampler)
+    storage = open_storage(job.storage)
+    study = open_study(storage, name=job.name, info=study_info(job, data), sampler=sampler)
     store = artifact_store(Path(job.artifacts))
 
     def objective(trial: Trial) -> tuple[float, float]:
@@ -501,7 +533,8 @@ def work(
         )
         return record(trial, evaluation, store=store)
 
-    run_worker(study, objective, target=job.trials if job.kind == "search" else None, on_trial=on_trial)
+    target = job.trials if job.kind == "search" else None
+    run_worker(study, objective, storage=storage, target=target, on_trial=on_trial)
 
 
 def prepare(job: Job, data: Cifar10) -> tuple[optuna.Study, list[str]]:

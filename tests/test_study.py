@@ -195,3 +195,32 @@ def test_storage_recovers_the_hot_journal_of_a_worker_killed_mid_write(tmp_path)
     assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["kept"]
     with sqlite3.connect(db) as connection:  # the killed transaction was rolled back, not half-applied
         assert "junk" not in {row[0] for row in connection.execute("select name from sqlite_master")}
+
+
+def test_trial_killed_before_its_first_heartbeat_is_requeued(tmp_path, fast_heartbeat):
+    """Optuna's stale check skips a RUNNING trial that never recorded a heartbeat (its worker died right
+    after creating it); the worker must fail and requeue it instead of waiting for it forever."""
+    import threading
+
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    study = optuna.create_study(storage=storage, study_name="cells", directions=["maximize", "minimize"])
+    for cell in ("a", "b"):
+        study.enqueue_trial({"cell": cell})
+    orphan = study.ask()  # RUNNING, no heartbeat: what a worker killed at that moment leaves
+    assert study_module.fail_orphans(study, storage) == []  # too young to call orphaned
+    time.sleep(study_module.GRACE_SECONDS + 0.5)
+
+    def objective(trial):
+        trial.suggest_categorical("cell", ["a", "b"])
+        return 1.0, 0.0
+
+    run = {"storage": storage, "target": None, "poll_seconds": 0.2}
+    worker = threading.Thread(target=study_module.run_worker, args=(study, objective), kwargs=run)
+    worker.daemon = True
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "the worker waited for a trial nobody runs"
+    trials = study.get_trials()
+    assert sorted(t.params["cell"] for t in trials if t.state == TrialState.COMPLETE) == ["a", "b"]
+    assert trials[orphan.number].state == TrialState.FAIL
+    assert RetryHeartbeatStaleTrialCallback.retried_trial_number(trials[-1]) == orphan.number
