@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial
 from autoshield.data import CLASSES
 from autoshield.errors import AutoshieldError
 from autoshield.evaluate import NO_NOISE_NOTE
-from autoshield.policy import Policy
+from autoshield.policy import IDENTITY, Policy
 from autoshield.study import best_cells, completed, creation_info
 
 REFERENCE_POINT = (0.0, 1.0)  # (model accuracy, attack accuracy): the worst possible corner
@@ -101,6 +101,11 @@ def _pct(value: float) -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
 
 
+def grid_identity(grid: optuna.Study) -> FrozenTrial | None:
+    """The grid's completed Identity cell: the no-defence point every defence is read against."""
+    return next((t for t in completed(grid) if t.params.get("cell") == str(IDENTITY)), None)
+
+
 def _scatter(axis: plt.Axes, trials: Sequence[FrozenTrial], **style: Any) -> None:
     axis.scatter([t.values[0] for t in trials], [t.values[1] for t in trials], **style)
 
@@ -115,9 +120,8 @@ def plot_pareto(studies: Studies, path: Path) -> Path:
     if studies.grid:
         axis, cells = panel[utility(studies.grid)], completed(studies.grid)
         _scatter(axis, cells, marker="s", s=18, color="tab:gray", alpha=0.5, label="grid cells (one op for all labels)")
-        identity = [t for t in cells if t.params.get("cell") == "Identity"]
-        if identity:
-            axis.scatter(*identity[0].values, marker="*", s=180, color="black", label="Identity (no defence)", zorder=5)
+        if identity := grid_identity(studies.grid):
+            axis.scatter(*identity.values, marker="*", s=180, color="black", label="Identity (no defence)", zorder=5)
     if studies.search:
         axis, trials = panel[utility(studies.search)], completed(studies.search)
         front = studies.search.best_trials
@@ -261,10 +265,10 @@ def _reconstruction_trials(studies: Studies) -> list[tuple[str, optuna.Study, Fr
     study's pick."""
     picks = []
     if studies.grid and completed(studies.grid):
-        identity = [t for t in completed(studies.grid) if t.params.get("cell") == "Identity"]
-        best = best_tradeoff(studies.grid)
-        picks += [("grid Identity (no defence)", studies.grid, t, "reconstructions") for t in identity]
-        if best.params.get("cell") != "Identity":
+        identity, best = grid_identity(studies.grid), best_tradeoff(studies.grid)
+        if identity:
+            picks.append(("grid Identity (no defence)", studies.grid, identity, "reconstructions"))
+        if best.params.get("cell") != str(IDENTITY):
             title = f"grid cell {best.params['cell']} (best trade-off)"
             picks.append((title, studies.grid, best, "reconstructions"))
     if studies.search and completed(studies.search):
