@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from autoshield.policy import PolicyTransform
+    from autoshield.data.policy import PolicyTransform
 
 __version__ = "0.1.0"
 
@@ -16,6 +16,6 @@ def load_policy(path: str | Path) -> PolicyTransform:
 
     The import is lazy so that `import autoshield` stays cheap.
     """
-    from autoshield.policy import PolicyTransform, load_policy_file
+    from autoshield.data.policy import PolicyTransform, load_policy_file
 
     return PolicyTransform(load_policy_file(path))

@@ -10,11 +10,12 @@ import time
 import torch
 from common import machine, parser
 
-from autoshield.config import TrainConfig
-from autoshield.data import load_cifar10, stratified_subset
-from autoshield.dpsgd import DPConfig, train_dp
-from autoshield.models import build_model
-from autoshield.train import fit
+from autoshield.core.config import TrainConfig
+from autoshield.data.cifar import load_cifar10, stratified_subset
+from autoshield.dp.config import DPConfig
+from autoshield.dp.engine import train_dp
+from autoshield.learn.models import build_model
+from autoshield.learn.train import fit
 
 
 def main() -> None:

@@ -18,9 +18,11 @@ from pathlib import Path
 import optuna
 from common import machine, parser
 
-from autoshield.study import completed, open_storage
+from autoshield.study.catalog import completed
+from autoshield.study.records import EvaluationRecord, StudyInfo
+from autoshield.study.storage import open_storage
 
-SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "randaugment14.toml"
+SPACE = "randaugment14"  # built in
 
 
 def _search(storage: str, name: str, trials: int, profile: str, data_root: Path, *extra: str) -> list[str]:
@@ -49,7 +51,8 @@ def _report_overhead(study: optuna.Study, profile: str) -> None:
     rows = []
     for trial in completed(study):
         total = trial.duration.total_seconds()
-        work = trial.user_attrs["train_seconds"] + trial.user_attrs["attack_seconds"]
+        record = EvaluationRecord.read(trial)
+        work = record.train_seconds + record.attack_seconds
         rows.append((total, work))
     print(f"machine: {machine()}; profile {profile}; {len(rows)} trials of {study.study_name}")
     for total, work in rows:
@@ -66,7 +69,8 @@ def overhead(args) -> None:
     """Time a fresh search, or (--study) read the trials of one that already ran."""
     if args.study:
         study = optuna.load_study(study_name=args.study, storage=open_storage(args.storage, heartbeat=False))
-        _report_overhead(study, study.user_attrs.get("autoshield", {}).get("profile", "?"))
+        info = StudyInfo.read(study)
+        _report_overhead(study, info.profile if info else "?")
         return
     with tempfile.TemporaryDirectory() as folder:
         storage = f"sqlite:///{folder}/s.db"

@@ -11,11 +11,11 @@ import torch
 from common import best_of, machine, parser
 from torch.nn import functional as F
 
-from autoshield.config import load_profile
-from autoshield.data import load_cifar10, normalize, stratified_subset
-from autoshield.models import build_model
-from autoshield.policy import Policy
-from autoshield.train import crop_flip, fit, transform_split
+from autoshield.core.config import load_profile
+from autoshield.data.cifar import load_cifar10, normalize, stratified_subset
+from autoshield.data.policy import Policy, transform_split
+from autoshield.learn.models import build_model
+from autoshield.learn.train import crop_flip, fit
 
 
 def bare_loop(images: torch.Tensor, labels: torch.Tensor, *, width: int, batch_size: int, seed: int) -> None:

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torchvision.io import write_png
 
-from autoshield.data import CLASSES, Cifar10, load_cifar10
+from autoshield.data.cifar import CLASSES, Cifar10, load_cifar10
 
 
 def synthetic_images(per_class: int, *, seed: int, noise: float = 25.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,10 +69,10 @@ def space(tmp_path: Path) -> Path:
 @pytest.fixture
 def fast_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
     """Stale trials are detected after 3 s instead of 30 s."""
-    from autoshield import study
+    from autoshield.study import heartbeat
 
-    monkeypatch.setattr(study, "HEARTBEAT_SECONDS", 1)
-    monkeypatch.setattr(study, "GRACE_SECONDS", 3)
+    monkeypatch.setattr(heartbeat, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(heartbeat, "GRACE_SECONDS", 3)
 
 
 def kill_when(command: list[str], ready: Callable[[], bool], timeout: float = 300) -> None:

@@ -1,4 +1,4 @@
-"""The attack must work before any defence result counts (DESIGN §3)."""
+"""The attack must work before any defence result counts (docs/design.md §3)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from autoshield.attack import GradientInversion, leak_gradients, recover_labels
-from autoshield.config import AttackConfig
-from autoshield.data import denormalize, normalize
-from autoshield.errors import AutoshieldError
-from autoshield.metrics import psnr, ssim
-from autoshield.models import build_model
-from autoshield.ops import apply_op
+from autoshield.core.config import AttackConfig
+from autoshield.core.errors import AutoshieldError
+from autoshield.data.cifar import denormalize, image_box, normalize
+from autoshield.data.ops import apply_op
+from autoshield.learn.models import build_model
+from autoshield.privacy.attack import GradientInversion, recover_labels
+from autoshield.privacy.metrics import psnr, ssim
+from autoshield.privacy.threat import leak_gradients
 
 from .conftest import synthetic_images
 
@@ -49,8 +50,12 @@ def test_batched_and_sequential_paths_agree(model, victims):
     images, labels = victims
     gradients = leak_gradients(model, normalize(images), labels)
     config = dict(iterations=5, tv_weight=1e-4)
-    batched = GradientInversion(AttackConfig(mode="batched", **config)).reconstruct(model, gradients, labels)
-    sequential = GradientInversion(AttackConfig(mode="sequential", **config)).reconstruct(model, gradients, labels)
+    batched = GradientInversion(AttackConfig(mode="batched", **config), box=image_box()).reconstruct(
+        model, gradients, labels
+    )
+    sequential = GradientInversion(AttackConfig(mode="sequential", **config), box=image_box()).reconstruct(
+        model, gradients, labels
+    )
     assert batched.mode == "batched" and sequential.mode == "sequential"
     torch.testing.assert_close(batched.gradient_loss, sequential.gradient_loss, rtol=1e-3, atol=1e-5)
     # signed steps amplify float noise into occasional flipped pixels; the images must still agree closely
@@ -60,7 +65,7 @@ def test_batched_and_sequential_paths_agree(model, victims):
 def test_results_do_not_depend_on_batch_composition(model, victims):
     images, labels = victims
     gradients = leak_gradients(model, normalize(images), labels)
-    attacker = GradientInversion(AttackConfig(iterations=3, batch_size=4))
+    attacker = GradientInversion(AttackConfig(iterations=3, batch_size=4), box=image_box())
     together = attacker.reconstruct(model, gradients, labels, seeds=[11, 12, 13, 14])
     alone = attacker.reconstruct(model, tuple(g[2:3] for g in gradients), labels[2:3], seeds=[13])
     assert (together.images[2] - alone.images[0]).abs().mean() < 1e-3
@@ -70,7 +75,9 @@ def _attack(model, images, labels):
     """300 iterations on 16x16 crops: the smallest budget at which the recipe converges here (~25 s)."""
     gradients = leak_gradients(model, normalize(images), labels)
     config = AttackConfig(iterations=300, tv_weight=1e-3)
-    result = GradientInversion(config).reconstruct(model, gradients, labels, image_shape=tuple(images.shape[1:]))
+    result = GradientInversion(config, box=image_box()).reconstruct(
+        model, gradients, labels, image_shape=tuple(images.shape[1:])
+    )
     return denormalize(result.images), result
 
 
@@ -114,7 +121,7 @@ def test_strong_transform_lowers_psnr_against_the_original(model, smooth_victims
 def test_bad_inputs(model, victims):
     images, labels = victims
     gradients = leak_gradients(model, normalize(images), labels)
-    attacker = GradientInversion(AttackConfig(iterations=1))
+    attacker = GradientInversion(AttackConfig(iterations=1), box=image_box())
     with pytest.raises(AutoshieldError, match="gradient list has"):
         attacker.reconstruct(model, gradients[:-1], labels)
     with pytest.raises(AutoshieldError, match="expected"):
@@ -131,6 +138,6 @@ def test_bad_inputs(model, victims):
 def test_non_finite_reconstruction_is_reported_failed(model, victims):
     images, labels = victims
     gradients = leak_gradients(model, normalize(images), labels)
-    exploding = GradientInversion(AttackConfig(iterations=2, lr=float("inf"), boxed=False))
+    exploding = GradientInversion(AttackConfig(iterations=2, lr=float("inf"), boxed=False), box=image_box())
     result = exploding.reconstruct(model, gradients, labels)
     assert result.failed.all()

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from autoshield.config import load_profile
-from autoshield.errors import AutoshieldError
+from autoshield.core.config import load_profile
+from autoshield.core.errors import AutoshieldError
 
 
 def test_presets_and_overrides(tmp_path):

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torchvision.datasets.cifar
 
-from autoshield.data import CLASSES, load_cifar10, stratified_subset
-from autoshield.errors import AutoshieldError
+from autoshield.core.errors import AutoshieldError
+from autoshield.data.cifar import CLASSES, load_cifar10, stratified_subset
 
 from .conftest import synthetic_images
 

@@ -14,11 +14,12 @@ import pytest
 from optuna.trial import TrialState
 
 from autoshield.cli import main
-from autoshield.config import load_profile
-from autoshield.data import load_cifar10
-from autoshield.metrics import reference_classifier
-from autoshield.runtime import resolve_device
-from autoshield.study import open_storage
+from autoshield.core.config import load_profile
+from autoshield.core.runtime import resolve_device
+from autoshield.data.cifar import load_cifar10
+from autoshield.privacy.reference import reference_classifier
+from autoshield.study.records import cell_of, fail_reason, sigma_of
+from autoshield.study.storage import open_storage
 
 from .conftest import kill_when
 
@@ -126,7 +127,7 @@ def test_killed_grid_finishes_only_missing_cells(tmp_path, data_root, space, ref
     time.sleep(3.5)
     assert main(args) == 0
     trials = _study(db, "autoshield-grid").trials
-    complete = Counter(t.params["cell"] for t in trials if t.state == TrialState.COMPLETE)
+    complete = Counter(str(cell_of(t)) for t in trials if t.state == TrialState.COMPLETE)
     assert complete == Counter({"Identity": 1, "Rotate:9": 1, "Invert": 1})  # no cell computed twice
     assert {t.number for t in before} <= {t.number for t in trials if t.state == TrialState.COMPLETE}
 
@@ -135,11 +136,11 @@ def test_killed_baseline_finishes_only_missing_sigmas(tmp_path, data_root, refer
     db = f"sqlite:///{tmp_path / 's.db'}"
     args = ["baseline", "--sigma", "0.5", "1.0", "--profile", "smoke", "--storage", db, "--data-root", str(data_root)]
     kill_when(_cli(*args), lambda: _some_complete(db, "autoshield-dpsgd"))
-    done_before = {t.params["sigma"] for t in _study(db, "autoshield-dpsgd").trials if t.state == TrialState.COMPLETE}
+    done_before = {sigma_of(t) for t in _study(db, "autoshield-dpsgd").trials if t.state == TrialState.COMPLETE}
     time.sleep(3.5)
     assert main(args) == 0
     trials = _study(db, "autoshield-dpsgd").trials
-    complete = Counter(t.params["sigma"] for t in trials if t.state == TrialState.COMPLETE)
+    complete = Counter(sigma_of(t) for t in trials if t.state == TrialState.COMPLETE)
     assert complete == Counter({0.5: 1, 1.0: 1}) and done_before
 
 
@@ -150,4 +151,4 @@ def test_diverging_trials_fail_with_reason_and_stop(tmp_path, data_root, space, 
     assert main(args) == 2
     assert "3 trials in a row failed" in capsys.readouterr().err
     failed = [t for t in _study(db, "autoshield-search").trials if t.state == TrialState.FAIL]
-    assert len(failed) == 3 and all("diverged" in t.user_attrs["fail_reason"] for t in failed)
+    assert len(failed) == 3 and all("diverged" in fail_reason(t) for t in failed)

@@ -13,12 +13,14 @@ pytest.importorskip("opacus")
 from opacus.accountants import RDPAccountant
 from opacus.grad_sample import GradSampleModule
 
-from autoshield.attack import leak_gradients
-from autoshield.config import TrainConfig
-from autoshield.data import CLASSES, Cifar10, normalize
-from autoshield.dpsgd import DPConfig, epsilon, epsilon_prv, noised_gradients, train_dp
-from autoshield.errors import AutoshieldError
-from autoshield.models import ResNet18, build_model
+from autoshield.core.config import TrainConfig
+from autoshield.core.errors import AutoshieldError
+from autoshield.data.cifar import CLASSES, Cifar10, normalize
+from autoshield.dp.accountant import epsilon, epsilon_prv
+from autoshield.dp.config import DPConfig
+from autoshield.dp.engine import train_dp
+from autoshield.learn.models import ResNet18, build_model
+from autoshield.privacy.threat import leak_gradients, noised_gradients
 
 CPU = torch.device("cpu")
 SMOKE = TrainConfig(epochs=1, batch_size=32, eval_batch_size=100)
@@ -49,7 +51,7 @@ def test_epsilon_matches_an_rdp_accountant_stepped_directly(sigma: float, sample
 @pytest.mark.filterwarnings("ignore:Optimal order is the smallest alpha")  # σ = 0.1 is off Opacus' alpha grid
 @pytest.mark.parametrize(("sigma", "design"), [(0.1, 21_600), (0.5, 15.4), (1.0, 1.95)])
 def test_epsilon_for_cifar10_20_epochs_matches_design(sigma: float, design: float) -> None:
-    """DESIGN §4: batch 256 of N = 50,000 for 20 epochs at δ = 1e-5 (Opacus gives 21,604 / 15.43 / 1.945)."""
+    """docs/design.md §4: batch 256 of N = 50,000 for 20 epochs at δ = 1e-5 (Opacus gives 21,604 / 15.43 / 1.945)."""
     eps = epsilon(sigma=sigma, sample_rate=256 / 50_000, steps=20 * 50_000 // 256, delta=1e-5)
     assert eps == pytest.approx(design, rel=0.01)
 

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import torch
 
-from autoshield.cache import AttackCache
-from autoshield.config import load_profile
-from autoshield.evaluate import attack_policy, evaluate_policy, profile_splits, victims
-from autoshield.metrics import mean_interval, proportion, reference_classifier
-from autoshield.policy import Policy
-from autoshield.train import evaluate
+from autoshield.core.config import load_profile
+from autoshield.data.policy import Policy
+from autoshield.evaluation.evaluate import attack_policy, evaluate_policy, profile_splits, victims
+from autoshield.learn.train import evaluate
+from autoshield.privacy.cache import AttackCache
+from autoshield.privacy.metrics import mean_interval, proportion
+from autoshield.privacy.reference import reference_classifier
 
 CPU = torch.device("cpu")
 

@@ -10,8 +10,8 @@ import optuna
 import pytest
 
 from autoshield.cli import main
-from autoshield.data import CLASSES
-from autoshield.study import open_storage
+from autoshield.data.cifar import CLASSES
+from autoshield.study.storage import open_storage
 
 
 @pytest.fixture(scope="module")

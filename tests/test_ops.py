@@ -5,9 +5,9 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import RandAugment
 
-from autoshield.errors import AutoshieldError
-from autoshield.ops import OPS, apply_op, op_value, random_signs
-from autoshield.policy import load_search_space
+from autoshield.core.errors import AutoshieldError
+from autoshield.data.ops import OPS, apply_op, op_value, random_signs
+from autoshield.data.spaces import load_search_space
 
 from .conftest import synthetic_images
 

@@ -7,9 +7,10 @@ import torch
 from PIL import Image
 from torchvision import tv_tensors
 
-from autoshield.errors import AutoshieldError
-from autoshield.ops import apply_op, random_signs
-from autoshield.policy import Cell, Policy, PolicyTransform, load_search_space
+from autoshield.core.errors import AutoshieldError
+from autoshield.data.ops import apply_op, random_signs
+from autoshield.data.policy import Cell, Policy, PolicyTransform
+from autoshield.data.spaces import load_search_space
 
 from .conftest import synthetic_images
 

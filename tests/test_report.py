@@ -14,10 +14,11 @@ from PIL import Image
 
 from autoshield import load_policy
 from autoshield.cli import main
-from autoshield.ops import random_signs
-from autoshield.policy import Policy
-from autoshield.report import dominates, hypervolume
-from autoshield.study import open_storage
+from autoshield.data.ops import random_signs
+from autoshield.data.policy import Policy
+from autoshield.report.pareto import dominates, hypervolume
+from autoshield.study.records import DPRecord, sigma_of
+from autoshield.study.storage import open_storage
 
 
 def _common(db: Path, data_root: Path) -> list[str]:
@@ -47,19 +48,19 @@ def _trials(db: Path, name: str):
 
 def test_baseline_records_epsilon_and_both_settings_and_resumes(studies, data_root, capsys):
     trials = _trials(studies, "autoshield-dpsgd")
-    assert sorted(t.params["sigma"] for t in trials) == [0.5, 1.0]
-    for trial in trials:
-        attrs = trial.user_attrs
-        assert attrs["epsilon"] > 0 and attrs["delta"] == 1e-5 and attrs["max_grad_norm"] == 1.0
-        assert 0 <= attrs["attack_accuracy"] <= 1 and 0 <= attrs["weights_attack_accuracy"] <= 1
-    low, high = sorted(trials, key=lambda t: t.params["sigma"])
-    assert low.user_attrs["epsilon"] > high.user_attrs["epsilon"]  # more noise, more privacy
+    assert sorted(sigma_of(t) for t in trials) == [0.5, 1.0]
+    records = [DPRecord.read(t) for t in trials]
+    for record in records:
+        assert record.epsilon > 0 and record.delta == 1e-5 and record.max_grad_norm == 1.0
+        assert 0 <= record.noised.attack_accuracy <= 1 and 0 <= record.weights.attack_accuracy <= 1
+    low, high = sorted(records, key=lambda r: r.sigma)
+    assert low.epsilon > high.epsilon  # more noise, more privacy
     # the no-noise control attacks the same fresh network and victims whatever σ: one result, from the cache
-    controls = {(t.user_attrs["control_attack_accuracy"], t.user_attrs["control_psnr_original"]) for t in trials}
-    assert len(controls) == 1 and high.user_attrs["control_attacks_from_cache"] == 10
+    controls = {(r.control.attack_accuracy, r.control.psnr_original) for r in records}
+    assert len(controls) == 1 and high.control.attacks_from_cache == 10
     assert main(["baseline", "--sigma", "1.0", "0.1", *_common(studies, data_root)]) == 0
     out = capsys.readouterr().out
-    assert sorted(t.params["sigma"] for t in _trials(studies, "autoshield-dpsgd")) == [0.1, 0.5, 1.0]
+    assert sorted(sigma_of(t) for t in _trials(studies, "autoshield-dpsgd")) == [0.1, 0.5, 1.0]
     assert "no meaningful privacy guarantee" in out  # σ = 0.1
 
 

@@ -13,10 +13,13 @@ import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from autoshield import study as study_module
 from autoshield.cli import main
-from autoshield.errors import AutoshieldError
-from autoshield.study import open_storage
+from autoshield.core.errors import AutoshieldError
+from autoshield.study import heartbeat, launch
+from autoshield.study.catalog import completed
+from autoshield.study.records import cell_of
+from autoshield.study.storage import artifact_store, open_storage
+from autoshield.study.worker import run_worker
 
 from .conftest import kill_when
 
@@ -46,7 +49,7 @@ def test_grid_one_trial_per_cell_and_best_table(tmp_path, data_root, space, caps
     assert main(_args("grid", db, data_root, space)) == 0
     out = capsys.readouterr().out
     trials = _trials(db, "autoshield-grid")
-    assert sorted(t.params["cell"] for t in trials) == ["Identity", "Invert", "Rotate:9"]
+    assert sorted(str(cell_of(t)) for t in trials) == ["Identity", "Invert", "Rotate:9"]
     assert "best cell per label" in out and "rule:" in out
     best = (tmp_path / "autoshield-grid-best.csv").read_text().splitlines()
     assert best[0].startswith("label,op,magnitude") and len(best) == 11
@@ -58,19 +61,19 @@ def test_grid_one_trial_per_cell_and_best_table(tmp_path, data_root, space, caps
 
 def test_search_resumes_to_exact_count_after_interrupt(tmp_path, data_root, space, monkeypatch):
     db = tmp_path / "s.db"
-    real_run = study_module.run
+    real_run = launch.run
 
     def interrupt_after_three(job, *, n_jobs=1, on_trial=None, data=None):
         def stop(study):
-            if len(study_module.completed(study)) >= 3:
+            if len(completed(study)) >= 3:
                 raise KeyboardInterrupt
 
         real_run(job, n_jobs=n_jobs, on_trial=stop, data=data)
 
-    monkeypatch.setattr(study_module, "run", interrupt_after_three)
+    monkeypatch.setattr(launch, "run", interrupt_after_three)
     assert main(_args("search", db, data_root, space, "--trials", "6", "--utility", "recognizability")) == 130
     assert len(_trials(db, "autoshield-search")) == 3
-    monkeypatch.setattr(study_module, "run", real_run)
+    monkeypatch.setattr(launch, "run", real_run)
     assert main(_args("search", db, data_root, space, "--trials", "6", "--utility", "recognizability")) == 0
     trials = _trials(db, "autoshield-search")
     assert len(trials) == 6
@@ -120,7 +123,7 @@ def test_artifact_is_png_and_dashboard_serves_study(tmp_path, data_root, space):
 
     from optuna_dashboard import wsgi
 
-    app = wsgi(storage, artifact_store=study_module.artifact_store(tmp_path / "artifacts"))
+    app = wsgi(storage, artifact_store=artifact_store(tmp_path / "artifacts"))
     environ = {"PATH_INFO": "/api/studies", "REQUEST_METHOD": "GET"}
     setup_testing_defaults(environ)
     status = []
@@ -165,7 +168,7 @@ def test_bad_space_and_foreign_database(tmp_path, data_root, capsys):
     assert main(_args("grid", foreign, data_root, tmp_path / "bad.toml".replace("bad", "x"))) == 2
     corrupt = tmp_path / "corrupt.db"
     corrupt.write_bytes(b"this is not a database" * 100)
-    space = Path(__file__).resolve().parent.parent / "search_spaces" / "randaugment14.toml"
+    space = "randaugment14"  # built in
     assert main(_args("grid", corrupt, data_root, space)) == 2
     assert "not a usable SQLite database" in capsys.readouterr().err
     assert main(_args("grid", foreign, data_root, space)) == 2
@@ -207,15 +210,15 @@ def test_trial_killed_before_its_first_heartbeat_is_requeued(tmp_path, fast_hear
     for cell in ("a", "b"):
         study.enqueue_trial({"cell": cell})
     orphan = study.ask()  # RUNNING, no heartbeat: what a worker killed at that moment leaves
-    assert study_module.fail_orphans(study, storage) == []  # too young to call orphaned
-    time.sleep(study_module.GRACE_SECONDS + 0.5)
+    assert heartbeat.fail_orphans(study, storage) == []  # too young to call orphaned
+    time.sleep(heartbeat.GRACE_SECONDS + 0.5)
 
     def objective(trial):
         trial.suggest_categorical("cell", ["a", "b"])
         return 1.0, 0.0
 
     run = {"storage": storage, "target": None, "poll_seconds": 0.2}
-    worker = threading.Thread(target=study_module.run_worker, args=(study, objective), kwargs=run)
+    worker = threading.Thread(target=run_worker, args=(study, objective), kwargs=run)
     worker.daemon = True
     worker.start()
     worker.join(timeout=60)

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import torch
 
-from autoshield.config import TrainConfig
-from autoshield.data import stratified_subset
-from autoshield.models import ResNet18, build_model, count_parameters
-from autoshield.policy import Policy
-from autoshield.train import crop_flip, train_classifier
+from autoshield.core.config import TrainConfig
+from autoshield.data.cifar import stratified_subset
+from autoshield.data.policy import Policy
+from autoshield.learn.models import ResNet18, build_model, count_parameters
+from autoshield.learn.train import crop_flip, train_classifier
 
 CPU = torch.device("cpu")
 

@@ -1,0 +1,3 @@
+from autoshield.cli.app import main
+
+raise SystemExit(main())

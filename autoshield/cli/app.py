@@ -1,0 +1,60 @@
+"""The `autoshield` command: one subcommand per module, each with its arguments beside its action.
+
+Every user error surfaces as one `error: ...` line and a non-zero exit; logging
+and warnings are configured here, at the entry point, never on import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from autoshield.cli import explore, outputs, single, studies
+from autoshield.cli.common import Parser
+from autoshield.core.errors import AutoshieldError
+
+COMMANDS = (
+    explore.register_data,
+    explore.register_ops,
+    single.register_train,
+    single.register_attack,
+    studies.register_grid,
+    studies.register_search,
+    studies.register_baseline,
+    outputs.register_report,
+    outputs.register_export,
+    outputs.register_dashboard,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="autoshield",
+        description="Search per-label data augmentations that defend against gradient inversion, "
+        "and compare them with DP-SGD.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+    for register in COMMANDS:
+        register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from autoshield.study.storage import quiet_optuna
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, or a one-line usage error
+        return int(exit_.code or 0)
+    quiet_optuna()
+    try:
+        args.func(args)
+    except AutoshieldError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished work is saved; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0

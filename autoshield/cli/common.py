@@ -1,0 +1,97 @@
+"""What every command shares: the console, the profile/data/study arguments, and printing rows as a table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import NoReturn
+
+from rich.console import Console
+from rich.table import Table
+
+from autoshield.core.config import PRESETS, Profile, load_profile
+from autoshield.data.cifar import Cifar10, default_data_root, load_cifar10
+from autoshield.study.storage import DEFAULT_STORAGE, default_artifacts
+
+console = Console()
+if not console.is_terminal:
+    console.width = 160  # logs and pipes: wide tables instead of 80-column wrapping
+
+POLICY_HELP = "'airplane=Rotate:5,cat=Equalize' (unlisted labels: Identity), one cell for all, or a policy .json"
+_LEFT = ("label", "op", "policy", "cell")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the usage is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+
+
+def add_data_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        help="CIFAR-10 folder: cifar-10-batches-py/ or train/+test/ ImageFolder "
+        f"(default: $AUTOSHIELD_DATA or {default_data_root()})",
+    )
+    parser.add_argument("--download", action="store_true", help="download CIFAR-10 with torchvision if it is missing")
+
+
+def add_profile_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="quick", help=f"preset: {', '.join(PRESETS)} (default: quick)")
+    parser.add_argument("--config", type=Path, default=None, help="TOML file overriding profile fields")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one profile field, e.g. --set attack.iterations=500 (repeatable)",
+    )
+    parser.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
+    add_data_args(parser)
+
+
+def add_study_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage",
+        default=None,
+        help="Optuna storage URL: sqlite:///studies/autoshield.db (default), postgresql+psycopg://user@host/db, "
+        "or journal:PATH for a shared file system",
+    )
+    parser.add_argument("--study", default="autoshield", help="study name prefix (default: autoshield)")
+    parser.add_argument(
+        "--artifacts", type=Path, default=None, help="artifact folder (default: artifacts/ beside the SQLite file)"
+    )
+
+
+def profile_of(args: argparse.Namespace, *extra: str) -> Profile:
+    """The profile the arguments ask for; `extra` overrides come after `--set`."""
+    overrides = [*args.overrides, *extra]
+    if args.device:
+        overrides.append(f"device={args.device!r}")
+    return load_profile(args.profile, toml_path=args.config, overrides=tuple(overrides))
+
+
+def data_of(args: argparse.Namespace) -> Cifar10:
+    return load_cifar10(args.data_root, download=args.download)
+
+
+def storage_of(args: argparse.Namespace) -> str:
+    return args.storage or DEFAULT_STORAGE
+
+
+def artifacts_of(args: argparse.Namespace) -> Path:
+    return args.artifacts or default_artifacts(storage_of(args))
+
+
+def print_rows(title: str, rows: list[dict[str, str]]) -> None:
+    """Rows (one dict per row, same keys) as a terminal table; an 'overall' row is bold."""
+    table = Table(title=title)
+    for key in rows[0]:
+        table.add_column(key, justify="left" if key in _LEFT else "right")
+    for row in rows:
+        table.add_row(*row.values(), style="bold" if row.get("label") == "overall" else None)
+    console.print(table)

@@ -1,0 +1,103 @@
+"""`autoshield report`, `export` and `dashboard`: reading finished studies back out."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.markdown import Markdown
+
+from autoshield.cli.common import add_study_args, artifacts_of, console, storage_of
+from autoshield.core.errors import AutoshieldError
+from autoshield.report.format import percent
+from autoshield.study.analysis import DEFAULT_TOLERANCE
+
+
+def register_report(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("report", help="Pareto fronts vs DP-SGD, hypervolume, per-label tables, sheets")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: studies/<study>-report)")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help=f"best grid cell per label: allowed model-accuracy drop ({DEFAULT_TOLERANCE:g})",
+    )
+    add_study_args(parser)
+    parser.set_defaults(func=run_report)
+
+
+def run_report(args: argparse.Namespace) -> None:
+    from autoshield.report.build import FILES, build_report
+    from autoshield.study.storage import artifact_store, open_storage
+
+    out = args.out or artifacts_of(args).parent / f"{args.study}-report"
+    storage = open_storage(storage_of(args), heartbeat=False)
+    path = build_report(
+        storage=storage, name=args.study, store=artifact_store(artifacts_of(args)), out=out, tolerance=args.tolerance
+    )
+    console.print(f"wrote {path} (with {', '.join(FILES[1:])})")
+    console.print(Markdown(path.read_text().split("## Per label")[0].replace("![", "[")))
+
+
+def register_export(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("export", help="write a trial's policy as JSON for autoshield.load_policy")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--trial", type=int, default=None, help="trial number")
+    which.add_argument(
+        "--best-tradeoff", action="store_true", help="the Pareto trial with max model - attack accuracy (default)"
+    )
+    parser.add_argument("--kind", choices=("search", "grid"), default="search", help="which study (search)")
+    parser.add_argument("-o", "--output", type=Path, default=Path("policy.json"), help="JSON path (policy.json)")
+    add_study_args(parser)
+    parser.set_defaults(func=run_export)
+
+
+def run_export(args: argparse.Namespace) -> None:
+    from optuna.trial import TrialState
+
+    from autoshield.report.pareto import best_tradeoff
+    from autoshield.study.catalog import find_study
+    from autoshield.study.records import fail_reason, policy_of
+    from autoshield.study.storage import open_storage, study_name
+
+    storage = open_storage(storage_of(args), heartbeat=False)
+    study = find_study(storage, args.study, args.kind)
+    if study is None:
+        raise AutoshieldError(f"no study {study_name(args.study, args.kind)!r} in this storage")
+    if args.trial is None:
+        trial = best_tradeoff(study)
+    else:
+        trials = [t for t in study.get_trials(deepcopy=False) if t.number == args.trial]
+        if not trials:
+            raise AutoshieldError(f"study {study.study_name!r} has no trial {args.trial}")
+        trial = trials[0]
+    if trial.state != TrialState.COMPLETE:
+        reason = fail_reason(trial) or trial.state.name.lower()
+        raise AutoshieldError(f"trial {trial.number} did not complete ({reason}); nothing to export")
+    policy = policy_of(trial)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(policy.to_json() + "\n")
+    console.print(
+        f"trial {trial.number}: model {percent(trial.values[0])} %, attack {percent(trial.values[1])} %, "
+        f"policy {policy} -> {args.output}"
+    )
+
+
+def register_dashboard(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("dashboard", help="open the studies in optuna-dashboard, with reconstruction sheets")
+    add_study_args(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    parser.set_defaults(func=run_dashboard)
+
+
+def run_dashboard(args: argparse.Namespace) -> None:
+    from autoshield.study.storage import artifact_store, open_storage, redact
+
+    try:
+        from optuna_dashboard import run_server
+    except ModuleNotFoundError:
+        raise AutoshieldError("optuna-dashboard is not installed: pip install 'autoshield[dashboard]'") from None
+    storage = open_storage(storage_of(args), heartbeat=False)
+    console.print(f"optuna-dashboard for {redact(storage_of(args))} at http://{args.host}:{args.port}/ (Ctrl-C stops)")
+    run_server(storage, host=args.host, port=args.port, artifact_store=artifact_store(artifacts_of(args)))

@@ -1,0 +1,71 @@
+"""Search spaces: the operations and magnitudes a grid or a search draws its cells from.
+
+The built-in spaces ship inside the package (`autoshield/data/search_spaces/`,
+read with `importlib.resources`), so an installed wheel has them too; any
+other TOML file of the same format works as well (see `search_spaces/README.md`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import tomllib
+
+from autoshield.core.errors import AutoshieldError
+from autoshield.data.ops import OPS, check_magnitude, get_op
+from autoshield.data.policy import Cell
+
+BUILT_IN = resources.files("autoshield.data") / "search_spaces"
+
+
+def built_in_spaces() -> list[str]:
+    """Names of the spaces that ship with autoshield."""
+    return sorted(entry.name.removesuffix(".toml") for entry in BUILT_IN.iterdir() if entry.name.endswith(".toml"))
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Operations and magnitudes a grid or search draws cells from."""
+
+    name: str
+    ops: tuple[str, ...]
+    magnitudes: tuple[int, ...]
+
+    def cells(self) -> list[Cell]:
+        """The distinct cells: magnitude-free operations appear once."""
+        out: list[Cell] = []
+        for op in self.ops:
+            candidates = [Cell.of(op)] if get_op(op).magnitude_free else [Cell.of(op, m) for m in self.magnitudes]
+            out.extend(c for c in candidates if c not in out)
+        return out
+
+
+def load_search_space(name_or_path: str | Path) -> SearchSpace:
+    """A built-in space by name (`randaugment14`, `poster14`) or a TOML file, validated."""
+    path = Path(name_or_path)
+    source = path if path.suffix == ".toml" else BUILT_IN / f"{name_or_path}.toml"
+    try:
+        data = tomllib.loads(source.read_text())
+    except FileNotFoundError:
+        bundled = ", ".join(built_in_spaces())
+        raise AutoshieldError(f"search space {str(name_or_path)!r} not found (bundled: {bundled})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise AutoshieldError(f"search space {path} is not valid TOML: {error}") from None
+    ops, magnitudes = data.get("ops"), data.get("magnitudes")
+    if not isinstance(ops, list) or not ops or not all(isinstance(o, str) for o in ops):
+        raise AutoshieldError(f"search space {path}: 'ops' must be a non-empty list of operation names")
+    if len(set(ops)) != len(ops):
+        raise AutoshieldError(f"search space {path}: 'ops' lists an operation twice")
+    for op in ops:
+        if op not in OPS:
+            raise AutoshieldError(f"search space {path}: unknown operation {op!r}; known: {', '.join(OPS)}")
+    if not isinstance(magnitudes, list) or not magnitudes:
+        raise AutoshieldError(f"search space {path}: 'magnitudes' must be a non-empty list of integers 0-10")
+    for magnitude in magnitudes:
+        try:
+            check_magnitude(magnitude)
+        except AutoshieldError as error:
+            raise AutoshieldError(f"search space {path}: {error}") from None
+    return SearchSpace(str(data.get("name", path.stem)), tuple(ops), tuple(sorted(set(magnitudes))))

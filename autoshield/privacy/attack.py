@@ -1,0 +1,219 @@
+"""Gradient inversion (Geiping et al. 2020, "Inverting Gradients") and iDLG label recovery.
+
+A *problem* is one observed gradient and the `leak_batch` images behind it.
+Many problems are solved together: `torch.func.vmap` over a per-problem
+double-backward, or a plain loop over the same function (the sequential
+path). Adam is element-wise, so one optimiser over the stacked problems is
+exactly independent optimisers per problem; restarts are stacked as extra
+problems and the one with the lowest gradient loss is kept.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.func import grad, vmap
+
+from autoshield.core.config import AttackConfig
+from autoshield.core.errors import AutoshieldError
+from autoshield.core.runtime import progress_bar
+from autoshield.privacy.threat import Gradients, loss_fn, params_and_buffers
+
+Box = tuple[torch.Tensor, torch.Tensor]  # lowest and highest valid pixel per channel `[3,1,1]`, normalised
+
+
+def recover_labels(model: nn.Module, gradients: Gradients) -> torch.Tensor:
+    """iDLG: with one image per gradient, the true label's row of the last layer's weight gradient
+    is the only one with a negative sum (softmax - onehot < 0 times non-negative features)."""
+    names = [name for name, _ in model.named_parameters()]
+    last = max(i for i, (_, p) in enumerate(model.named_parameters()) if p.ndim == 2)
+    if len(gradients) != len(names):
+        raise AutoshieldError(f"gradient list has {len(gradients)} tensors, the model has {len(names)} parameters")
+    return gradients[last].sum(dim=-1).argmin(dim=-1)
+
+
+def total_variation(images: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of neighbouring pixels, per problem (all dims but the first)."""
+    dx = (images[..., :, 1:] - images[..., :, :-1]).abs().flatten(1).mean(1)
+    dy = (images[..., 1:, :] - images[..., :-1, :]).abs().flatten(1).mean(1)
+    return dx + dy
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """Reconstructed normalised images `[P*leak_batch, 3, H, W]` and per-problem statistics."""
+
+    images: torch.Tensor
+    gradient_loss: torch.Tensor  # 1 - cosine similarity at the end, per problem
+    restart: torch.Tensor  # which restart was kept, per problem
+    failed: torch.Tensor  # bool per problem: the optimisation turned non-finite (loss is inf)
+    seconds: float
+    mode: str  # "batched" or "sequential"
+
+
+class GradientInversion:
+    """The attacker: configured once, then `reconstruct(model, gradients, labels)`.
+
+    `box` is the valid image range in the space the network reads (normalised pixels); the attacker is given
+    it rather than knowing any data set's statistics.
+    """
+
+    def __init__(self, config: AttackConfig, *, box: Box) -> None:
+        self.config = config
+        self.box = box
+
+    def choose_mode(self, model: nn.Module, device: torch.device) -> str:
+        """`auto`: batch on GPUs and for small networks; measured on 2 CPU cores, vmap helped at
+        width <= 32 and hurt at width 64 (benchmarks/RESULTS.md)."""
+        if self.config.mode != "auto":
+            return self.config.mode
+        if device.type == "cuda":
+            return "batched"
+        return "batched" if sum(p.numel() for p in model.parameters()) < 4_000_000 else "sequential"
+
+    def reconstruct(
+        self,
+        model: nn.Module,
+        gradients: Gradients,
+        labels: torch.Tensor,
+        *,
+        image_shape: tuple[int, int, int] = (3, 32, 32),
+        seeds: Sequence[int] | None = None,
+        progress: bool = False,
+    ) -> Reconstruction:
+        """Reconstruct the images behind each observed gradient; `labels` is `[P*leak_batch]`.
+
+        `seeds` (one per problem) fix each problem's random start, so a result does not depend on
+        which other problems share its batch.
+        """
+        device = next(model.parameters()).device
+        params, buffers = params_and_buffers(model)
+        self._check_inputs(params, gradients, labels)
+        problems = gradients[0].shape[0]
+        leak = len(labels) // problems
+        if leak * problems != len(labels):
+            raise AutoshieldError(f"{len(labels)} labels do not match {problems} observed gradients")
+        seeds = list(range(problems)) if seeds is None else list(seeds)
+        model.eval()
+        mode = self.choose_mode(model, device)
+        step_fn = self._step_fn(model, params, buffers, mode)
+        size = self.config.batch_size
+        start = time.perf_counter()
+        with progress_bar(progress) as bar:
+            total = self.config.iterations * math.ceil(problems / size)
+            task = bar.add_task("attack", total=total, status=f"{problems} problems, {mode}") if bar else None
+            parts = [
+                self._solve(
+                    step_fn,
+                    tuple(g[i : i + size].to(device) for g in gradients),
+                    labels[i * leak : (i + size) * leak].to(device),
+                    seeds[i : i + size],
+                    image_shape,
+                    lambda: bar.advance(task) if bar else None,
+                )
+                for i in range(0, problems, size)
+            ]
+        images, losses, restarts = (torch.cat(part) for part in zip(*parts, strict=True))
+        return Reconstruction(
+            images=images,
+            gradient_loss=losses,
+            restart=restarts,
+            failed=~torch.isfinite(losses),
+            seconds=time.perf_counter() - start,
+            mode=mode,
+        )
+
+    def _solve(
+        self,
+        step_fn: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+        gradients: Gradients,
+        labels: torch.Tensor,
+        seeds: Sequence[int],
+        image_shape: tuple[int, int, int],
+        tick: Callable[[], None],
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One stacked optimisation of (restarts x problems); returns images, loss, restart kept."""
+        config = self.config
+        device = labels.device
+        problems, restarts = len(seeds), config.restarts
+        leak = len(labels) // problems
+        targets = tuple(g.repeat(restarts, *([1] * (g.ndim - 1))) for g in gradients)
+        target_norm = torch.sqrt(sum(t.pow(2).flatten(1).sum(1) for t in targets))
+        ys = labels.reshape(problems, leak).repeat(restarts, 1)
+        x = self._initial([s + r * 1_000_003 for r in range(restarts) for s in seeds], leak, image_shape, device)
+        low, high = (bound.to(device) for bound in self.box)
+        optimizer = torch.optim.Adam([x], lr=config.lr)
+        milestones = [round(config.iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)] if config.lr_decay else []
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+        for _ in range(config.iterations):
+            image_grad, _ = step_fn(x.detach(), ys, targets, target_norm)
+            x.grad = image_grad.sign() if config.signed else image_grad
+            optimizer.step()
+            scheduler.step()
+            if config.boxed:
+                with torch.no_grad():
+                    x.data = torch.maximum(torch.minimum(x.data, high), low)
+            tick()
+        _, final = step_fn(x.detach(), ys, targets, target_norm)
+        finite = torch.isfinite(final) & torch.isfinite(x.detach()).flatten(1).all(1)
+        final = torch.where(finite, final, torch.full_like(final, math.inf)).reshape(restarts, problems)
+        best = final.argmin(0)
+        chosen = x.detach().reshape(restarts, problems, leak, *image_shape)[best, torch.arange(problems)]
+        return chosen.reshape(problems * leak, *image_shape).cpu(), final.min(0).values.cpu(), best.cpu()
+
+    def _check_inputs(self, params: dict[str, torch.Tensor], gradients: Gradients, labels: torch.Tensor) -> None:
+        if len(labels) == 0:
+            raise AutoshieldError("no images to attack")
+        if len(gradients) != len(params):
+            raise AutoshieldError(f"gradient list has {len(gradients)} tensors, the model has {len(params)} parameters")
+        for (name, p), g in zip(params.items(), gradients, strict=True):
+            if tuple(g.shape[1:]) != tuple(p.shape):
+                raise AutoshieldError(f"gradient for {name} has shape {tuple(g.shape[1:])}, expected {tuple(p.shape)}")
+            if not torch.isfinite(g).all():
+                raise AutoshieldError(f"observed gradient for {name} is not finite")
+
+    def _initial(
+        self, seeds: Sequence[int], leak: int, shape: tuple[int, int, int], device: torch.device
+    ) -> torch.Tensor:
+        starts = []
+        for seed in seeds:
+            generator = torch.Generator().manual_seed(seed)
+            if self.config.init == "randn":
+                starts.append(torch.randn((leak, *shape), generator=generator))
+            elif self.config.init == "rand":
+                starts.append(torch.rand((leak, *shape), generator=generator) * 2 - 1)
+            else:
+                starts.append(torch.zeros((leak, *shape)))
+        return torch.stack(starts).to(device).requires_grad_(True)
+
+    def _step_fn(
+        self, model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], mode: str
+    ) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+        """(images, labels, targets, target_norm) -> (d objective / d images, gradient loss) per problem."""
+        loss = loss_fn(model, buffers)
+        names = list(params)
+        tv_weight = self.config.tv_weight
+
+        def objective(
+            x: torch.Tensor, y: torch.Tensor, target: Gradients, norm: torch.Tensor
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            g = grad(loss)(params, x, y)
+            dot = sum((g[n] * t).sum() for n, t in zip(names, target, strict=True))
+            g_norm = torch.sqrt(sum(g[n].pow(2).sum() for n in names))
+            rec = 1 - dot / (g_norm * norm + 1e-12)
+            return rec + tv_weight * total_variation(x[None])[0], rec.detach()
+
+        per_problem = grad(objective, has_aux=True)
+        if mode == "batched":
+            return vmap(per_problem)
+
+        def sequential(x: torch.Tensor, y: torch.Tensor, targets: Gradients, norm: torch.Tensor):
+            results = [per_problem(x[i], y[i], tuple(t[i] for t in targets), norm[i]) for i in range(len(x))]
+            return torch.stack([r[0] for r in results]), torch.stack([r[1] for r in results])
+
+        return sequential

@@ -1,0 +1,70 @@
+"""The judge: a clean ResNet-18 whose verdict on a reconstruction is the attack accuracy.
+
+It is trained once per (data, reference settings) and cached; workers that
+start together on an empty cache wait while the first one trains it
+(`core.files.shared_artifact`), so it is never trained twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from autoshield.core.config import Profile
+from autoshield.core.files import cache_dir, shared_artifact
+from autoshield.data.cifar import Cifar10, stratified_subset
+from autoshield.learn.models import build_model
+from autoshield.learn.train import Accuracy, evaluate, fit
+
+
+@dataclass(frozen=True)
+class Reference:
+    model: nn.Module
+    accuracy: Accuracy  # clean test accuracy
+    trained_now: bool
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except (OSError, RuntimeError, EOFError):
+        return None  # a damaged file is trained again
+
+
+def reference_classifier(data: Cifar10, profile: Profile, *, device: torch.device, progress: bool = False) -> Reference:
+    """The clean ResNet-18 that judges reconstructions, trained once (on all of `data.train` unless the
+    profile limits it) and cached."""
+    settings = {"width": profile.reference_width, "seed": profile.seed, "train": asdict(profile.reference)}
+    if profile.reference_train_per_class is not None:  # absent when None, so existing caches stay valid
+        settings["train_per_class"] = profile.reference_train_per_class
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    path = cache_dir() / "reference" / f"resnet18-{data.fingerprint}-{key}.pt"
+
+    def train() -> dict[str, Any]:
+        subset = stratified_subset(data.train, per_class=profile.reference_train_per_class, seed=profile.seed)
+        model = build_model(width=profile.reference_width, seed=profile.seed)
+        fit(
+            model,
+            subset.images,
+            subset.labels,
+            config=profile.reference,
+            seed=profile.seed,
+            device=device,
+            progress=progress,
+            description="reference classifier",
+        )
+        accuracy = evaluate(model, data.test, batch_size=profile.reference.eval_batch_size, device=device)
+        state = {k: v.cpu() for k, v in model.state_dict().items()}
+        return {"state_dict": state, "overall": accuracy.overall, "per_label": list(accuracy.per_label)}
+
+    saved, trained_now = shared_artifact(path, load=_load, build=train, save=torch.save)
+    model = build_model(width=profile.reference_width, seed=profile.seed)
+    model.load_state_dict(saved["state_dict"])
+    accuracy = Accuracy(saved["overall"], tuple(saved["per_label"]))
+    return Reference(model.to(device).eval(), accuracy, trained_now)

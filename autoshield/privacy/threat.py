@@ -1,0 +1,110 @@
+"""The threat model in one place: what an honest-but-curious server observes of a client's images.
+
+The client transforms its images with the policy and computes gradients; the
+server sees only what a `ThreatModel` returns, never the images. Two views
+exist today: the exact gradients (`leak_batch` images behind each observed
+gradient) and DP-SGD's view (each image's gradient clipped to norm C, plus
+N(0, σ²C²) noise, the `noised` setting of docs/design.md §4). An exact view
+depends only on its inputs, so attacks on it can be cached; a noised one
+cannot, since the cache key cannot see the noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, vmap
+from torch.nn import functional as F
+
+from autoshield.core.errors import AutoshieldError
+from autoshield.dp.config import DPConfig
+
+Gradients = tuple[torch.Tensor, ...]  # one tensor per parameter, leading dimension = observed gradient
+
+
+def params_and_buffers(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    params = {name: p.detach() for name, p in model.named_parameters()}
+    buffers = {name: b.detach() for name, b in model.named_buffers()}
+    return params, buffers
+
+
+def loss_fn(model: nn.Module, buffers: dict[str, torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """The client's training loss as a function of the parameters, for `torch.func` transforms."""
+
+    def loss(params: dict[str, torch.Tensor], images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(functional_call(model, (params, buffers), (images,)), labels)
+
+    return loss
+
+
+def leak_gradients(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, leak_batch: int = 1) -> Gradients:
+    """The exact gradients: one per group of `leak_batch` images.
+
+    `images` are normalised `[P*leak_batch, 3, H, W]`; the model is used in eval mode (docs/design.md §3).
+    """
+    if len(images) == 0:
+        raise AutoshieldError("no images to leak gradients from")
+    if len(images) % leak_batch:
+        raise AutoshieldError(f"{len(images)} images do not split into leaked batches of {leak_batch}")
+    model.eval()
+    params, buffers = params_and_buffers(model)
+    names = list(params)
+    per_problem = vmap(grad(loss_fn(model, buffers)), in_dims=(None, 0, 0))
+    shape = (len(images) // leak_batch, leak_batch)
+    grads = per_problem(params, images.reshape(*shape, *images.shape[1:]), labels.reshape(shape))
+    return tuple(grads[name].detach() for name in names)
+
+
+def noised_gradients(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, dp: DPConfig, generator: torch.Generator
+) -> Gradients:
+    """What an attacker sees of each image's DP-SGD contribution (docs/design.md §4, `noised`).
+
+    Each image's whole gradient is clipped to L2 norm ≤ C (Opacus' flat clipping,
+    factor min(1, C / (norm + 1e-6))), then N(0, σ²C²) noise from `generator` is
+    added to every coordinate. Same layout as `leak_gradients`.
+    """
+    gradients = leak_gradients(model, images, labels)
+    norms = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in gradients))
+    factor = (dp.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
+    std = dp.sigma * dp.max_grad_norm
+    return tuple(
+        g * factor.view(-1, *(1,) * (g.ndim - 1))
+        + (torch.randn(g.shape, generator=generator, device=generator.device) * std).to(g.device)
+        for g in gradients
+    )
+
+
+class ThreatModel(Protocol):
+    """A server's view of the client's (already transformed, normalised) images."""
+
+    cacheable: ClassVar[bool]  # the view is a function of its inputs alone
+
+    def observe(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Gradients: ...
+
+
+@dataclass(frozen=True)
+class ExactGradients:
+    """The undefended server's view: exact gradients of `leak_batch` images each."""
+
+    leak_batch: int = 1
+    cacheable: ClassVar[bool] = True
+
+    def observe(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Gradients:
+        return leak_gradients(model, images, labels, leak_batch=self.leak_batch)
+
+
+@dataclass(frozen=True)
+class NoisedGradients:
+    """DP-SGD's view: one image's clipped gradient plus Gaussian noise drawn from `generator`."""
+
+    dp: DPConfig
+    generator: torch.Generator
+    cacheable: ClassVar[bool] = False
+
+    def observe(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Gradients:
+        return noised_gradients(model, images, labels, dp=self.dp, generator=self.generator)

@@ -1,0 +1,59 @@
+"""The studies a report reads: a name's grid, search and DP-SGD studies, and the trials it singles out."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from autoshield.core.errors import AutoshieldError
+from autoshield.data.policy import IDENTITY
+from autoshield.study.catalog import completed, find_study
+from autoshield.study.records import StudyInfo, cell_of, sigma_of
+from autoshield.study.storage import KINDS, study_name
+
+COMPARE_SIGMA = 0.5  # the DP-SGD noise multiplier the per-label comparison and the sheets use (the poster's)
+
+
+@dataclass(frozen=True)
+class Studies:
+    grid: optuna.Study | None
+    search: optuna.Study | None
+    dpsgd: optuna.Study | None
+
+    def present(self) -> list[optuna.Study]:
+        return [s for s in (self.grid, self.search, self.dpsgd) if s]
+
+
+def load_studies(storage: optuna.storages.BaseStorage, name: str) -> Studies:
+    found = {kind: find_study(storage, name, kind) for kind in KINDS}
+    if not any(found.values()):
+        names = ", ".join(study_name(name, kind) for kind in KINDS[:-1]) + f" or {study_name(name, KINDS[-1])}"
+        raise AutoshieldError(f"no study named {names} in this storage")
+    if not any(study and completed(study) for study in found.values()):
+        raise AutoshieldError(f"the studies of {name!r} have no completed trials yet")
+    return Studies(**found)
+
+
+def info(study: optuna.Study) -> StudyInfo | None:
+    return StudyInfo.read(study)
+
+
+def utility(study: optuna.Study) -> str:
+    """What a study's model accuracy means: `trained` (clean accuracy) or `recognizability`."""
+    found = StudyInfo.read(study)
+    return found.utility if found else "trained"
+
+
+def dp_at(studies: Studies, sigma: float) -> FrozenTrial | None:
+    if studies.dpsgd is None:
+        return None
+    matches = [t for t in completed(studies.dpsgd) if math.isclose(sigma_of(t), sigma)]
+    return matches[0] if matches else None
+
+
+def grid_identity(grid: optuna.Study) -> FrozenTrial | None:
+    """The grid's completed Identity cell: the no-defence point every defence is read against."""
+    return next((t for t in completed(grid) if cell_of(t) == IDENTITY), None)

@@ -1,0 +1,303 @@
+"""The three kinds of study, as objects: the exhaustive grid, the per-label search, the DP-SGD baselines.
+
+A job owns everything that differs between kinds: how many trials a finished
+study has, what `prepare` queues first, which sampler proposes trials, the
+objective that evaluates one, and the info a study is created with. The worker
+loop (`worker`) and the processes (`launch`) never ask which kind they run.
+Jobs are frozen and picklable: `--n-jobs` hands them to spawned processes.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import optuna
+import torch
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.trial import Trial
+
+from autoshield.core.config import Profile
+from autoshield.core.errors import AutoshieldError
+from autoshield.data.cifar import Cifar10
+from autoshield.data.policy import IDENTITY, Policy
+from autoshield.data.spaces import SearchSpace
+from autoshield.evaluation.dpsgd import evaluate_dpsgd
+from autoshield.evaluation.evaluate import AttackResult, evaluate_policy
+from autoshield.evaluation.sheets import reconstruction_sheet
+from autoshield.privacy.cache import AttackCache
+from autoshield.study.analysis import DEFAULT_TOLERANCE, best_cells, best_policy
+from autoshield.study.catalog import completed, enqueue_once, find_study
+from autoshield.study.records import (
+    DPRecord,
+    EvaluationRecord,
+    StudyInfo,
+    dp_params,
+    grid_params,
+    search_params,
+    sigma_of,
+    suggest_cell,
+    suggest_policy,
+    suggest_sigma,
+)
+from autoshield.study.storage import study_name
+from autoshield.study.worker import Objective
+
+UTILITIES = ("trained", "recognizability")
+SAMPLERS = ("tpe", "nsga2", "gp", "random")
+SIGMA_RANGE = (1e-3, 1e3)  # DP-SGD noise multipliers a baseline study accepts
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a worker has loaded once and every trial uses."""
+
+    data: Cifar10
+    reference: torch.nn.Module
+    device: torch.device
+    cache: AttackCache
+    store: FileSystemArtifactStore
+
+
+def make_sampler(name: str, *, seed: int) -> optuna.samplers.BaseSampler:
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise AutoshieldError(f"unknown sampler {name!r}; choose from {', '.join(SAMPLERS)}")
+
+
+def upload_sheets(trial: Trial, sheets: dict[str, AttackResult], store: FileSystemArtifactStore) -> None:
+    """One reconstruction sheet (PNG artifact) per named attack, shown by optuna-dashboard."""
+    with tempfile.TemporaryDirectory() as folder:
+        for name, attack in sheets.items():
+            path = Path(folder) / f"trial-{trial.number}-{name}.png"
+            reconstruction_sheet(attack, path, title=f"trial {trial.number}: {name}")
+            upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial, mimetype="image/png")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job(ABC):
+    """Where a study lives and what its numbers depend on; subclasses say what a trial is."""
+
+    kind: ClassVar[str]
+    storage: str
+    name: str  # study name prefix
+    profile: Profile
+    data_root: str | None = None
+    artifacts: str
+
+    @property
+    def study_name(self) -> str:
+        return study_name(self.name, self.kind)
+
+    @abstractmethod
+    def total(self) -> int:
+        """Completed trials a finished study has."""
+
+    def target(self) -> int | None:
+        """Completed trials at which workers stop; None: when nothing is queued or running."""
+        return None
+
+    def finished(self, study: optuna.Study) -> int:
+        """Completed trials that count towards `total`."""
+        return len(completed(study))
+
+    @abstractmethod
+    def info(self, data: Cifar10) -> StudyInfo:
+        """What the study is created with, and checked against when a worker joins."""
+
+    def sampler(self, worker: int) -> optuna.samplers.BaseSampler | None:
+        return None
+
+    @abstractmethod
+    def prepare(self, study: optuna.Study, storage: optuna.storages.BaseStorage, data: Cifar10) -> list[str]:
+        """Queue what must run first; returns notes for the user."""
+
+    @abstractmethod
+    def objective(self, context: Context) -> Objective:
+        """Evaluate one trial, store its record and sheets, return its two objectives."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class _PolicyJob(Job):
+    """Grid and search: policies drawn from a space, judged by one utility."""
+
+    space: SearchSpace
+    utility: str = "trained"
+
+    def __post_init__(self) -> None:
+        if self.utility not in UTILITIES:
+            raise AutoshieldError(f"unknown utility {self.utility!r} ({', '.join(UTILITIES)})")
+
+    def info(self, data: Cifar10) -> StudyInfo:
+        return StudyInfo(
+            kind=self.kind,
+            space=self.space.name,
+            cells=tuple(str(c) for c in self.space.cells()),
+            profile=self.profile.name,
+            profile_fingerprint=self.profile.fingerprint(),
+            utility=self.utility,
+            data=data.fingerprint,
+        )
+
+    @abstractmethod
+    def _policy(self, trial: Trial) -> Policy:
+        """The policy this trial evaluates, drawn through the trial's parameters."""
+
+    def objective(self, context: Context) -> Objective:
+        def evaluate(trial: Trial) -> tuple[float, float]:
+            evaluation = evaluate_policy(
+                policy=self._policy(trial),
+                data=context.data,
+                profile=self.profile,
+                reference=context.reference,
+                device=context.device,
+                utility=self.utility,
+                cache=context.cache,
+            )
+            record = EvaluationRecord.of(evaluation)
+            record.write(trial)
+            upload_sheets(trial, {"reconstructions": evaluation.attack}, context.store)
+            return record.objectives()
+
+        return evaluate
+
+
+@dataclass(frozen=True, kw_only=True)
+class GridJob(_PolicyJob):
+    """Every distinct cell of the space, applied to all labels: one trial per cell."""
+
+    kind: ClassVar[str] = "grid"
+
+    def total(self) -> int:
+        return len(self.space.cells())
+
+    def prepare(self, study: optuna.Study, storage: optuna.storages.BaseStorage, data: Cifar10) -> list[str]:
+        cells = self.space.cells()
+        queued = sum(enqueue_once(study, grid_params(cell)) for cell in cells)
+        return [f"{len(cells)} distinct cells, {len(completed(study))} done, {queued} queued now"]
+
+    def _policy(self, trial: Trial) -> Policy:
+        return Policy.uniform(suggest_cell(trial, self.space.cells()))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchJob(_PolicyJob):
+    """Per-label policies proposed by a sampler until `trials` are complete; Identity and the grid's best
+    per-label policy are queued first."""
+
+    kind: ClassVar[str] = "search"
+    trials: int
+    sampler_name: str = "tpe"
+    tolerance: float = DEFAULT_TOLERANCE
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.trials < 1:
+            raise AutoshieldError(f"--trials must be >= 1, got {self.trials}")
+        make_sampler(self.sampler_name, seed=0)  # an unknown sampler fails before anything is written
+
+    def total(self) -> int:
+        return self.trials
+
+    def target(self) -> int | None:
+        return self.trials
+
+    def sampler(self, worker: int) -> optuna.samplers.BaseSampler | None:
+        return make_sampler(self.sampler_name, seed=self.profile.seed + 1000 * worker)
+
+    def prepare(self, study: optuna.Study, storage: optuna.storages.BaseStorage, data: Cifar10) -> list[str]:
+        notes = []
+        if IDENTITY.op in self.space.ops and enqueue_once(study, search_params(Policy.identity())):
+            notes.append("queued the Identity policy first")
+        grid = self._existing_grid(storage, data)
+        if grid is not None:
+            policy = best_policy(best_cells(grid, tolerance=self.tolerance)[0])
+            if enqueue_once(study, search_params(policy)):
+                notes.append(f"queued the grid's best-per-label policy: {policy}")
+        notes.append(f"{len(completed(study))} of {self.trials} trials already complete")
+        return notes
+
+    def _existing_grid(self, storage: optuna.storages.BaseStorage, data: Cifar10) -> optuna.Study | None:
+        """The same-named grid study when it was run with this space, profile and data."""
+        grid = find_study(storage, self.name, "grid")
+        if grid is None:
+            return None
+        info = StudyInfo.read(grid)
+        same = (
+            info is not None
+            and info.space == self.space.name
+            and info.profile_fingerprint == self.profile.fingerprint()
+            and info.data == data.fingerprint
+        )
+        return grid if same and completed(grid) else None
+
+    def _policy(self, trial: Trial) -> Policy:
+        return suggest_policy(trial, self.space.cells())
+
+
+@dataclass(frozen=True, kw_only=True)
+class DPJob(Job):
+    """DP-SGD at each noise multiplier: one trial per σ."""
+
+    kind: ClassVar[str] = "dpsgd"
+    sigmas: tuple[float, ...] = field(default=(0.1, 0.5, 1.0))
+    max_grad_norm: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.sigmas:
+            raise AutoshieldError("give at least one --sigma")
+        for sigma in self.sigmas:
+            if not SIGMA_RANGE[0] <= sigma <= SIGMA_RANGE[1]:
+                raise AutoshieldError(f"--sigma must be in [{SIGMA_RANGE[0]}, {SIGMA_RANGE[1]}], got {sigma}")
+        if not (math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0):
+            raise AutoshieldError(f"--max-grad-norm must be finite and > 0, got {self.max_grad_norm}")
+
+    def total(self) -> int:
+        return len(set(self.sigmas))
+
+    def finished(self, study: optuna.Study) -> int:
+        """A rerun may ask for fewer σ than are done: only the asked ones count."""
+        return sum(sigma_of(t) in self.sigmas for t in completed(study))
+
+    def info(self, data: Cifar10) -> StudyInfo:
+        return StudyInfo(
+            kind=self.kind,
+            space="",
+            cells=(),
+            profile=self.profile.name,
+            profile_fingerprint=self.profile.fingerprint(),
+            utility="trained",
+            data=data.fingerprint,
+        )
+
+    def prepare(self, study: optuna.Study, storage: optuna.storages.BaseStorage, data: Cifar10) -> list[str]:
+        queued = sum(enqueue_once(study, dp_params(sigma)) for sigma in sorted(set(self.sigmas)))
+        return [f"{queued} of {len(set(self.sigmas))} noise multipliers queued (the others are done or running)"]
+
+    def objective(self, context: Context) -> Objective:
+        def evaluate(trial: Trial) -> tuple[float, float]:
+            evaluation = evaluate_dpsgd(
+                sigma=suggest_sigma(trial, *SIGMA_RANGE),
+                max_grad_norm=self.max_grad_norm,
+                data=context.data,
+                profile=self.profile,
+                reference=context.reference,
+                device=context.device,
+                cache=context.cache,
+            )
+            record = DPRecord.of(evaluation)
+            record.write(trial)
+            upload_sheets(trial, {"noised": evaluation.noised, "weights": evaluation.weights}, context.store)
+            return record.objectives()
+
+        return evaluate

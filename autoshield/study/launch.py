@@ -1,0 +1,101 @@
+"""Worker processes: one command runs `n_jobs` workers on this machine until the study is done.
+
+This process is worker 0; the others are spawned (not forked), so each has
+its own torch threads, and the machine's threads are split between them. On
+Ctrl-C every worker's trial is marked failed and a rerun of the same command
+resumes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import torch
+
+from autoshield.core.errors import AutoshieldError
+from autoshield.core.files import cache_dir
+from autoshield.core.runtime import resolve_device
+from autoshield.data.cifar import Cifar10, load_cifar10
+from autoshield.privacy.cache import AttackCache
+from autoshield.privacy.reference import reference_classifier
+from autoshield.study.catalog import open_study
+from autoshield.study.jobs import Context, Job
+from autoshield.study.storage import artifact_store, open_storage, quiet_optuna
+from autoshield.study.worker import run_worker
+
+
+def prepare(job: Job, data: Cifar10) -> tuple[optuna.Study, list[str]]:
+    """Create or check the job's study and queue what must run first; returns notes for the user."""
+    storage = open_storage(job.storage)
+    study = open_study(storage, name=job.name, info=job.info(data))
+    return study, job.prepare(study, storage, data)
+
+
+def work(
+    job: Job,
+    worker: int = 0,
+    on_trial: Callable[[optuna.Study], None] | None = None,
+    *,
+    data: Cifar10 | None = None,
+) -> None:
+    """One worker: load data (unless the caller has it) and the cached reference, then take trials
+    until the study is done."""
+    data = data or load_cifar10(job.data_root)
+    device = resolve_device(job.profile.device)
+    context = Context(
+        data=data,
+        reference=reference_classifier(data, job.profile, device=device).model,
+        device=device,
+        cache=AttackCache(cache_dir() / "attacks"),
+        store=artifact_store(Path(job.artifacts)),
+    )
+    storage = open_storage(job.storage)
+    study = open_study(storage, name=job.name, info=job.info(data), sampler=job.sampler(worker))
+    run_worker(study, job.objective(context), storage=storage, target=job.target(), on_trial=on_trial)
+
+
+def check_workers(n_jobs: int) -> int:
+    if n_jobs < 1:
+        raise AutoshieldError(f"--n-jobs must be >= 1, got {n_jobs}")
+    return n_jobs
+
+
+def _threads_per_worker(n_jobs: int) -> int:
+    """Split this process's torch threads (the cores, or OMP_NUM_THREADS) so workers never oversubscribe."""
+    return max(1, torch.get_num_threads() // n_jobs)
+
+
+def _child(job: Job, worker: int, threads: int) -> None:
+    quiet_optuna()
+    torch.set_num_threads(threads)
+    work(job, worker)
+
+
+def run(
+    job: Job,
+    *,
+    n_jobs: int = 1,
+    on_trial: Callable[[optuna.Study], None] | None = None,
+    data: Cifar10 | None = None,
+) -> None:
+    """Run `n_jobs` workers on this machine (this process is worker 0) until the study is done."""
+    check_workers(n_jobs)
+    threads = _threads_per_worker(n_jobs)
+    context = multiprocessing.get_context("spawn")
+    children = [context.Process(target=_child, args=(job, i, threads), daemon=True) for i in range(1, n_jobs)]
+    for child in children:
+        child.start()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        work(job, 0, on_trial, data=data)
+        for child in children:
+            child.join()
+    finally:
+        torch.set_num_threads(previous)
+        for child in children:
+            if child.is_alive():
+                child.terminate()

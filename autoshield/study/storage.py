@@ -1,0 +1,129 @@
+"""Where studies live: storage URLs, opening and checking them, the artifact store.
+
+One storage holds a name's three studies (`<name>-grid`, `<name>-search`,
+`<name>-dpsgd`). SQLite files are checked before Optuna writes to them, so a
+foreign or corrupt file is refused untouched; PostgreSQL (any SQLAlchemy URL)
+lets workers on many machines share a study; `journal:PATH` serves clusters
+that have only a shared file system. Passwords never reach the terminal.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages.journal import JournalFileBackend
+
+from autoshield.core.errors import AutoshieldError
+from autoshield.study import heartbeat
+
+DEFAULT_STORAGE = "sqlite:///studies/autoshield.db"
+Kind = Literal["grid", "search", "dpsgd"]
+KINDS: tuple[Kind, ...] = ("grid", "search", "dpsgd")
+
+
+def study_name(name: str, kind: str) -> str:
+    """The study of one kind under a name prefix: `<name>-grid`, `<name>-search`, `<name>-dpsgd`."""
+    return f"{name}-{kind}"
+
+
+def quiet_optuna() -> None:
+    """Optuna's per-trial log lines and experimental-feature warnings (heartbeat, metric names) say nothing a
+    user of autoshield needs; the CLI and every worker process call this at start."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def redact(url: str) -> str:
+    """The storage URL safe to print: any password replaced by ***."""
+    if "://" not in url or "@" not in url:
+        return url
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is printed without its credentials part
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[-1]}"
+
+
+def default_artifacts(url: str) -> Path:
+    """Reconstruction sheets go beside a SQLite file (`artifacts/`), else to `studies/artifacts`."""
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///")).parent / "artifacts"
+    return Path("studies/artifacts")
+
+
+def _check_sqlite_file(url: str) -> None:
+    """Refuse a file that is not SQLite, or a SQLite database of another program, before Optuna writes to it.
+
+    The check opens the file read-write (never creating it) because a worker killed mid-write leaves a
+    hot journal that only a read-write connection can roll back; reading the table list writes nothing else."""
+    path = Path(url.removeprefix("sqlite:///"))
+    if not path.exists() or path.stat().st_size == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return
+    try:
+        with sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=30) as connection:
+            tables = {row[0] for row in connection.execute("select name from sqlite_master where type='table'")}
+    except sqlite3.DatabaseError as error:
+        raise AutoshieldError(f"{path} is not a usable SQLite database ({error})") from None
+    if tables and "studies" not in tables:
+        raise AutoshieldError(f"{path} is a SQLite database of another program (no Optuna tables); not touching it")
+
+
+def open_storage(url: str | None = None, *, heartbeat: bool = True) -> optuna.storages.BaseStorage:
+    """`sqlite:///…`, `postgresql+psycopg://…` (any SQLAlchemy URL) or `journal:PATH` for a shared file system."""
+    url = url or DEFAULT_STORAGE
+    if url.startswith("journal:"):
+        path = Path(url.removeprefix("journal:"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:///"):
+        _check_sqlite_file(url)
+        engine_kwargs = {"connect_args": {"timeout": 120}}  # workers queue for the lock instead of failing
+    elif url.startswith("postgresql"):
+        engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+    try:
+        return _rdb_storage(url, engine_kwargs, heartbeat)
+    except ModuleNotFoundError as error:
+        raise AutoshieldError(
+            f"storage {redact(url)} needs the '{error.name}' driver: pip install 'autoshield[postgres]'"
+        ) from None
+    except Exception as error:  # SQLAlchemy/driver errors: one line, never the password
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise AutoshieldError(f"cannot open storage {redact(url)}: {reason.replace(url, redact(url))}") from None
+
+
+def _rdb_storage(url: str, engine_kwargs: dict[str, Any], beating: bool) -> RDBStorage:
+    """RDBStorage, retried when workers starting together race to create the schema of a new database."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(5):
+        try:
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat.HEARTBEAT_SECONDS if beating else None,
+                grace_period=heartbeat.GRACE_SECONDS if beating else None,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3) if beating else None,
+            )
+        except (IntegrityError, OperationalError) as error:
+            # the other process holds the lock, or created a table between our check and our CREATE
+            racing = isinstance(error, IntegrityError) or any(m in str(error) for m in ("locked", "already exists"))
+            if not racing or attempt == 4:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def artifact_store(path: Path) -> FileSystemArtifactStore:
+    path.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(path))
