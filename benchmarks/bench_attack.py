@@ -1,6 +1,8 @@
-"""Seconds per image-iteration of the inversion attack, batched (torch.func.vmap) vs sequential.
+"""Milliseconds per image-iteration of the inversion attack: batched (torch.func.vmap) vs sequential, by width,
+batch size and device; `--trace` adds a torch.profiler table of a few attack iterations.
 
 python benchmarks/bench_attack.py --data-root ../shared/data/cifar10 --widths 16 32 64
+python benchmarks/bench_attack.py --device cuda --widths 64 --modes batched --batch-sizes 10 50 100 --trace
 """
 
 from __future__ import annotations
@@ -8,38 +10,69 @@ from __future__ import annotations
 import torch
 from common import best_of, machine, parser
 
-from autoshield.attack import GradientInversion, leak_gradients
-from autoshield.config import AttackConfig
-from autoshield.data import load_cifar10, normalize, stratified_subset
-from autoshield.models import build_model
+from autoshield.core.config import AttackConfig
+from autoshield.core.runtime import resolve_device
+from autoshield.data.cifar import image_box, load_cifar10, normalize, stratified_subset
+from autoshield.learn.models import build_model
+from autoshield.privacy.attack import GradientInversion
+from autoshield.privacy.threat import leak_gradients
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64])
-    p.add_argument("--images", type=int, default=10)
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[10], help="victims attacked together")
     p.add_argument("--iterations", type=int, default=10)
+    p.add_argument("--modes", nargs="+", default=["batched", "sequential"], choices=["batched", "sequential"])
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--trace", action="store_true", help="print a torch.profiler table of the largest batch")
     args = p.parse_args()
+    device = resolve_device(args.device)
     data = load_cifar10(args.data_root)
-    victims = stratified_subset(data.test, per_class=max(1, args.images // 10), seed=0)
-    x, y = normalize(victims.images[: args.images]), victims.labels[: args.images]
-    print(f"machine: {machine()}; {args.images} images, {args.iterations} iterations, best of 2")
+    largest = max(args.batch_sizes)
+    victims = stratified_subset(data.test, per_class=max(1, -(-largest // 10)), seed=0)
+    print(f"machine: {machine()}; {args.iterations} iterations, best of 2, device {device}")
     for width in args.widths:
-        model = build_model(width=width, seed=0).eval()
-        gradients = leak_gradients(model, x, y)
-        per_image = {}
-        for mode in ("batched", "sequential"):
-            config = AttackConfig(iterations=args.iterations, mode=mode, batch_size=args.images)
-            attacker = GradientInversion(config)
-            seconds = best_of(2, lambda a=attacker, m=model, g=gradients: a.reconstruct(m, g, y))
-            per_image[mode] = seconds / (args.iterations * args.images)
-        speedup = per_image["sequential"] / per_image["batched"]
-        chosen = GradientInversion(AttackConfig()).choose_mode(model, torch.device("cpu"))
-        print(
-            f"width {width:3d}: batched {1000 * per_image['batched']:.1f} ms, sequential "
-            f"{1000 * per_image['sequential']:.1f} ms per image-iteration; batching speed-up {speedup:.2f}x; "
-            f"auto picks {chosen}"
-        )
+        model = build_model(width=width, seed=0).to(device).eval()
+        for size in args.batch_sizes:
+            x, y = normalize(victims.images[:size]).to(device), victims.labels[:size].to(device)
+            gradients = leak_gradients(model, x, y)
+            per_image = {}
+            for mode in args.modes:
+                config = AttackConfig(iterations=args.iterations, mode=mode, batch_size=size)
+                attacker = GradientInversion(config, box=image_box())
+
+                def attack(a: GradientInversion = attacker, m: torch.nn.Module = model, g: tuple = gradients) -> None:
+                    a.reconstruct(m, g, y)  # noqa: B023 - called within this iteration
+                    _sync(device)
+
+                per_image[mode] = best_of(2, attack) / (args.iterations * size)
+            timings = ", ".join(f"{mode} {1000 * seconds:.3f} ms" for mode, seconds in per_image.items())
+            print(f"width {width:3d}, {size:4d} victims: {timings} per image-iteration", flush=True)
+        if args.trace:
+            _trace(model, victims, largest, device)
+
+
+def _trace(model: torch.nn.Module, victims, size: int, device: torch.device) -> None:
+    """Where an attack iteration's time goes: the top operators of 5 iterations after 2 of warm-up."""
+    from torch.profiler import ProfilerActivity, profile
+
+    x, y = normalize(victims.images[:size]).to(device), victims.labels[:size].to(device)
+    gradients = leak_gradients(model, x, y)
+    attacker = GradientInversion(AttackConfig(iterations=2, mode="batched", batch_size=size), box=image_box())
+    attacker.reconstruct(model, gradients, y)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    measured = GradientInversion(AttackConfig(iterations=5, mode="batched", batch_size=size), box=image_box())
+    with profile(activities=activities) as prof:
+        measured.reconstruct(model, gradients, y)
+        _sync(device)
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=key, row_limit=25), flush=True)
 
 
 if __name__ == "__main__":

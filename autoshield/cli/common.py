@@ -11,7 +11,6 @@ from rich.table import Table
 
 from autoshield.core.config import PRESETS, Profile, load_profile
 from autoshield.data.cifar import Cifar10, default_data_root, load_cifar10
-from autoshield.study.storage import DEFAULT_STORAGE, default_artifacts
 
 console = Console()
 if not console.is_terminal:
@@ -80,10 +79,14 @@ def data_of(args: argparse.Namespace) -> Cifar10:
 
 
 def storage_of(args: argparse.Namespace) -> str:
+    from autoshield.study.storage import DEFAULT_STORAGE
+
     return args.storage or DEFAULT_STORAGE
 
 
 def artifacts_of(args: argparse.Namespace) -> Path:
+    from autoshield.study.storage import default_artifacts
+
     return args.artifacts or default_artifacts(storage_of(args))
 
 

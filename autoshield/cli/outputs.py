@@ -8,9 +8,8 @@ from pathlib import Path
 from rich.markdown import Markdown
 
 from autoshield.cli.common import add_study_args, artifacts_of, console, storage_of
+from autoshield.core.choices import DEFAULT_TOLERANCE
 from autoshield.core.errors import AutoshieldError
-from autoshield.report.format import percent
-from autoshield.study.analysis import DEFAULT_TOLERANCE
 
 
 def register_report(commands: argparse._SubParsersAction) -> None:
@@ -27,7 +26,7 @@ def register_report(commands: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> None:
-    from autoshield.report.build import FILES, build_report
+    from autoshield.report.build import build_report
     from autoshield.study.storage import artifact_store, open_storage
 
     out = args.out or artifacts_of(args).parent / f"{args.study}-report"
@@ -35,7 +34,7 @@ def run_report(args: argparse.Namespace) -> None:
     path = build_report(
         storage=storage, name=args.study, store=artifact_store(artifacts_of(args)), out=out, tolerance=args.tolerance
     )
-    console.print(f"wrote {path} (with {', '.join(FILES[1:])})")
+    console.print(f"wrote {path} (with pareto.png, hypervolume.png, per_label.md/.csv, dominance.md)")
     console.print(Markdown(path.read_text().split("## Per label")[0].replace("![", "[")))
 
 
@@ -55,6 +54,7 @@ def register_export(commands: argparse._SubParsersAction) -> None:
 def run_export(args: argparse.Namespace) -> None:
     from optuna.trial import TrialState
 
+    from autoshield.report.format import percent
     from autoshield.report.pareto import best_tradeoff
     from autoshield.study.catalog import find_study
     from autoshield.study.records import fail_reason, policy_of

@@ -7,8 +7,6 @@ from pathlib import Path
 
 from autoshield.cli.common import POLICY_HELP, add_profile_args, console, data_of, print_rows, profile_of
 from autoshield.data.policy import policy_from_argument
-from autoshield.report.format import percent
-from autoshield.report.tables import accuracy_rows, privacy_rows
 
 
 def register_train(commands: argparse._SubParsersAction) -> None:
@@ -21,6 +19,7 @@ def register_train(commands: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> None:
     from autoshield.core.runtime import resolve_device
     from autoshield.evaluation.evaluate import train_policy
+    from autoshield.report.tables import accuracy_rows
 
     profile = profile_of(args)
     policy = policy_from_argument(args.policy)
@@ -60,6 +59,8 @@ def run_attack(args: argparse.Namespace) -> None:
     from autoshield.evaluation.sheets import reconstruction_sheet
     from autoshield.privacy.cache import AttackCache
     from autoshield.privacy.reference import reference_classifier
+    from autoshield.report.format import percent
+    from autoshield.report.tables import privacy_rows
 
     extra = []
     if args.images_per_label is not None:

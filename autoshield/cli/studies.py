@@ -17,25 +17,13 @@ from autoshield.cli.common import (
     profile_of,
     storage_of,
 )
+from autoshield.core.choices import DEFAULT_TOLERANCE, UTILITIES
 from autoshield.data.spaces import load_search_space
-from autoshield.report.format import percent, write_rows
-from autoshield.report.tables import (
-    NO_NOISE_NOTE,
-    dp_records,
-    dp_rows,
-    dp_title,
-    grid_best_rows,
-    loose_guarantees,
-    pareto_rows,
-)
-from autoshield.study.analysis import DEFAULT_TOLERANCE, best_cells
-from autoshield.study.catalog import completed
-from autoshield.study.jobs import SAMPLERS, UTILITIES, DPJob, GridJob, Job, SearchJob
-from autoshield.study.launch import check_workers
-from autoshield.study.storage import redact
 
 if TYPE_CHECKING:
     from optuna import Study
+
+    from autoshield.study.jobs import Job
 
 
 def _add_workers_arg(parser: argparse.ArgumentParser) -> None:
@@ -77,7 +65,9 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
     """Prepare the study, make sure the reference classifier exists, then run workers with a progress bar."""
     from autoshield.core.runtime import resolve_device
     from autoshield.privacy.reference import reference_classifier
+    from autoshield.report.format import percent
     from autoshield.study import launch
+    from autoshield.study.storage import redact
 
     data = data_of(args)
     study, notes = launch.prepare(job, data)
@@ -121,6 +111,12 @@ def register_grid(commands: argparse._SubParsersAction) -> None:
 
 
 def run_grid(args: argparse.Namespace) -> None:
+    from autoshield.report.format import write_rows
+    from autoshield.report.tables import grid_best_rows
+    from autoshield.study.analysis import best_cells
+    from autoshield.study.jobs import GridJob
+    from autoshield.study.launch import check_workers
+
     check_workers(args.n_jobs)
     space = load_search_space(args.space)
     job = GridJob(space=space, utility=args.utility, **_where(args))
@@ -136,12 +132,17 @@ def run_grid(args: argparse.Namespace) -> None:
 def register_search(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("search", help="multi-objective Optuna search over per-label policies")
     parser.add_argument("--trials", type=int, default=200, help="total completed trials, over all workers (200)")
-    parser.add_argument("--sampler", default="tpe", help=f"{', '.join(SAMPLERS)} (default: tpe)")
+    parser.add_argument("--sampler", default="tpe", help="tpe (default), nsga2, gp or random")
     _add_policy_study_args(parser)
     parser.set_defaults(func=run_search)
 
 
 def run_search(args: argparse.Namespace) -> None:
+    from autoshield.report.tables import pareto_rows
+    from autoshield.study.catalog import completed
+    from autoshield.study.jobs import SearchJob
+    from autoshield.study.launch import check_workers
+
     check_workers(args.n_jobs)
     space = load_search_space(args.space)
     job = SearchJob(
@@ -177,6 +178,10 @@ def register_baseline(commands: argparse._SubParsersAction) -> None:
 
 
 def run_baseline(args: argparse.Namespace) -> None:
+    from autoshield.report.tables import NO_NOISE_NOTE, dp_records, dp_rows, dp_title, loose_guarantees
+    from autoshield.study.jobs import DPJob
+    from autoshield.study.launch import check_workers
+
     check_workers(args.n_jobs)
     job = DPJob(sigmas=tuple(args.sigma), max_grad_norm=args.max_grad_norm, **_where(args))
     study = run_study(job, args)

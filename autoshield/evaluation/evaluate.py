@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from autoshield.core.choices import UTILITIES
 from autoshield.core.config import Profile
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.cifar import CLASSES, Cifar10, Split, denormalize, image_box, normalize, stratified_subset
@@ -224,8 +225,8 @@ def evaluate_policy(
     progress: bool = False,
 ) -> Evaluation:
     """Train on `policy(train)` (unless utility is recognisability) and attack `policy(victims)`."""
-    if utility not in ("trained", "recognizability"):
-        raise AutoshieldError(f"unknown utility {utility!r} (trained, recognizability)")
+    if utility not in UTILITIES:
+        raise AutoshieldError(f"unknown utility {utility!r} ({', '.join(UTILITIES)})")
     model, train_seconds, accuracy = None, 0.0, None
     if utility == "trained":
         result = train_policy(policy=policy, data=data, profile=profile, device=device, progress=progress)

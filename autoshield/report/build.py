@@ -16,7 +16,7 @@ from autoshield.data.policy import IDENTITY
 from autoshield.report.format import Rows, markdown_table, percent, write_rows
 from autoshield.report.pareto import REFERENCE_POINT, best_tradeoff, hypervolume_history
 from autoshield.report.plots import plot_hypervolume, plot_pareto, plot_reconstructions
-from autoshield.report.studies import COMPARE_SIGMA, Studies, dp_at, grid_identity, info, load_studies, utility
+from autoshield.report.studies import COMPARE_SIGMA, Studies, dp_at, grid_identity, load_studies, utility
 from autoshield.report.tables import (
     LOOSE_EPSILON,
     NO_NOISE_NOTE,
@@ -28,9 +28,7 @@ from autoshield.report.tables import (
     per_label_rows,
 )
 from autoshield.study.catalog import completed
-from autoshield.study.records import EvaluationRecord, cell_of
-
-FILES = ("report.md", "pareto.png", "hypervolume.png", "per_label.md", "per_label.csv", "dominance.md")
+from autoshield.study.records import EvaluationRecord, StudyInfo, cell_of
 
 
 def _sheet(
@@ -103,7 +101,7 @@ def build_report(
 
 def _report_text(studies: Studies, rows: Rows, *, tolerance: float, has_reconstructions: bool) -> str:
     any_study = studies.search or studies.grid or studies.dpsgd
-    first = info(any_study)
+    first = StudyInfo.read(any_study)
     lines = [
         f"# autoshield report: {any_study.study_name.rsplit('-', 1)[0]}",
         "",
@@ -119,7 +117,7 @@ def _report_text(studies: Studies, rows: Rows, *, tolerance: float, has_reconstr
         "",
     ]
     if studies.grid and completed(studies.grid):
-        grid_info = info(studies.grid)
+        grid_info = StudyInfo.read(studies.grid)
         total = len(grid_info.cells) if grid_info else 0
         done = len(completed(studies.grid))
         lines += [

@@ -6,8 +6,10 @@ import csv
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from autoshield.privacy.metrics import Estimate
+if TYPE_CHECKING:
+    from autoshield.privacy.metrics import Estimate
 
 Rows = list[dict[str, str]]
 

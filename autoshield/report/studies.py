@@ -37,10 +37,6 @@ def load_studies(storage: optuna.storages.BaseStorage, name: str) -> Studies:
     return Studies(**found)
 
 
-def info(study: optuna.Study) -> StudyInfo | None:
-    return StudyInfo.read(study)
-
-
 def utility(study: optuna.Study) -> str:
     """What a study's model accuracy means: `trained` (clean accuracy) or `recognizability`."""
     found = StudyInfo.read(study)

@@ -105,7 +105,7 @@ def dp_rows(records: list[DPRecord]) -> Rows:
 
 
 def dp_title(records: list[DPRecord]) -> str:
-    deltas = ", ".join(sorted({f"{r.delta:g}" for r in records}))
+    deltas = ", ".join(sorted({f"{r.delta:g}".replace("e-0", "e-") for r in records}))
     norms = ", ".join(sorted({f"{r.max_grad_norm:g}" for r in records}))
     return f"DP-SGD baselines (δ = {deltas}, C = {norms}, RDP accountant)"
 

@@ -9,13 +9,12 @@ from dataclasses import dataclass
 
 import optuna
 
+from autoshield.core.choices import DEFAULT_TOLERANCE
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.cifar import CLASSES
 from autoshield.data.policy import IDENTITY, Cell, Policy
 from autoshield.study.catalog import completed
 from autoshield.study.records import GridCellRecord
-
-DEFAULT_TOLERANCE = 0.05  # allowed per-label model-accuracy drop of a best cell
 
 
 @dataclass(frozen=True)

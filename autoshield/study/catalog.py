@@ -34,16 +34,11 @@ def open_study(
     if study.directions != wanted:
         found = ", ".join(d.name.lower() for d in study.directions)
         raise AutoshieldError(f"study {full_name!r} exists with directions ({found}), not (maximize, minimize)")
-    existing = StudyInfo.read(study)
-    if existing is None:
+    if StudyInfo.read(study) is None:
         info.write(study)
         study.set_metric_names(list(METRIC_NAMES))
-    else:
-        current, stored = info.as_attrs(), existing.as_attrs()
-        differing = [k for k in current if stored[k] != current[k]]
-        if differing:
-            details = "; ".join(f"{k}: study has {stored[k]!r}, this run {current[k]!r}" for k in differing)
-            raise AutoshieldError(f"refusing to mix results in study {full_name!r}: {details}")
+    elif differences := info.differences(study):
+        raise AutoshieldError(f"refusing to mix results in study {full_name!r}: {'; '.join(differences)}")
     return study
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import tempfile
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,6 +21,7 @@ import torch
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.trial import Trial
 
+from autoshield.core.choices import DEFAULT_TOLERANCE, SAMPLERS, UTILITIES
 from autoshield.core.config import Profile
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.cifar import Cifar10
@@ -30,7 +31,7 @@ from autoshield.evaluation.dpsgd import evaluate_dpsgd
 from autoshield.evaluation.evaluate import AttackResult, evaluate_policy
 from autoshield.evaluation.sheets import reconstruction_sheet
 from autoshield.privacy.cache import AttackCache
-from autoshield.study.analysis import DEFAULT_TOLERANCE, best_cells, best_policy
+from autoshield.study.analysis import best_cells, best_policy
 from autoshield.study.catalog import completed, enqueue_once, find_study
 from autoshield.study.records import (
     DPRecord,
@@ -44,11 +45,8 @@ from autoshield.study.records import (
     suggest_policy,
     suggest_sigma,
 )
-from autoshield.study.storage import study_name
 from autoshield.study.worker import Objective
 
-UTILITIES = ("trained", "recognizability")
-SAMPLERS = ("tpe", "nsga2", "gp", "random")
 SIGMA_RANGE = (1e-3, 1e3)  # DP-SGD noise multipliers a baseline study accepts
 
 
@@ -94,10 +92,6 @@ class Job(ABC):
     profile: Profile
     data_root: str | None = None
     artifacts: str
-
-    @property
-    def study_name(self) -> str:
-        return study_name(self.name, self.kind)
 
     @abstractmethod
     def total(self) -> int:
@@ -250,7 +244,7 @@ class DPJob(Job):
     """DP-SGD at each noise multiplier: one trial per σ."""
 
     kind: ClassVar[str] = "dpsgd"
-    sigmas: tuple[float, ...] = field(default=(0.1, 0.5, 1.0))
+    sigmas: tuple[float, ...]
     max_grad_norm: float = 1.0
 
     def __post_init__(self) -> None:

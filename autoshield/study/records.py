@@ -16,6 +16,7 @@ from typing import Any
 import optuna
 from optuna.trial import BaseTrial, FrozenTrial, Trial
 
+from autoshield.core.errors import AutoshieldError
 from autoshield.data.cifar import CLASSES
 from autoshield.data.policy import Cell, Policy
 from autoshield.evaluation.dpsgd import DPEvaluation
@@ -53,6 +54,11 @@ class StudyInfo:
 
     def as_attrs(self) -> dict[str, Any]:
         return {field.name: _jsonable(getattr(self, field.name)) for field in dataclasses.fields(self)}
+
+    def differences(self, study: optuna.Study) -> list[str]:
+        """The fields whose stored value differs from this info's, in words; a field the study lacks differs."""
+        stored, current = study.user_attrs.get(INFO_ATTR, {}), self.as_attrs()
+        return [f"{k}: study has {stored.get(k)!r}, this run {v!r}" for k, v in current.items() if stored.get(k) != v]
 
     @classmethod
     def read(cls, study: optuna.Study) -> StudyInfo | None:
@@ -165,7 +171,8 @@ class EvaluationRecord:
     def read(cls, trial: FrozenTrial) -> EvaluationRecord:
         attrs = trial.user_attrs
         attack = AttackRecord.from_attrs(attrs)
-        assert attack is not None, f"trial {trial.number} holds no policy evaluation"
+        if attack is None:
+            raise AutoshieldError(f"trial {trial.number} holds no policy evaluation")
         return cls(
             policy=attrs["policy"],
             policy_json=attrs["policy_json"],
@@ -253,7 +260,8 @@ class DPRecord:
     def read(cls, trial: FrozenTrial) -> DPRecord:
         attrs = trial.user_attrs
         noised, weights = AttackRecord.from_attrs(attrs), AttackRecord.from_attrs(attrs, "weights_")
-        assert noised is not None and weights is not None, f"trial {trial.number} holds no DP-SGD evaluation"
+        if noised is None or weights is None:
+            raise AutoshieldError(f"trial {trial.number} holds no DP-SGD evaluation")
         return cls(
             sigma=attrs["sigma"],
             max_grad_norm=attrs["max_grad_norm"],

@@ -1,0 +1,107 @@
+"""The stored-results schema is pinned: the exact attribute keys and JSON types that studies already hold.
+
+Everything else reads results through `autoshield.study.records`, so this is the one test that spells the
+keys: a renamed or retyped attribute would make existing studies unreadable, and must fail here.
+"""
+
+from __future__ import annotations
+
+import optuna
+
+from autoshield.study.records import AttackRecord, DPRecord, EvaluationRecord, StudyInfo
+
+ATTACK_KEYS = [
+    "attack_accuracy",
+    "attack_accuracy_per_label",
+    "attack_accuracy_ci",
+    "psnr_original",
+    "psnr_original_per_label",
+    "psnr_transformed",
+    "ssim_original",
+    "ssim_transformed",
+    "recognisability",
+    "recognisability_per_label",
+    "label_recovery",
+    "failed_reconstructions",
+    "attacks_from_cache",
+]
+LISTS = {"attack_accuracy_per_label", "attack_accuracy_ci", "psnr_original_per_label", "recognisability_per_label"}
+
+
+def _attack(base: float) -> AttackRecord:
+    per_label = tuple(base + i / 100 for i in range(10))
+    return AttackRecord(base, per_label, (base - 0.1, base + 0.1), 15.0, per_label, 16.0, 0.3, 0.4, 0.9,
+                        per_label, 1.0, 2, 3)  # fmt: skip
+
+
+def _stored(write, value: float) -> optuna.trial.FrozenTrial:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    trial = study.ask()
+    write(trial)
+    study.tell(trial, (value, 0.4))
+    return study.trials[0]
+
+
+def test_evaluation_attributes_are_the_stored_schema():
+    record = EvaluationRecord(
+        policy="Rotate:5",
+        policy_json='{"airplane": "Rotate:5"}',
+        utility="trained",
+        model_accuracy=0.5,
+        model_accuracy_per_label=tuple(0.5 for _ in range(10)),
+        attack=_attack(0.4),
+        train_seconds=10.0,
+        attack_seconds=5.0,
+    )
+    trial = _stored(record.write, 0.5)
+    expected = ["policy", "policy_json", "utility", "model_accuracy_per_label", *ATTACK_KEYS]
+    assert list(trial.user_attrs) == [*expected, "train_seconds", "attack_seconds"]
+    assert all(isinstance(trial.user_attrs[k], list) for k in LISTS | {"model_accuracy_per_label"})
+    assert isinstance(trial.user_attrs["failed_reconstructions"], int)
+    assert EvaluationRecord.read(trial) == record
+
+
+def test_dp_attributes_are_the_stored_schema_and_old_studies_read_without_control():
+    record = DPRecord(
+        sigma=0.5,
+        max_grad_norm=1.0,
+        delta=1e-5,
+        epsilon=15.4,
+        epsilon_prv=14.9,
+        epochs=4,
+        model_accuracy=0.2,
+        model_accuracy_per_label=tuple(0.2 for _ in range(10)),
+        noised=_attack(0.1),
+        weights=_attack(0.3),
+        control=_attack(0.2),
+        train_seconds=100.0,
+        attack_seconds=50.0,
+    )
+    trial = _stored(record.write, 0.2)
+    head = ["sigma", "max_grad_norm", "delta", "epsilon", "epsilon_prv", "epochs", "setting"]
+    head.append("model_accuracy_per_label")
+    attacks = [*ATTACK_KEYS, *(f"weights_{k}" for k in ATTACK_KEYS), *(f"control_{k}" for k in ATTACK_KEYS)]
+    assert list(trial.user_attrs) == [*head, *attacks, "train_seconds", "attack_seconds"]
+    assert trial.user_attrs["setting"] == "noised"
+    assert DPRecord.read(trial) == record
+    old = _stored(lambda t: DPRecord(**{**record.__dict__, "control": None}).write(t), 0.2)
+    assert not any(key.startswith("control_") for key in old.user_attrs)
+    assert DPRecord.read(old).control is None
+
+
+def test_study_info_attributes_and_refusal_of_a_differing_worker():
+    info = StudyInfo("grid", "three", ("Identity", "Rotate:9"), "smoke", "abc", "recognizability", "d1")
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    info.write(study)
+    assert study.user_attrs["autoshield"] == {
+        "kind": "grid",
+        "space": "three",
+        "cells": ["Identity", "Rotate:9"],
+        "profile": "smoke",
+        "profile_fingerprint": "abc",
+        "utility": "recognizability",
+        "data": "d1",
+    }
+    assert StudyInfo.read(study) == info and info.differences(study) == []
+    other = StudyInfo("grid", "three", ("Identity", "Rotate:9"), "smoke", "xyz", "recognizability", "d1")
+    assert other.differences(study) == ["profile_fingerprint: study has 'abc', this run 'xyz'"]
