@@ -117,8 +117,19 @@ class Job(ABC):
         """Queue what must run first; returns notes for the user."""
 
     @abstractmethod
+    def evaluate(self, trial: Trial, context: Context) -> tuple[EvaluationRecord | DPRecord, dict[str, AttackResult]]:
+        """Evaluate the trial's parameters: the record to store and the attacks to draw, by sheet name."""
+
     def objective(self, context: Context) -> Objective:
-        """Evaluate one trial, store its record and sheets, return its two objectives."""
+        """Evaluate one trial, store its record and reconstruction sheets, return its two objectives."""
+
+        def run(trial: Trial) -> tuple[float, float]:
+            record, sheets = self.evaluate(trial, context)
+            record.write(trial)
+            upload_sheets(trial, sheets, context.store)
+            return record.objectives()
+
+        return run
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,23 +158,17 @@ class _PolicyJob(Job):
     def _policy(self, trial: Trial) -> Policy:
         """The policy this trial evaluates, drawn through the trial's parameters."""
 
-    def objective(self, context: Context) -> Objective:
-        def evaluate(trial: Trial) -> tuple[float, float]:
-            evaluation = evaluate_policy(
-                policy=self._policy(trial),
-                data=context.data,
-                profile=self.profile,
-                reference=context.reference,
-                device=context.device,
-                utility=self.utility,
-                cache=context.cache,
-            )
-            record = EvaluationRecord.of(evaluation)
-            record.write(trial)
-            upload_sheets(trial, {"reconstructions": evaluation.attack}, context.store)
-            return record.objectives()
-
-        return evaluate
+    def evaluate(self, trial: Trial, context: Context) -> tuple[EvaluationRecord, dict[str, AttackResult]]:
+        evaluation = evaluate_policy(
+            policy=self._policy(trial),
+            data=context.data,
+            profile=self.profile,
+            reference=context.reference,
+            device=context.device,
+            utility=self.utility,
+            cache=context.cache,
+        )
+        return EvaluationRecord.of(evaluation), {"reconstructions": evaluation.attack}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -278,20 +283,14 @@ class DPJob(Job):
         queued = sum(enqueue_once(study, dp_params(sigma)) for sigma in sorted(set(self.sigmas)))
         return [f"{queued} of {len(set(self.sigmas))} noise multipliers queued (the others are done or running)"]
 
-    def objective(self, context: Context) -> Objective:
-        def evaluate(trial: Trial) -> tuple[float, float]:
-            evaluation = evaluate_dpsgd(
-                sigma=suggest_sigma(trial, *SIGMA_RANGE),
-                max_grad_norm=self.max_grad_norm,
-                data=context.data,
-                profile=self.profile,
-                reference=context.reference,
-                device=context.device,
-                cache=context.cache,
-            )
-            record = DPRecord.of(evaluation)
-            record.write(trial)
-            upload_sheets(trial, {"noised": evaluation.noised, "weights": evaluation.weights}, context.store)
-            return record.objectives()
-
-        return evaluate
+    def evaluate(self, trial: Trial, context: Context) -> tuple[DPRecord, dict[str, AttackResult]]:
+        evaluation = evaluate_dpsgd(
+            sigma=suggest_sigma(trial, *SIGMA_RANGE),
+            max_grad_norm=self.max_grad_norm,
+            data=context.data,
+            profile=self.profile,
+            reference=context.reference,
+            device=context.device,
+            cache=context.cache,
+        )
+        return DPRecord.of(evaluation), {"noised": evaluation.noised, "weights": evaluation.weights}
