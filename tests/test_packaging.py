@@ -26,7 +26,11 @@ def test_wheel_in_a_fresh_venv_runs_ops_with_a_built_in_space(tmp_path: Path):
                                capture_output=True, text=True, check=True).stdout.strip())  # fmt: skip
     (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     where = subprocess.run(
-        [python, "-c", "import autoshield; print(autoshield.__file__)"], capture_output=True, text=True, check=True
+        [python, "-c", "import autoshield; print(autoshield.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,  # not the checkout, whose autoshield/ the current folder would put first
     )
     assert Path(where.stdout.strip()).is_relative_to(venv)  # the wheel's copy, not this checkout
     result = subprocess.run(

@@ -90,14 +90,14 @@ def dp_records(study: optuna.Study, sigmas: set[float] | None = None) -> list[DP
 def dp_rows(records: list[DPRecord]) -> Rows:
     return [
         {
-            "sigma": f"{r.sigma:g}",
-            "epsilon": f"{r.epsilon:,.4g}",
-            "model acc %": percent(r.model_accuracy),
-            "attack acc % (noised)": percent(r.noised.attack_accuracy),
-            "attack acc % (weights)": percent(r.weights.attack_accuracy),
-            "attack acc % (no noise)": percent(r.control.attack_accuracy if r.control else None),
-            "PSNR dB (noised)": f"{r.noised.psnr_original:.1f}",
-            "PSNR dB (weights)": f"{r.weights.psnr_original:.1f}",
+            "σ": f"{r.sigma:g}",
+            "ε (RDP)": f"{r.epsilon:,.4g}",
+            "model %": percent(r.model_accuracy),
+            "attack % noised": percent(r.noised.attack_accuracy),
+            "attack % weights": percent(r.weights.attack_accuracy),
+            "attack % no noise": percent(r.control.attack_accuracy if r.control else None),
+            "PSNR dB noised": f"{r.noised.psnr_original:.1f}",
+            "PSNR dB weights": f"{r.weights.psnr_original:.1f}",
             "minutes": f"{(r.train_seconds + r.attack_seconds) / 60:.1f}",
         }
         for r in records
