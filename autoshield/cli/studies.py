@@ -69,6 +69,7 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
     from autoshield.study import launch
     from autoshield.study.storage import redact
 
+    launch.check_workers(args.n_jobs)  # before anything is loaded or written
     data = data_of(args)
     study, notes = launch.prepare(job, data)
     about = f"{space_name}, profile {job.profile.name}" if space_name else f"profile {job.profile.name}"
@@ -115,9 +116,7 @@ def run_grid(args: argparse.Namespace) -> None:
     from autoshield.report.tables import grid_best_rows
     from autoshield.study.analysis import best_cells
     from autoshield.study.jobs import GridJob
-    from autoshield.study.launch import check_workers
 
-    check_workers(args.n_jobs)
     space = load_search_space(args.space)
     job = GridJob(space=space, utility=args.utility, **_where(args))
     study = run_study(job, args, space_name=space.name)
@@ -141,9 +140,7 @@ def run_search(args: argparse.Namespace) -> None:
     from autoshield.report.tables import pareto_rows
     from autoshield.study.catalog import completed
     from autoshield.study.jobs import SearchJob
-    from autoshield.study.launch import check_workers
 
-    check_workers(args.n_jobs)
     space = load_search_space(args.space)
     job = SearchJob(
         space=space,
@@ -180,9 +177,7 @@ def register_baseline(commands: argparse._SubParsersAction) -> None:
 def run_baseline(args: argparse.Namespace) -> None:
     from autoshield.report.tables import NO_NOISE_NOTE, dp_records, dp_rows, dp_title, loose_guarantees
     from autoshield.study.jobs import DPJob
-    from autoshield.study.launch import check_workers
 
-    check_workers(args.n_jobs)
     job = DPJob(sigmas=tuple(args.sigma), max_grad_norm=args.max_grad_norm, **_where(args))
     study = run_study(job, args)
     records = dp_records(study, set(args.sigma))

@@ -189,22 +189,24 @@ def stratified_subset(split: Split, *, per_class: int | None, seed: int) -> Spli
     return Split(split.images[keep], split.labels[keep], split.indices[keep])
 
 
+def _channel_stats(device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """CIFAR-10's per-channel mean and std as `[3,1,1]`, broadcasting over `[N,3,H,W]` and `[3,H,W]`."""
+    return torch.tensor(MEAN, device=device).view(3, 1, 1), torch.tensor(STD, device=device).view(3, 1, 1)
+
+
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """uint8 `[N,3,H,W]` -> float normalised with the CIFAR-10 channel statistics."""
-    mean = torch.tensor(MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=images.device).view(1, 3, 1, 1)
+    mean, std = _channel_stats(images.device)
     return (images.float() / 255.0 - mean) / std
 
 
 def image_box(device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """The valid pixel range [0, 1] in normalised space, per channel `[3,1,1]`: the attack's box constraint."""
-    mean = torch.tensor(MEAN, device=device).view(3, 1, 1)
-    std = torch.tensor(STD, device=device).view(3, 1, 1)
+    mean, std = _channel_stats(device)
     return (0 - mean) / std, (1 - mean) / std
 
 
 def denormalize(images: torch.Tensor) -> torch.Tensor:
     """Normalised float -> float in [0, 1] (clamped)."""
-    mean = torch.tensor(MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=images.device).view(1, 3, 1, 1)
+    mean, std = _channel_stats(images.device)
     return (images * std + mean).clamp(0, 1)

@@ -57,10 +57,9 @@ def work(
     run_worker(study, job.objective(context), storage=storage, target=job.target(), on_trial=on_trial)
 
 
-def check_workers(n_jobs: int) -> int:
+def check_workers(n_jobs: int) -> None:
     if n_jobs < 1:
         raise AutoshieldError(f"--n-jobs must be >= 1, got {n_jobs}")
-    return n_jobs
 
 
 def _threads_per_worker(n_jobs: int) -> int:

@@ -67,8 +67,8 @@ class StudyInfo:
         stored = study.user_attrs.get(INFO_ATTR)
         if stored is None:
             return None
-        values = {field.name: _tupled(stored.get(field.name, "")) for field in dataclasses.fields(cls)}
-        return cls(**values | {"utility": stored.get("utility", "trained"), "cells": tuple(stored.get("cells", ()))})
+        defaults = {"utility": "trained", "cells": []}
+        return cls(**{f.name: _tupled(stored.get(f.name, defaults.get(f.name, ""))) for f in dataclasses.fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -316,13 +316,9 @@ def sigma_of(trial: FrozenTrial) -> float | None:
     return trial.params.get(SIGMA_PARAM)
 
 
-def is_grid_trial(trial: FrozenTrial) -> bool:
-    return GRID_PARAM in trial.params
-
-
 def policy_of(trial: FrozenTrial) -> Policy:
     """The policy a grid or search trial evaluated."""
-    if is_grid_trial(trial):
+    if GRID_PARAM in trial.params:
         return Policy.uniform(cell_of(trial))
     return Policy.from_mapping(dict(trial.params))
 
