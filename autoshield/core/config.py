@@ -89,7 +89,8 @@ class Profile:
     norm: Literal["batch", "group"] = "batch"
     train_per_class: int | None = 500
     test_per_class: int | None = 200
-    images_per_label: int = 1
+    images_per_label: int = 1  # victims per label a grid or search scores: slots [0, k) of the pool
+    victim_pool_per_label: int = 100  # held-out training images per label; the judge never trains on them
     device: str = "auto"
     train: TrainConfig = field(default_factory=TrainConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
@@ -105,6 +106,11 @@ class Profile:
             value = getattr(self, key)
             _require(value is None or value >= 1, f"{key} must be >= 1 or unset, got {value}")
         _require(self.images_per_label >= 1, f"images_per_label must be >= 1, got {self.images_per_label}")
+        _require(
+            self.images_per_label <= self.victim_pool_per_label,
+            f"images_per_label ({self.images_per_label}) must fit the victim pool "
+            f"(victim_pool_per_label = {self.victim_pool_per_label})",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -122,13 +128,18 @@ PRESETS: dict[str, Profile] = {
         train_per_class=20,
         test_per_class=10,
         images_per_label=1,
+        victim_pool_per_label=10,
         train=TrainConfig(epochs=1, batch_size=32, eval_batch_size=100),
         attack=AttackConfig(iterations=20, batch_size=10),
         reference_width=8,
         reference_train_per_class=100,  # on real CIFAR-10, seconds instead of an hour
         reference=TrainConfig(epochs=10, batch_size=32, lr=0.05, eval_batch_size=100),
     ),
-    "quick": Profile(name="quick"),
+    "quick": Profile(
+        name="quick",
+        images_per_label=5,  # n = 50: the least at which a paired overall test can see a halving (docs/design.md §8)
+        attack=AttackConfig(batch_size=25),
+    ),
     "paper": Profile(
         name="paper",
         width=64,

@@ -18,7 +18,8 @@ from torch import nn
 
 from autoshield.core.config import Profile
 from autoshield.core.files import cache_dir, shared_artifact
-from autoshield.data.cifar import Cifar10, stratified_subset
+from autoshield.data.cifar import Cifar10, Split, stratified_subset
+from autoshield.data.victims import victim_pool
 from autoshield.learn.models import build_model
 from autoshield.learn.train import Accuracy, evaluate, fit
 
@@ -37,17 +38,35 @@ def _load(path: Path) -> dict[str, Any] | None:
         return None  # a damaged file is trained again
 
 
-def reference_classifier(data: Cifar10, profile: Profile, *, device: torch.device, progress: bool = False) -> Reference:
-    """The clean ResNet-18 that judges reconstructions, trained once (on all of `data.train` unless the
-    profile limits it) and cached."""
-    settings = {"width": profile.reference_width, "seed": profile.seed, "train": asdict(profile.reference)}
+def judge_training_split(data: Cifar10, profile: Profile, *, members: bool = False) -> Split:
+    """What the judge learns from: the training split without the victim pool (with it when `members`, which
+    exists only to measure how much membership inflates attack accuracy), limited as the profile says."""
+    train = data.train if members else victim_pool(profile).outside(data.train)
+    return stratified_subset(train, per_class=profile.reference_train_per_class, seed=profile.seed)
+
+
+def reference_classifier(
+    data: Cifar10, profile: Profile, *, device: torch.device, members: bool = False, progress: bool = False
+) -> Reference:
+    """The clean ResNet-18 that judges reconstructions, trained once on `judge_training_split` and cached.
+
+    The cache key names the victim pool, so a judge that saw the victims is never mistaken for one that did
+    not (with `members`, the key is the one of versions before the pool existed)."""
+    settings: dict[str, Any] = {
+        "width": profile.reference_width,
+        "seed": profile.seed,
+        "train": asdict(profile.reference),
+    }
     if profile.reference_train_per_class is not None:  # absent when None, so existing caches stay valid
         settings["train_per_class"] = profile.reference_train_per_class
+    if not members:
+        pool = victim_pool(profile)
+        settings["victim_pool"] = {"per_label": pool.per_label, "seed": pool.seed}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     path = cache_dir() / "reference" / f"resnet18-{data.fingerprint}-{key}.pt"
 
     def train() -> dict[str, Any]:
-        subset = stratified_subset(data.train, per_class=profile.reference_train_per_class, seed=profile.seed)
+        subset = judge_training_split(data, profile, members=members)
         model = build_model(width=profile.reference_width, seed=profile.seed)
         fit(
             model,

@@ -1,0 +1,65 @@
+"""The held-out victim pool: private training images the judge never sees.
+
+A seeded pool of `per_label` training images per label is reserved before
+anything else is drawn. The reference classifier trains on the rest of the
+training split, so it cannot recognise a poor reconstruction because it
+memorised the original (docs/design.md §8). Within the pool, images keep their
+seeded draw order, so slots are fixed: slots `[0, k)` are the victims a grid or
+search scores, and confirmation draws from slots after them, which makes the
+two sets disjoint by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from autoshield.core.config import Profile
+from autoshield.core.errors import AutoshieldError
+from autoshield.data.cifar import CLASSES, Split
+
+
+@dataclass(frozen=True)
+class VictimPool:
+    """`per_label` images per label in seeded draw order; `slots[label]` holds their training indices."""
+
+    per_label: int
+    seed: int
+
+    def slots(self, train: Split) -> torch.Tensor:
+        """`[labels, per_label]` positions in `train` of the pool, in draw order."""
+        generator = torch.Generator().manual_seed(self.seed)
+        rows = []
+        for label in range(len(CLASSES)):
+            members = torch.nonzero(train.labels == label).flatten()
+            if len(members) < self.per_label:
+                raise AutoshieldError(
+                    f"the victim pool wants {self.per_label} images of {CLASSES[label]!r}; the data has {len(members)}"
+                )
+            rows.append(members[torch.randperm(len(members), generator=generator)[: self.per_label]])
+        return torch.stack(rows)
+
+    def draw(self, train: Split, *, start: int, count: int) -> Split:
+        """Slots `[start, start + count)` of every label, in label order."""
+        if count < 1:
+            raise AutoshieldError(f"victims per label must be >= 1, got {count}")
+        if start < 0 or start + count > self.per_label:
+            free = self.per_label - start
+            raise AutoshieldError(
+                f"{count} victims per label from slot {start} do not fit a pool of {self.per_label} per label "
+                f"({max(free, 0)} left); raise victim_pool_per_label"
+            )
+        keep = self.slots(train)[:, start : start + count].sort(dim=1).values.flatten()
+        return Split(train.images[keep], train.labels[keep], train.indices[keep])
+
+    def outside(self, train: Split) -> Split:
+        """The training split without the pool: what the judge may learn from."""
+        keep = torch.ones(len(train), dtype=torch.bool)
+        keep[self.slots(train).flatten()] = False
+        return Split(train.images[keep], train.labels[keep], train.indices[keep])
+
+
+def victim_pool(profile: Profile) -> VictimPool:
+    """The profile's pool; seeded with `seed + 1` so its first slot per label is the victim earlier versions used."""
+    return VictimPool(per_label=profile.victim_pool_per_label, seed=profile.seed + 1)
