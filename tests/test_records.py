@@ -6,8 +6,12 @@ keys: a renamed or retyped attribute would make existing studies unreadable, and
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import optuna
 
+from autoshield.privacy.paired import Outcomes
 from autoshield.study.records import AttackRecord, DPRecord, EvaluationRecord, StudyInfo
 
 ATTACK_KEYS = [
@@ -24,6 +28,9 @@ ATTACK_KEYS = [
     "label_recovery",
     "failed_reconstructions",
     "attacks_from_cache",
+    "chance_floor",
+    "chance_floor_per_label",
+    "outcomes",
 ]
 LISTS = {"attack_accuracy_per_label", "attack_accuracy_ci", "psnr_original_per_label", "recognisability_per_label"}
 
@@ -101,7 +108,47 @@ def test_study_info_attributes_and_refusal_of_a_differing_worker():
         "profile_fingerprint": "abc",
         "utility": "recognizability",
         "data": "d1",
+        "merged": [],
     }
     assert StudyInfo.read(study) == info and info.differences(study) == []
     other = StudyInfo("grid", "three", ("Identity", "Rotate:9"), "smoke", "xyz", "recognizability", "d1")
     assert other.differences(study) == ["profile_fingerprint: study has 'abc', this run 'xyz'"]
+
+
+def test_per_victim_outcomes_round_trip_with_failures_as_null():
+    outcomes = Outcomes(
+        victims=(7, 3),
+        labels=(0, 1),
+        recognised=(True, False),
+        predicted=(0, -1),
+        floor=(False, False),
+        failed=(False, True),
+        psnr_original=(14.5, math.nan),
+        psnr_transformed=(15.0, math.nan),
+        ssim_original=(0.3, math.nan),
+        ssim_transformed=(0.4, math.nan),
+        recognisable=(True, True),
+    )
+    record = dataclasses.replace(_attack(0.4), chance_floor=0.1, chance_floor_per_label=(0.1,) * 10, outcomes=outcomes)
+    attrs = record.as_attrs()
+    assert attrs["outcomes"]["psnr_original"] == [14.5, None]  # JSON null, which every storage keeps
+    trial = _stored(lambda t: [t.set_user_attr(k, v) for k, v in attrs.items()], 0.5)
+    back = AttackRecord.from_attrs(trial.user_attrs)
+    assert back.outcomes.victims == (7, 3) and back.outcomes.failed == (False, True)
+    assert back.outcomes.psnr_original[0] == 14.5 and math.isnan(back.outcomes.psnr_original[1])
+    assert back.chance_floor == 0.1
+
+
+def test_studies_older_than_the_pool_read_with_empty_new_fields():
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    old = {"kind": "grid", "space": "s", "cells": ["Identity"], "profile": "quick", "profile_fingerprint": "f",
+           "utility": "trained", "data": "d"}  # fmt: skip
+    study.set_user_attr("autoshield", old)
+    assert StudyInfo.read(study).merged == ()
+    attrs = {
+        k: v
+        for k, v in _attack(0.4).as_attrs().items()
+        if k not in ("chance_floor", "chance_floor_per_label", "outcomes")
+    }
+    record = AttackRecord.from_attrs(attrs)
+    assert record.outcomes is None and record.chance_floor is None

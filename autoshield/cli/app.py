@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from autoshield.cli import explore, outputs, single, studies
+from autoshield.cli import confirm, explore, outputs, single, studies
 from autoshield.cli.common import Parser
 from autoshield.core.errors import AutoshieldError
 
@@ -22,6 +22,7 @@ COMMANDS = (
     studies.register_grid,
     studies.register_search,
     studies.register_baseline,
+    confirm.register_confirm,
     outputs.register_report,
     outputs.register_export,
     outputs.register_dashboard,

@@ -57,7 +57,8 @@ def run_export(args: argparse.Namespace) -> None:
     from autoshield.report.format import percent
     from autoshield.report.pareto import best_tradeoff
     from autoshield.study.catalog import find_study
-    from autoshield.study.records import fail_reason, policy_of
+    from autoshield.study.params import policy_of
+    from autoshield.study.records import fail_reason
     from autoshield.study.storage import open_storage, study_name
 
     storage = open_storage(storage_of(args), heartbeat=False)

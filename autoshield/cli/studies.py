@@ -86,7 +86,7 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
         TimeElapsedColumn(),
         console=console,
     ) as bar:
-        task = bar.add_task(job.kind, total=job.total(), completed=job.finished(study), status="")
+        task = bar.add_task(job.kind, total=job.total(study), completed=job.finished(study), status="")
 
         def update(study: Study) -> None:
             front = study.best_trials
@@ -112,6 +112,7 @@ def register_grid(commands: argparse._SubParsersAction) -> None:
 
 
 def run_grid(args: argparse.Namespace) -> None:
+    from autoshield.report.cells import cell_rows
     from autoshield.report.format import write_rows
     from autoshield.report.tables import grid_best_rows
     from autoshield.study.analysis import best_cells
@@ -124,8 +125,10 @@ def run_grid(args: argparse.Namespace) -> None:
     rows = grid_best_rows(table)
     print_rows(f"best cell per label ({args.utility} utility)", rows)
     console.print(f"rule: {rule}")
-    paths = write_rows(rows, artifacts_of(args).parent / f"{args.study}-grid-best")
-    console.print(f"wrote {paths[0]} and {paths[1]}")
+    folder = artifacts_of(args).parent
+    best = write_rows(rows, folder / f"{args.study}-grid-best")
+    every = write_rows(cell_rows(study), folder / f"{args.study}-grid-cells")
+    console.print(f"wrote {best[0]} and {best[1]}; every cell x label with its paired test: {every[0]}, {every[1]}")
 
 
 def register_search(commands: argparse._SubParsersAction) -> None:

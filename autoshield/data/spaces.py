@@ -27,14 +27,17 @@ def built_in_spaces() -> list[str]:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """Operations and magnitudes a grid or search draws cells from."""
+    """Operations and magnitudes a grid or search draws cells from, or an explicit list of cells."""
 
     name: str
     ops: tuple[str, ...]
     magnitudes: tuple[int, ...]
+    listed: tuple[Cell, ...] = ()  # a space written as `cells = [...]`: exactly these, in this order
 
     def cells(self) -> list[Cell]:
         """The distinct cells: magnitude-free operations appear once."""
+        if self.listed:
+            return list(self.listed)
         out: list[Cell] = []
         for op in self.ops:
             candidates = [Cell.of(op)] if get_op(op).magnitude_free else [Cell.of(op, m) for m in self.magnitudes]
@@ -53,6 +56,8 @@ def load_search_space(name_or_path: str | Path) -> SearchSpace:
         raise AutoshieldError(f"search space {str(name_or_path)!r} not found (bundled: {bundled})") from None
     except tomllib.TOMLDecodeError as error:
         raise AutoshieldError(f"search space {path} is not valid TOML: {error}") from None
+    if "cells" in data:
+        return _listed_space(data, path)
     ops, magnitudes = data.get("ops"), data.get("magnitudes")
     if not isinstance(ops, list) or not ops or not all(isinstance(o, str) for o in ops):
         raise AutoshieldError(f"search space {path}: 'ops' must be a non-empty list of operation names")
@@ -69,3 +74,21 @@ def load_search_space(name_or_path: str | Path) -> SearchSpace:
         except AutoshieldError as error:
             raise AutoshieldError(f"search space {path}: {error}") from None
     return SearchSpace(str(data.get("name", path.stem)), tuple(ops), tuple(sorted(set(magnitudes))))
+
+
+def _listed_space(data: dict, path: Path) -> SearchSpace:
+    """A space of hand-picked cells (`cells = ["Identity", "Rotate:9"]`), e.g. a paired comparison's."""
+    texts = data["cells"]
+    if set(data) - {"name", "cells"}:
+        raise AutoshieldError(f"search space {path}: give either 'cells' or 'ops' with 'magnitudes', not both")
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise AutoshieldError(f'search space {path}: \'cells\' must be a non-empty list like ["Identity", "Rotate:9"]')
+    try:
+        cells = tuple(Cell.parse(text) for text in texts)
+    except AutoshieldError as error:
+        raise AutoshieldError(f"search space {path}: {error}") from None
+    if len(set(cells)) != len(cells):
+        raise AutoshieldError(f"search space {path}: 'cells' lists a cell twice")
+    ops = tuple(dict.fromkeys(cell.op for cell in cells))
+    magnitudes = tuple(sorted({cell.magnitude for cell in cells if not get_op(cell.op).magnitude_free}))
+    return SearchSpace(str(data.get("name", path.stem)), ops, magnitudes, cells)

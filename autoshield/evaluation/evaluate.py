@@ -1,13 +1,16 @@
 """One policy in, its privacy (and, with training, utility) numbers out.
 
-The victims are `images_per_label` private *training* images per label; the
-client transforms them with the policy, leaks the gradient, the attacker
-inverts it and the reference classifier judges the reconstruction.
+The victims are private *training* images drawn from the held-out pool
+(`data.victims`), which the judge never trained on; the client transforms them
+with the policy, leaks the gradient, the attacker inverts it from a start that
+depends only on the victim, and the judge labels the reconstruction.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -18,30 +21,35 @@ from autoshield.core.config import Profile
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.cifar import CLASSES, Cifar10, Split, denormalize, image_box, normalize, stratified_subset
 from autoshield.data.policy import Policy, transform_split
+from autoshield.data.victims import victim_pool
 from autoshield.learn.models import build_model
 from autoshield.learn.train import TrainResult, evaluate, predict, train_classifier
 from autoshield.privacy.attack import GradientInversion, recover_labels
 from autoshield.privacy.cache import AttackCache, attack_key, model_digest
 from autoshield.privacy.metrics import Estimate, mean_interval, proportion, psnr, ssim
+from autoshield.privacy.paired import Outcomes
 from autoshield.privacy.threat import ExactGradients, ThreatModel
 
 
 @dataclass(frozen=True)
 class PrivacyStats:
-    attack_accuracy: Estimate  # reference classifier recognises the reconstruction
-    psnr_original: Estimate  # reconstruction vs the private image
+    attack_accuracy: Estimate  # the judge recognises the reconstruction; a failed reconstruction counts as not
+    chance_floor: Estimate  # the judge gives an information-free image (the attack's start) the victim's label
+    psnr_original: Estimate  # reconstruction vs the private image (finite reconstructions only)
     psnr_transformed: Estimate  # reconstruction vs what was actually trained on
     ssim_original: Estimate
     ssim_transformed: Estimate
-    recognisability: Estimate  # reference classifier recognises the transformed image
+    recognisability: Estimate  # the judge recognises the transformed image
     label_recovery: Estimate  # iDLG recovers the label (single-image gradients only)
-    failed: int  # reconstructions that turned non-finite: excluded above, never counted
+    failed: int  # reconstructions that turned non-finite: counted as unrecognised in attack_accuracy
+    unrecognised_as: tuple[int, ...]  # per class: how often the judge gave an unrecognised reconstruction that label
 
 
 @dataclass(frozen=True)
 class AttackResult:
     overall: PrivacyStats
     per_label: tuple[PrivacyStats, ...]
+    outcomes: Outcomes  # per victim, for paired tests against another cell on the same victims
     originals: torch.Tensor  # uint8
     transformed: torch.Tensor  # uint8
     reconstructions: torch.Tensor  # float in [0, 1]
@@ -51,28 +59,47 @@ class AttackResult:
 
 
 def victims(data: Cifar10, profile: Profile) -> Split:
-    """The private images attacked: a fixed, seeded handful of training images per label."""
-    return stratified_subset(data.train, per_class=profile.images_per_label, seed=profile.seed + 1)
+    """The victims a grid or search scores: the first `images_per_label` slots of the held-out pool."""
+    return victim_pool(profile).draw(data.train, start=0, count=profile.images_per_label)
 
 
-def _stats(
-    recognised: torch.Tensor,
-    recognisable: torch.Tensor,
-    recovered: torch.Tensor,
-    psnrs: tuple[torch.Tensor, torch.Tensor],
-    ssims: tuple[torch.Tensor, torch.Tensor],
-    ok: torch.Tensor,
-) -> PrivacyStats:
+def fresh_victims(data: Cifar10, profile: Profile, *, per_label: int) -> Split:
+    """Victims for confirmation: pool slots after the ones `victims` scores, so the two never share an image."""
+    return victim_pool(profile).draw(data.train, start=profile.images_per_label, count=per_label)
+
+
+def start_seed(victim_ids: Sequence[int], *, seed: int) -> int:
+    """A problem's random start depends only on its victims and the seed, never on the cell: two cells attacked on
+    the same victims then differ only by the transformation (the paired design, docs/design.md §8)."""
+    return int(hashlib.sha256(f"{seed}:{list(victim_ids)}".encode()).hexdigest()[:12], 16)
+
+
+def _stats(outcomes: Outcomes, recovered: torch.Tensor, positions: list[int]) -> PrivacyStats:
+    def column(values: tuple) -> torch.Tensor:
+        return torch.tensor([values[i] for i in positions], dtype=torch.float64)
+
+    ok = column(outcomes.failed) == 0
+    recognised = column(outcomes.recognised)
+    predicted = column(outcomes.predicted).long()
+    missed = predicted[(recognised == 0) & ok]
     return PrivacyStats(
-        attack_accuracy=proportion(recognised[ok]),
-        psnr_original=mean_interval(psnrs[0][ok]),
-        psnr_transformed=mean_interval(psnrs[1][ok]),
-        ssim_original=mean_interval(ssims[0][ok]),
-        ssim_transformed=mean_interval(ssims[1][ok]),
-        recognisability=proportion(recognisable),
-        label_recovery=proportion(recovered[recovered >= 0] == 1),  # -1: not recoverable (leak batch > 1)
+        attack_accuracy=proportion(recognised),
+        chance_floor=proportion(column(outcomes.floor)),
+        psnr_original=mean_interval(column(outcomes.psnr_original)[ok]),
+        psnr_transformed=mean_interval(column(outcomes.psnr_transformed)[ok]),
+        ssim_original=mean_interval(column(outcomes.ssim_original)[ok]),
+        ssim_transformed=mean_interval(column(outcomes.ssim_transformed)[ok]),
+        recognisability=proportion(column(outcomes.recognisable)),
+        label_recovery=proportion(recovered[positions][recovered[positions] >= 0] == 1),  # -1: leak batch > 1
         failed=int((~ok).sum()),
+        unrecognised_as=tuple(torch.bincount(missed, minlength=len(CLASSES)).tolist()),
     )
+
+
+def _judge(reference: nn.Module, images: torch.Tensor, profile: Profile, device: torch.device) -> torch.Tensor:
+    """The reference classifier's labels for float images in [0, 1], quantised as an attacker would view them."""
+    pictures = images.clamp(0, 1).mul(255).round().to(torch.uint8)
+    return predict(reference, pictures, batch_size=profile.reference.eval_batch_size, device=device)
 
 
 def attack_policy(
@@ -102,28 +129,32 @@ def attack_policy(
     transformed = transform_split(victims, policy, seed=profile.seed)
     digest = model_digest(model)
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("batch_size", "mode", "target")}
-    settings["seed"] = profile.seed
     problems = len(victims) // leak
     groups = [slice(p * leak, (p + 1) * leak) for p in range(problems)]
+    seeds = [start_seed(victims.indices[g].tolist(), seed=profile.seed) for g in groups]
     keys = [
-        attack_key(image=transformed.images[g], label=int(transformed.labels[g][0]), model=digest, settings=settings)
+        attack_key(
+            image=transformed.images[g],
+            label=int(transformed.labels[g][0]),
+            model=digest,
+            settings={**settings, "seed": profile.seed, "start": seeds[p]},
+        )
         + ("" if leak == 1 else f"-{transformed.labels[g].tolist()}")
-        for g in groups
+        for p, g in enumerate(groups)
     ]
     threat = threat or ExactGradients(leak)
     if not threat.cacheable:
         cache = None
     found = {k: v for k in keys if cache is not None and (v := cache.get(k)) is not None}
     missing = [p for p, k in enumerate(keys) if k not in found]
+    attacker = GradientInversion(config, box=image_box())
     seconds = 0.0
     if missing:
         index = torch.cat([torch.arange(groups[p].start, groups[p].stop) for p in missing])
         images, labels = normalize(transformed.images[index]).to(device), transformed.labels[index].to(device)
         gradients = threat.observe(model, images, labels)
         recovered = recover_labels(model, gradients).cpu() if leak == 1 else torch.full((len(missing),), -1)
-        result = GradientInversion(config, box=image_box()).reconstruct(
-            model, gradients, labels, seeds=[int(keys[p][:12], 16) for p in missing], progress=progress
-        )
+        result = attacker.reconstruct(model, gradients, labels, seeds=[seeds[p] for p in missing], progress=progress)
         seconds = result.seconds
         for j, p in enumerate(missing):
             entry = {
@@ -136,31 +167,37 @@ def attack_policy(
                 cache.put(keys[p], entry)
     reconstructions = denormalize(torch.cat([found[k]["reconstruction"] for k in keys]))
     failed = torch.stack([~torch.isfinite(found[k]["gradient_loss"]) for k in keys]).repeat_interleave(leak)
+    failed |= ~torch.isfinite(reconstructions).flatten(1).all(1)
     recovered_label = torch.stack([found[k]["recovered"] for k in keys]).repeat_interleave(leak)
     labels = victims.labels
     recovered = torch.where(recovered_label >= 0, (recovered_label == labels).long(), -1)
-    batch = profile.reference.eval_batch_size
-    as_picture = reconstructions.mul(255).round().to(torch.uint8)  # what the attacker would look at
-    recognised = predict(reference, as_picture, batch_size=batch, device=device) == labels
-    recognisable = predict(reference, transformed.images, batch_size=batch, device=device) == labels
+    low, high = image_box()
+    starts = attacker.starts(seeds, leak=leak)[:problems].flatten(0, 1)  # restart 0 of every problem
+    floor = _judge(reference, denormalize(torch.maximum(torch.minimum(starts, high), low)), profile, device)
+    predicted = torch.where(failed, -1, _judge(reference, reconstructions.nan_to_num(0.0), profile, device))
+    recognisable = _judge(reference, transformed.images.float() / 255, profile, device) == labels
     originals, seen = victims.images.float() / 255, transformed.images.float() / 255
-    psnrs = (psnr(reconstructions, originals), psnr(reconstructions, seen))
-    ssims = (ssim(reconstructions, originals), ssim(reconstructions, seen))
-    ok = ~failed
 
-    def stats(mask: torch.Tensor) -> PrivacyStats:
-        return _stats(
-            recognised[mask],
-            recognisable[mask],
-            recovered[mask],
-            (psnrs[0][mask], psnrs[1][mask]),
-            (ssims[0][mask], ssims[1][mask]),
-            ok[mask],
-        )
+    def metric(values: torch.Tensor) -> tuple[float, ...]:
+        return tuple(torch.where(failed, torch.nan, values.double()).tolist())
 
+    outcomes = Outcomes(
+        victims=tuple(victims.indices.tolist()),
+        labels=tuple(labels.tolist()),
+        recognised=tuple((predicted == labels).tolist()),
+        predicted=tuple(predicted.tolist()),
+        floor=tuple((floor == labels).tolist()),
+        failed=tuple(failed.tolist()),
+        psnr_original=metric(psnr(reconstructions, originals)),
+        psnr_transformed=metric(psnr(reconstructions, seen)),
+        ssim_original=metric(ssim(reconstructions.nan_to_num(0.0), originals)),
+        ssim_transformed=metric(ssim(reconstructions.nan_to_num(0.0), seen)),
+        recognisable=tuple(recognisable.tolist()),
+    )
     return AttackResult(
-        overall=stats(torch.ones_like(labels, dtype=torch.bool)),
-        per_label=tuple(stats(labels == label) for label in range(len(CLASSES))),
+        overall=_stats(outcomes, recovered, outcomes.where(None)),
+        per_label=tuple(_stats(outcomes, recovered, outcomes.where(label)) for label in range(len(CLASSES))),
+        outcomes=outcomes,
         originals=victims.images,
         transformed=transformed.images,
         reconstructions=reconstructions,

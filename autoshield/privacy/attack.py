@@ -145,7 +145,7 @@ class GradientInversion:
         targets = tuple(g.repeat(restarts, *([1] * (g.ndim - 1))) for g in gradients)
         target_norm = torch.sqrt(sum(t.pow(2).flatten(1).sum(1) for t in targets))
         ys = labels.reshape(problems, leak).repeat(restarts, 1)
-        x = self._initial([s + r * 1_000_003 for r in range(restarts) for s in seeds], leak, image_shape, device)
+        x = self.starts(seeds, leak=leak, shape=image_shape).to(device).requires_grad_(True)
         low, high = (bound.to(device) for bound in self.box)
         optimizer = torch.optim.Adam([x], lr=config.lr)
         milestones = [round(config.iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)] if config.lr_decay else []
@@ -177,11 +177,13 @@ class GradientInversion:
             if not torch.isfinite(g).all():
                 raise AutoshieldError(f"observed gradient for {name} is not finite")
 
-    def _initial(
-        self, seeds: Sequence[int], leak: int, shape: tuple[int, int, int], device: torch.device
-    ) -> torch.Tensor:
+    def starts(self, seeds: Sequence[int], *, leak: int, shape: tuple[int, int, int] = (3, 32, 32)) -> torch.Tensor:
+        """The random starts `[restarts * problems, leak, *shape]` of problems seeded `seeds` (restart-major).
+
+        A start depends only on its problem's seed and the restart, never on the other problems; they are also
+        information-free images, which is what the chance floor judges."""
         starts = []
-        for seed in seeds:
+        for seed in [s + r * 1_000_003 for r in range(self.config.restarts) for s in seeds]:
             generator = torch.Generator().manual_seed(seed)
             if self.config.init == "randn":
                 starts.append(torch.randn((leak, *shape), generator=generator))
@@ -189,7 +191,7 @@ class GradientInversion:
                 starts.append(torch.rand((leak, *shape), generator=generator) * 2 - 1)
             else:
                 starts.append(torch.zeros((leak, *shape)))
-        return torch.stack(starts).to(device).requires_grad_(True)
+        return torch.stack(starts)
 
     def _step_fn(
         self, model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], mode: str

@@ -11,7 +11,8 @@ from optuna.trial import FrozenTrial
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.policy import IDENTITY
 from autoshield.study.catalog import completed, find_study
-from autoshield.study.records import StudyInfo, cell_of, sigma_of
+from autoshield.study.params import cell_of, sigma_of
+from autoshield.study.records import StudyInfo
 from autoshield.study.storage import KINDS, study_name
 
 COMPARE_SIGMA = 0.5  # the DP-SGD noise multiplier the per-label comparison and the sheets use (the poster's)

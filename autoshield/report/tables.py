@@ -8,12 +8,14 @@ from autoshield.data.cifar import CLASSES
 from autoshield.data.policy import Policy
 from autoshield.evaluation.evaluate import AttackResult
 from autoshield.learn.train import Accuracy
+from autoshield.privacy.paired import compare, holm
 from autoshield.report.format import Rows, interval, percent
 from autoshield.report.pareto import best_tradeoff, dominates
 from autoshield.report.studies import COMPARE_SIGMA, Studies, dp_at
-from autoshield.study.analysis import BestCell, best_cells
+from autoshield.study.analysis import NONE_BETTER, BestCell, best_cells, compare_all
 from autoshield.study.catalog import completed
-from autoshield.study.records import DPRecord, EvaluationRecord, policy_of, sigma_of
+from autoshield.study.params import policy_of, sigma_of
+from autoshield.study.records import DPRecord, EvaluationRecord
 
 LOOSE_EPSILON = 100  # above this, ε is no meaningful guarantee (ε ≤ 10 is the usual bar)
 NO_NOISE_NOTE = (
@@ -31,8 +33,17 @@ def accuracy_rows(policy: Policy, accuracy: Accuracy) -> Rows:
     return [*rows, {"label": "overall", "cell": "", "accuracy %": percent(accuracy.overall)}]
 
 
+def _most_common(counts: tuple[int, ...]) -> str:
+    """The label the judge gave unrecognised reconstructions most often, with its share."""
+    total = sum(counts)
+    if not total:
+        return "—"
+    top = max(range(len(counts)), key=counts.__getitem__)
+    return f"{CLASSES[top]} {percent(counts[top] / total)} %"
+
+
 def privacy_rows(result: AttackResult, policy: Policy) -> Rows:
-    """Per label and overall: what the attack recovered of `policy`'s victims."""
+    """Per label and overall: what the attack recovered of `policy`'s victims, beside the chance floor."""
     cells = [str(cell) for cell in policy.cells]
     named = list(zip(CLASSES, cells, result.per_label, strict=True))
     return [
@@ -40,6 +51,10 @@ def privacy_rows(result: AttackResult, policy: Policy) -> Rows:
             "label": name,
             "cell": cell,
             "attack acc %": interval(stats.attack_accuracy),
+            "n": str(stats.attack_accuracy.n),
+            "floor %": percent(stats.chance_floor.mean),
+            "unrecognised judged as": _most_common(stats.unrecognised_as),
+            "failed": str(stats.failed),
             "PSNR orig dB": f"{stats.psnr_original.mean:.1f}",
             "PSNR x' dB": f"{stats.psnr_transformed.mean:.1f}",
             "SSIM orig": f"{stats.ssim_original.mean:.3f}",
@@ -51,34 +66,63 @@ def privacy_rows(result: AttackResult, policy: Policy) -> Rows:
 
 
 def grid_best_rows(table: list[BestCell]) -> Rows:
-    return [
-        {
-            "label": row.label,
-            "op": row.cell.op,
-            "magnitude": str(row.cell.magnitude) if row.cell.magnitude else "—",
-            "model acc %": percent(row.model_accuracy),
-            "attack acc %": percent(row.attack_accuracy),
-            "PSNR dB": f"{row.psnr:.1f}",
-        }
-        for row in table
-    ]
+    """The best cell per label, or NONE_BETTER; Identity's numbers stand in the rows where no cell qualifies."""
+    rows = []
+    for row in table:
+        test = row.comparison.test if row.comparison else None
+        rows.append(
+            {
+                "label": row.label,
+                "best cell": str(row.cell) if row.significant else NONE_BETTER,
+                "model acc %": percent(row.model_accuracy),
+                "attack acc %": percent(row.attack_accuracy),
+                "floor %": percent(row.floor),
+                "attack k/n": f"{test.cell_recognised}/{test.n}" if test else "—",
+                "Identity k/n": f"{test.baseline_recognised}/{test.n}" if test else "—",
+                "p Holm": f"{row.comparison.p_holm:.3g}" if row.comparison else "—",
+                "PSNR dB": f"{row.psnr:.1f}",
+            }
+        )
+    return rows
 
 
 def pareto_rows(study: optuna.Study) -> Rows:
+    """The Pareto front, each policy paired with the study's Identity trial on the same victims (Holm over the
+    front)."""
     front = sorted(study.best_trials, key=lambda t: -t.values[0])
+    records = {str(t.number): EvaluationRecord.read(t) for t in front}
+    identity = search_identity(study)
+    comparisons = {}
+    if identity is not None and identity.attack.outcomes is not None:
+        outcomes = {
+            n: r.attack.outcomes for n, r in records.items() if r.attack.outcomes and r.policy != identity.policy
+        }
+        comparisons = compare_all(outcomes, identity.attack.outcomes)
     rows = []
-    for trial in front:
-        record = EvaluationRecord.read(trial)
+    for number, record in records.items():
+        comparison = comparisons.get((number, None))
         rows.append(
             {
-                "trial": str(trial.number),
+                "trial": number,
                 "model acc %": percent(record.model_accuracy),
                 "attack acc %": percent(record.attack.attack_accuracy),
+                "floor %": percent(record.attack.chance_floor),
+                "p Holm vs Identity": f"{comparison.p_holm:.3g}{' fewer*' if comparison.significant else ''}"
+                if comparison
+                else "—",
                 "PSNR dB": f"{record.attack.psnr_original:.1f}",
                 "policy": record.policy,
             }
         )
     return rows
+
+
+def search_identity(study: optuna.Study) -> EvaluationRecord | None:
+    """The search's own Identity trial (queued first), the baseline of its paired tests."""
+    for trial in completed(study):
+        if policy_of(trial) == Policy.identity():
+            return EvaluationRecord.read(trial)
+    return None
 
 
 def dp_records(study: optuna.Study, sigmas: set[float] | None = None) -> list[DPRecord]:
@@ -94,6 +138,7 @@ def dp_rows(records: list[DPRecord]) -> Rows:
             "ε (RDP)": f"{r.epsilon:,.4g}",
             "model %": percent(r.model_accuracy),
             "attack % noised": percent(r.noised.attack_accuracy),
+            "floor %": percent(r.noised.chance_floor),
             "attack % weights": percent(r.weights.attack_accuracy),
             "attack % no noise": percent(r.control.attack_accuracy if r.control else None),
             "PSNR dB noised": f"{r.noised.psnr_original:.1f}",
@@ -120,6 +165,7 @@ def per_label_rows(studies: Studies, *, tolerance: float) -> Rows:
     grid = best_cells(studies.grid, tolerance=tolerance)[0] if studies.grid and completed(studies.grid) else None
     chosen = best_tradeoff(studies.search) if studies.search and completed(studies.search) else None
     chosen_record = EvaluationRecord.read(chosen) if chosen else None
+    versus = _per_label_versus_identity(studies.search, chosen_record) if chosen_record else {}
     dp_trial = dp_at(studies, COMPARE_SIGMA)
     dp = DPRecord.read(dp_trial) if dp_trial else None
     dp_name = f"DP σ={COMPARE_SIGMA:g}"
@@ -128,7 +174,7 @@ def per_label_rows(studies: Studies, *, tolerance: float) -> Rows:
         row = {"label": label}
         if grid:
             row |= {
-                "grid cell": str(grid[i].cell),
+                "grid cell": str(grid[i].cell) if grid[i].significant else NONE_BETTER,
                 "grid model %": percent(grid[i].model_accuracy),
                 "grid attack %": percent(grid[i].attack_accuracy),
             }
@@ -137,6 +183,8 @@ def per_label_rows(studies: Studies, *, tolerance: float) -> Rows:
             attack = chosen_record.attack.attack_accuracy_per_label[i]
             cell = str(policy_of(chosen).cells[i])
             row |= {"search cell": cell, "search model %": percent(model), "search attack %": percent(attack)}
+            if i in versus:
+                row["search vs Identity"] = versus[i]
         if dp:
             dp_model = dp.model_accuracy_per_label[i]
             dp_attack = dp.noised.attack_accuracy_per_label[i]
@@ -147,6 +195,22 @@ def per_label_rows(studies: Studies, *, tolerance: float) -> Rows:
                 row |= {"advantage (pts)": f"{100 * advantage:+.1f}", "beats DP on both": "yes" if beats else "no"}
         rows.append(row)
     return rows
+
+
+def _per_label_versus_identity(search: optuna.Study, chosen: EvaluationRecord) -> dict[int, str]:
+    """Per label, the chosen search policy against the search's Identity trial on that label's victims:
+    'k/n vs k/n, p' with Holm over the labels."""
+    identity = search_identity(search)
+    if identity is None or identity.attack.outcomes is None or chosen.attack.outcomes is None:
+        return {}
+    if chosen.policy == identity.policy:
+        return {}
+    tests = [compare(chosen.attack.outcomes, identity.attack.outcomes, label=i) for i in range(len(CLASSES))]
+    adjusted = holm([t.p_mcnemar for t in tests])
+    return {
+        i: f"{t.cell_recognised}/{t.n} vs {t.baseline_recognised}/{t.n}, p Holm {p:.2g}"
+        for i, (t, p) in enumerate(zip(tests, adjusted, strict=True))
+    }
 
 
 def dominance_lines(studies: Studies) -> list[str]:

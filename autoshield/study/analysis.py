@@ -1,6 +1,11 @@
-"""What a finished grid says: the best cell per label, and the per-label policy they make.
+"""What a finished study says: every cell paired with Identity, the best cell per label, the policy they make.
 
-The search queues that policy first, and `grid` and `report` print it.
+A cell is "better" on a label only when its attack recognised significantly
+fewer of that label's victims than Identity's did on the same victims from the
+same starts (exact McNemar, Holm-corrected over the cells compared on that
+label); the lowest attack accuracy alone is chance among many cells
+(docs/design.md §8). The search queues the resulting policy first, and `grid`,
+`export` and `report` print it.
 """
 
 from __future__ import annotations
@@ -13,17 +18,45 @@ from autoshield.core.choices import DEFAULT_TOLERANCE
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.cifar import CLASSES
 from autoshield.data.policy import IDENTITY, Cell, Policy
+from autoshield.privacy.paired import Outcomes, PairedTest, compare, holm, significantly_fewer, smallest_p
 from autoshield.study.catalog import completed
 from autoshield.study.records import GridCellRecord
+
+NONE_BETTER = "no cell significantly better than Identity"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One cell (or policy) against Identity on one label's shared victims (label None: all of them)."""
+
+    test: PairedTest
+    p_holm: float  # Holm-adjusted over every cell compared on the same label
+
+    @property
+    def significant(self) -> bool:
+        return significantly_fewer(self.test, self.p_holm)
+
+
+def compare_all(outcomes: dict[str, Outcomes], baseline: Outcomes) -> dict[tuple[str, int | None], Comparison]:
+    """Every named attack against `baseline`, per label and overall, Holm-corrected within each label."""
+    out: dict[tuple[str, int | None], Comparison] = {}
+    for label in [None, *range(len(CLASSES))]:
+        tests = {name: compare(o, baseline, label=label) for name, o in outcomes.items()}
+        for name, adjusted in zip(tests, holm([t.p_mcnemar for t in tests.values()]), strict=True):
+            out[name, label] = Comparison(tests[name], adjusted)
+    return out
 
 
 @dataclass(frozen=True)
 class BestCell:
     label: str
-    cell: Cell
+    cell: Cell  # Identity when no cell qualifies
+    significant: bool  # False: NONE_BETTER (the row shows Identity's numbers)
     model_accuracy: float
     attack_accuracy: float
     psnr: float
+    floor: float | None  # the chance floor on this label's victims (None: study predates it)
+    comparison: Comparison | None  # against Identity on this label; None for Identity itself
 
 
 def grid_cells(study: optuna.Study) -> dict[Cell, GridCellRecord]:
@@ -35,26 +68,55 @@ def grid_cells(study: optuna.Study) -> dict[Cell, GridCellRecord]:
     return cells
 
 
+def grid_comparisons(study: optuna.Study) -> dict[tuple[str, int | None], Comparison]:
+    """Each completed non-Identity cell of a grid against its Identity cell; empty when Identity is not done or
+    the study predates per-victim outcomes."""
+    cells = grid_cells(study)
+    identity = cells.get(IDENTITY)
+    if identity is None or identity.evaluation.attack.outcomes is None:
+        return {}
+    outcomes = {
+        str(cell): record.evaluation.attack.outcomes
+        for cell, record in cells.items()
+        if cell != IDENTITY and record.evaluation.attack.outcomes is not None
+    }
+    return compare_all(outcomes, identity.evaluation.attack.outcomes)
+
+
 def best_cells(study: optuna.Study, *, tolerance: float = DEFAULT_TOLERANCE) -> tuple[list[BestCell], str]:
-    """Per label, the grid cell with the lowest attack accuracy among those whose per-label model
-    accuracy stays within `tolerance` of the reference (Identity, else the best cell); ties go to
-    the higher model accuracy. Returns the table and the rule in words."""
+    """Per label, among cells significantly below Identity's attack accuracy and within `tolerance` of its model
+    accuracy, the one with the lowest attack accuracy (ties: higher model accuracy); Identity with
+    `significant=False` where none qualifies. Returns the table and the rule in words."""
     results = {cell: record.evaluation for cell, record in grid_cells(study).items()}
     if not results:
         raise AutoshieldError(f"study {study.study_name!r} has no completed grid cells")
-    rule_reference = str(IDENTITY) if IDENTITY in results else "the best cell"
+    if IDENTITY not in results:
+        raise AutoshieldError(f"study {study.study_name!r} has no completed Identity cell to compare with")
+    comparisons = grid_comparisons(study)
     table = []
     for i, label in enumerate(CLASSES):
         accuracy = {cell: r.model_accuracy_per_label[i] for cell, r in results.items()}
-        reference = accuracy[IDENTITY] if IDENTITY in results else max(accuracy.values())
-        allowed = [cell for cell in results if accuracy[cell] >= reference - tolerance]
-        attack = {cell: results[cell].attack.attack_accuracy_per_label[i] for cell in allowed}
-        best = min(allowed, key=lambda cell: (attack[cell], -accuracy[cell]))
-        psnr = results[best].attack.psnr_original_per_label[i]
-        table.append(BestCell(label, best, accuracy[best], attack[best], psnr))
+        attack = {cell: r.attack.attack_accuracy_per_label[i] for cell, r in results.items()}
+        allowed = [
+            cell
+            for cell in results
+            if accuracy[cell] >= accuracy[IDENTITY] - tolerance
+            and (c := comparisons.get((str(cell), i))) is not None
+            and c.significant
+        ]
+        best = min(allowed, key=lambda cell: (attack[cell], -accuracy[cell]), default=IDENTITY)
+        record = results[best].attack
+        floor = record.chance_floor_per_label[i] if record.chance_floor_per_label else None
+        comparison = comparisons.get((str(best), i))
+        psnr = record.psnr_original_per_label[i]
+        table.append(BestCell(label, best, best != IDENTITY, accuracy[best], attack[best], psnr, floor, comparison))
+    victims = max((c.test.n for (_, label), c in comparisons.items() if label is not None), default=0)
     rule = (
-        f"per label: lowest attack accuracy among cells whose model accuracy on that label is within "
-        f"{100 * tolerance:.0f} points of {rule_reference}'s; ties broken by higher model accuracy"
+        f"per label: among cells whose attack recognised significantly fewer of that label's victims than "
+        f"Identity's (exact McNemar on the same victims and starts, Holm over {len(results) - 1} cells, "
+        f"α = 0.05) and whose model accuracy is within {100 * tolerance:.0f} points of Identity's, the lowest "
+        f"attack accuracy; otherwise '{NONE_BETTER}'. With {victims} victims per label the smallest attainable "
+        f"p is {smallest_p(victims):.3g} before correction"
     )
     return table, rule
 

@@ -25,7 +25,8 @@ from autoshield.core.choices import DEFAULT_TOLERANCE, SAMPLERS, UTILITIES
 from autoshield.core.config import Profile
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.cifar import Cifar10
-from autoshield.data.policy import IDENTITY, Policy
+from autoshield.data.effects import identity_equivalent
+from autoshield.data.policy import IDENTITY, Cell, Policy
 from autoshield.data.spaces import SearchSpace
 from autoshield.evaluation.dpsgd import evaluate_dpsgd
 from autoshield.evaluation.evaluate import AttackResult, evaluate_policy
@@ -33,10 +34,7 @@ from autoshield.evaluation.sheets import reconstruction_sheet
 from autoshield.privacy.cache import AttackCache
 from autoshield.study.analysis import best_cells, best_policy
 from autoshield.study.catalog import completed, enqueue_once, find_study
-from autoshield.study.records import (
-    DPRecord,
-    EvaluationRecord,
-    StudyInfo,
+from autoshield.study.params import (
     dp_params,
     grid_params,
     search_params,
@@ -45,9 +43,11 @@ from autoshield.study.records import (
     suggest_policy,
     suggest_sigma,
 )
+from autoshield.study.records import DPRecord, EvaluationRecord, StudyInfo
 from autoshield.study.worker import Objective
 
 SIGMA_RANGE = (1e-3, 1e3)  # DP-SGD noise multipliers a baseline study accepts
+PROBE_IMAGES = 256  # training images a cell must leave unchanged to be merged with Identity
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class Job(ABC):
     artifacts: str
 
     @abstractmethod
-    def total(self) -> int:
+    def total(self, study: optuna.Study) -> int:
         """Completed trials a finished study has."""
 
     def target(self) -> int | None:
@@ -143,24 +143,35 @@ class _PolicyJob(Job):
         if self.utility not in UTILITIES:
             raise AutoshieldError(f"unknown utility {self.utility!r} ({', '.join(UTILITIES)})")
 
+    def cells(self, data: Cifar10) -> list[Cell]:
+        """Identity (the baseline every paired test needs, added when the space lacks it), then the space's
+        cells without those that leave the data's images unchanged (merged with Identity)."""
+        merged = set(self.merged(data))
+        return [IDENTITY, *(cell for cell in self.space.cells() if cell not in merged and cell != IDENTITY)]
+
+    def merged(self, data: Cifar10) -> list[Cell]:
+        """The space's cells that are Identity under another name, judged on the first training images."""
+        return identity_equivalent(self.space.cells(), data.train.images[:PROBE_IMAGES])
+
     def info(self, data: Cifar10) -> StudyInfo:
         return StudyInfo(
             kind=self.kind,
             space=self.space.name,
-            cells=tuple(str(c) for c in self.space.cells()),
+            cells=tuple(str(c) for c in self.cells(data)),
             profile=self.profile.name,
             profile_fingerprint=self.profile.fingerprint(),
             utility=self.utility,
             data=data.fingerprint,
+            merged=tuple(str(c) for c in self.merged(data)),
         )
 
     @abstractmethod
-    def _policy(self, trial: Trial) -> Policy:
-        """The policy this trial evaluates, drawn through the trial's parameters."""
+    def _policy(self, trial: Trial, cells: list[Cell]) -> Policy:
+        """The policy this trial evaluates, drawn from `cells` through the trial's parameters."""
 
     def evaluate(self, trial: Trial, context: Context) -> tuple[EvaluationRecord, dict[str, AttackResult]]:
         evaluation = evaluate_policy(
-            policy=self._policy(trial),
+            policy=self._policy(trial, self.cells(context.data)),
             data=context.data,
             profile=self.profile,
             reference=context.reference,
@@ -177,16 +188,22 @@ class GridJob(_PolicyJob):
 
     kind: ClassVar[str] = "grid"
 
-    def total(self) -> int:
-        return len(self.space.cells())
+    def total(self, study: optuna.Study) -> int:
+        info = StudyInfo.read(study)
+        return len(info.cells) if info else len(self.space.cells())
 
     def prepare(self, study: optuna.Study, storage: optuna.storages.BaseStorage, data: Cifar10) -> list[str]:
-        cells = self.space.cells()
+        cells, merged = self.cells(data), self.merged(data)
         queued = sum(enqueue_once(study, grid_params(cell)) for cell in cells)
-        return [f"{len(cells)} distinct cells, {len(completed(study))} done, {queued} queued now"]
+        notes = [f"{len(cells)} distinct cells, {len(completed(study))} done, {queued} queued now"]
+        if merged:
+            notes.append(
+                f"merged with Identity (they leave every probed image unchanged): {', '.join(map(str, merged))}"
+            )
+        return notes
 
-    def _policy(self, trial: Trial) -> Policy:
-        return Policy.uniform(suggest_cell(trial, self.space.cells()))
+    def _policy(self, trial: Trial, cells: list[Cell]) -> Policy:
+        return Policy.uniform(suggest_cell(trial, cells))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,7 +222,7 @@ class SearchJob(_PolicyJob):
             raise AutoshieldError(f"--trials must be >= 1, got {self.trials}")
         make_sampler(self.sampler_name, seed=0)  # an unknown sampler fails before anything is written
 
-    def total(self) -> int:
+    def total(self, study: optuna.Study) -> int:
         return self.trials
 
     def target(self) -> int | None:
@@ -216,7 +233,7 @@ class SearchJob(_PolicyJob):
 
     def prepare(self, study: optuna.Study, storage: optuna.storages.BaseStorage, data: Cifar10) -> list[str]:
         notes = []
-        if IDENTITY.op in self.space.ops and enqueue_once(study, search_params(Policy.identity())):
+        if enqueue_once(study, search_params(Policy.identity())):
             notes.append("queued the Identity policy first")
         grid = self._existing_grid(storage, data)
         if grid is not None:
@@ -240,8 +257,8 @@ class SearchJob(_PolicyJob):
         )
         return grid if same and completed(grid) else None
 
-    def _policy(self, trial: Trial) -> Policy:
-        return suggest_policy(trial, self.space.cells())
+    def _policy(self, trial: Trial, cells: list[Cell]) -> Policy:
+        return suggest_policy(trial, cells)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -261,7 +278,7 @@ class DPJob(Job):
         if not (math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0):
             raise AutoshieldError(f"--max-grad-norm must be finite and > 0, got {self.max_grad_norm}")
 
-    def total(self) -> int:
+    def total(self, study: optuna.Study) -> int:
         return len(set(self.sigmas))
 
     def finished(self, study: optuna.Study) -> int:

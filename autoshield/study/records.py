@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,16 +18,16 @@ import optuna
 from optuna.trial import BaseTrial, FrozenTrial, Trial
 
 from autoshield.core.errors import AutoshieldError
-from autoshield.data.cifar import CLASSES
-from autoshield.data.policy import Cell, Policy
+from autoshield.data.policy import Cell
 from autoshield.evaluation.dpsgd import DPEvaluation
 from autoshield.evaluation.evaluate import AttackResult, Evaluation
+from autoshield.privacy.paired import Outcomes
+from autoshield.study.params import cell_of
 
 INFO_ATTR = "autoshield"  # study user attr holding the StudyInfo it was created with
-GRID_PARAM = "cell"
-SIGMA_PARAM = "sigma"
 _FAIL_REASON = "fail_reason"
 _SURPLUS = "surplus"
+_CONFIRMATIONS = "confirmations"  # study user attr: the ConfirmationRecords of `autoshield confirm`
 
 
 def _jsonable(value: Any) -> Any:
@@ -48,6 +49,7 @@ class StudyInfo:
     profile_fingerprint: str
     utility: str
     data: str  # data fingerprint
+    merged: tuple[str, ...] = ()  # cells left out because they leave every probed image unchanged (= Identity)
 
     def write(self, study: optuna.Study) -> None:
         study.set_user_attr(INFO_ATTR, self.as_attrs())
@@ -67,7 +69,7 @@ class StudyInfo:
         stored = study.user_attrs.get(INFO_ATTR)
         if stored is None:
             return None
-        defaults = {"utility": "trained", "cells": []}
+        defaults = {"utility": "trained", "cells": [], "merged": []}
         return cls(**{f.name: _tupled(stored.get(f.name, defaults.get(f.name, ""))) for f in dataclasses.fields(cls)})
 
 
@@ -88,6 +90,9 @@ class AttackRecord:
     label_recovery: float
     failed_reconstructions: int
     attacks_from_cache: int
+    chance_floor: float | None = None  # absent from studies older than the held-out pool
+    chance_floor_per_label: tuple[float, ...] | None = None
+    outcomes: Outcomes | None = None  # per victim, for paired tests
 
     @classmethod
     def of(cls, attack: AttackResult) -> AttackRecord:
@@ -106,17 +111,38 @@ class AttackRecord:
             label_recovery=overall.label_recovery.mean,
             failed_reconstructions=overall.failed,
             attacks_from_cache=attack.cached,
+            chance_floor=overall.chance_floor.mean,
+            chance_floor_per_label=tuple(s.chance_floor.mean for s in per_label),
+            outcomes=attack.outcomes,
         )
 
     def as_attrs(self, prefix: str = "") -> dict[str, Any]:
-        return {prefix + field.name: _jsonable(getattr(self, field.name)) for field in dataclasses.fields(self)}
+        attrs = {prefix + f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        attrs[prefix + "outcomes"] = None if self.outcomes is None else _outcomes_json(self.outcomes)
+        return attrs
 
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any], prefix: str = "") -> AttackRecord | None:
         """None when the attack was not stored (e.g. the DP control of studies older than it)."""
         if prefix + "attack_accuracy" not in attrs:
             return None
-        return cls(**{f.name: _tupled(attrs[prefix + f.name]) for f in dataclasses.fields(cls)})
+        values = {f.name: _tupled(attrs.get(prefix + f.name)) for f in dataclasses.fields(cls)}
+        values["outcomes"] = None if values["outcomes"] is None else _outcomes_of(attrs[prefix + "outcomes"])
+        return cls(**values)
+
+
+def _outcomes_json(outcomes: Outcomes) -> dict[str, list[Any]]:
+    """Column lists; NaN (a failed reconstruction's metrics) is stored as null, which every storage accepts."""
+    return {
+        f.name: [None if isinstance(v, float) and math.isnan(v) else v for v in getattr(outcomes, f.name)]
+        for f in dataclasses.fields(outcomes)
+    }
+
+
+def _outcomes_of(columns: dict[str, list[Any]]) -> Outcomes:
+    return Outcomes(
+        **{f.name: tuple(math.nan if v is None else v for v in columns[f.name]) for f in dataclasses.fields(Outcomes)}
+    )
 
 
 def _store(trial: BaseTrial, attrs: dict[str, Any]) -> None:
@@ -154,18 +180,18 @@ class EvaluationRecord:
         return self.model_accuracy, self.attack.attack_accuracy
 
     def write(self, trial: Trial) -> None:
-        _store(
-            trial,
-            {
-                "policy": self.policy,
-                "policy_json": self.policy_json,
-                "utility": self.utility,
-                "model_accuracy_per_label": list(self.model_accuracy_per_label),
-                **self.attack.as_attrs(),
-                "train_seconds": self.train_seconds,
-                "attack_seconds": self.attack_seconds,
-            },
-        )
+        _store(trial, self.as_attrs())
+
+    def as_attrs(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "policy_json": self.policy_json,
+            "utility": self.utility,
+            "model_accuracy_per_label": list(self.model_accuracy_per_label),
+            **self.attack.as_attrs(),
+            "train_seconds": self.train_seconds,
+            "attack_seconds": self.attack_seconds,
+        }
 
     @classmethod
     def read(cls, trial: FrozenTrial) -> EvaluationRecord:
@@ -279,48 +305,42 @@ class DPRecord:
         )
 
 
-# Trial parameters: a grid trial draws one cell, a search trial one cell per label, a DP-SGD trial one σ.
+@dataclass(frozen=True)
+class ConfirmationRecord:
+    """A policy re-attacked on fresh victims (pool slots the study never scored), kept on the study it came from
+    so that `report` can put the found and the confirmed numbers side by side."""
 
+    source: str  # "Identity", "grid best per label", "search trial 12", joined by "; " when they coincide
+    policy: str
+    first_slot: int  # fresh victims are pool slots [first_slot, first_slot + victims_per_label) of every label
+    victims_per_label: int
+    found_attack_accuracy: float | None  # on the study's own victims
+    attack: AttackRecord
+    seconds: float
 
-def grid_params(cell: Cell) -> dict[str, str]:
-    return {GRID_PARAM: str(cell)}
+    def as_attrs(self) -> dict[str, Any]:
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "attack"}
+        return {**values, "attack": self.attack.as_attrs()}
 
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any]) -> ConfirmationRecord:
+        attack = AttackRecord.from_attrs(attrs["attack"])
+        if attack is None:
+            raise AutoshieldError(f"confirmation of {attrs.get('policy')!r} holds no attack result")
+        return cls(**{**attrs, "attack": attack})
 
-def search_params(policy: Policy) -> dict[str, str]:
-    return {label: str(cell) for label, cell in zip(CLASSES, policy.cells, strict=True)}
+    @staticmethod
+    def read_all(study: optuna.Study) -> list[ConfirmationRecord]:
+        return [ConfirmationRecord.from_attrs(a) for a in study.user_attrs.get(_CONFIRMATIONS, [])]
 
-
-def dp_params(sigma: float) -> dict[str, float]:
-    return {SIGMA_PARAM: float(sigma)}
-
-
-def suggest_cell(trial: Trial, cells: list[Cell]) -> Cell:
-    return Cell.parse(trial.suggest_categorical(GRID_PARAM, [str(c) for c in cells]))
-
-
-def suggest_policy(trial: Trial, cells: list[Cell]) -> Policy:
-    """One categorical per label over the space's distinct cells (fixed choice lists)."""
-    choices = [str(c) for c in cells]
-    return Policy(tuple(Cell.parse(trial.suggest_categorical(label, choices)) for label in CLASSES))
-
-
-def suggest_sigma(trial: Trial, low: float, high: float) -> float:
-    return trial.suggest_float(SIGMA_PARAM, low, high, log=True)
-
-
-def cell_of(trial: FrozenTrial) -> Cell:
-    return Cell.parse(trial.params[GRID_PARAM])
-
-
-def sigma_of(trial: FrozenTrial) -> float | None:
-    return trial.params.get(SIGMA_PARAM)
-
-
-def policy_of(trial: FrozenTrial) -> Policy:
-    """The policy a grid or search trial evaluated."""
-    if GRID_PARAM in trial.params:
-        return Policy.uniform(cell_of(trial))
-    return Policy.from_mapping(dict(trial.params))
+    @staticmethod
+    def write_all(study: optuna.Study, records: list[ConfirmationRecord]) -> None:
+        """Store `records`, replacing earlier confirmations of the same policy on the same victims."""
+        fresh = {(r.policy, r.first_slot, r.victims_per_label) for r in records}
+        kept = [
+            r for r in ConfirmationRecord.read_all(study) if (r.policy, r.first_slot, r.victims_per_label) not in fresh
+        ]
+        study.set_user_attr(_CONFIRMATIONS, [r.as_attrs() for r in [*kept, *records]])
 
 
 # What the worker loop notes on trials it fails or skips.

@@ -1,0 +1,93 @@
+"""`autoshield confirm`: re-score the found policies on fresh victims, paired with Identity."""
+
+from __future__ import annotations
+
+import argparse
+
+from autoshield.cli.common import add_profile_args, add_study_args, console, data_of, print_rows, profile_of, storage_of
+from autoshield.core.choices import DEFAULT_TOLERANCE
+from autoshield.core.errors import AutoshieldError
+
+DEFAULT_VICTIMS = 10
+
+
+def register_confirm(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "confirm",
+        help="re-attack the found policies (grid best per label, grid cells significantly better than Identity, "
+        "the search's Pareto front) and Identity on fresh victims",
+        description="A policy selected because it scored best on the study's victims is biased towards them. "
+        "confirm attacks it, with Identity, on victims the study never scored (held-out pool slots after the "
+        "study's), tests each against Identity on the same victims and starts, and stores the results on the "
+        "study for `report`. Costs one attack of 10 x --victims images per policy.",
+    )
+    parser.add_argument(
+        "--victims",
+        type=int,
+        default=DEFAULT_VICTIMS,
+        help=f"fresh victims per label ({DEFAULT_VICTIMS}); at most victim_pool_per_label - images_per_label",
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help=f"grid best cell per label: allowed model-accuracy drop ({DEFAULT_TOLERANCE:g})",
+    )
+    add_study_args(parser)
+    add_profile_args(parser)
+    parser.set_defaults(func=run_confirm)
+
+
+def run_confirm(args: argparse.Namespace) -> None:
+    from autoshield.core.files import cache_dir
+    from autoshield.core.runtime import resolve_device
+    from autoshield.data.victims import victim_pool
+    from autoshield.privacy.cache import AttackCache
+    from autoshield.privacy.reference import reference_classifier
+    from autoshield.report.confirmed import confirmation_rows, confirmed_claims
+    from autoshield.study.catalog import find_study
+    from autoshield.study.confirm import candidates, check_profile, confirm
+    from autoshield.study.records import ConfirmationRecord
+    from autoshield.study.storage import open_storage, redact
+
+    profile = profile_of(args)
+    if args.victims < 1:
+        raise AutoshieldError(f"--victims must be >= 1, got {args.victims}")
+    free = profile.victim_pool_per_label - profile.images_per_label
+    if args.victims > free:
+        raise AutoshieldError(
+            f"--victims {args.victims} is more than the victim pool holds beyond the study's victims ({free} per "
+            f"label: victim_pool_per_label {profile.victim_pool_per_label} - images_per_label "
+            f"{profile.images_per_label})"
+        )
+    storage = open_storage(storage_of(args), heartbeat=False)
+    grid, search = find_study(storage, args.study, "grid"), find_study(storage, args.study, "search")
+    if grid is None and search is None:
+        raise AutoshieldError(f"no grid or search study named {args.study!r} in {redact(storage_of(args))}")
+    data = data_of(args)
+    for study in (grid, search):
+        if study is not None:
+            check_profile(study, profile, data)
+    chosen = candidates(grid=grid, search=search, tolerance=args.tolerance)
+    pool = victim_pool(profile)
+    console.print(
+        f"confirming {len(chosen)} policies on {args.victims} fresh victims per label (pool slots "
+        f"{profile.images_per_label}–{profile.images_per_label + args.victims - 1} of {pool.per_label})"
+    )
+    device = resolve_device(profile.device)
+    reference = reference_classifier(data, profile, device=device, progress=True)
+    records = confirm(
+        chosen=chosen,
+        data=data,
+        profile=profile,
+        reference=reference.model,
+        device=device,
+        victims_per_label=args.victims,
+        cache=AttackCache(cache_dir() / "attacks"),
+        progress=True,
+    )
+    for study in {c.study.study_name: c.study for c in chosen}.values():
+        ConfirmationRecord.write_all(study, records)
+    print_rows(f"found vs confirmed on {10 * args.victims} fresh victims", confirmation_rows(records))
+    for line in confirmed_claims(records):
+        console.print(line)

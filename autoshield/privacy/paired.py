@@ -1,0 +1,119 @@
+"""Paired comparisons of two attacks on the same victims (docs/design.md §8).
+
+Two cells attacked on the same victims with the same random starts differ only
+by the transformation, so their outcomes are compared victim by victim:
+recognised or not with an exact McNemar test on the discordant pairs, PSNR with
+a Wilcoxon signed-rank test. Holm's step-down correction controls the
+family-wise error over the cells compared. Pure functions of per-victim
+outcomes: nothing here trains, attacks or judges.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from scipy import stats
+
+ALPHA = 0.05  # family-wise error rate of every "significantly" autoshield prints
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """One attack's per-victim results, in victim order. `victims` are training-split indices: two attacks pair
+    up on the victims they share. A failed (non-finite) reconstruction counts as not recognised, and its image
+    metrics are NaN."""
+
+    victims: tuple[int, ...]
+    labels: tuple[int, ...]
+    recognised: tuple[bool, ...]  # the judge gives the reconstruction the victim's label
+    predicted: tuple[int, ...]  # the judge's label for the reconstruction (-1: failed)
+    floor: tuple[bool, ...]  # the judge gives an information-free image (the attack's start) the victim's label
+    failed: tuple[bool, ...]
+    psnr_original: tuple[float, ...]
+    psnr_transformed: tuple[float, ...]
+    ssim_original: tuple[float, ...]
+    ssim_transformed: tuple[float, ...]
+    recognisable: tuple[bool, ...]  # the judge recognises the transformed image itself
+
+    def where(self, label: int | None) -> list[int]:
+        """Positions of the victims of `label` (all when None)."""
+        return [i for i, y in enumerate(self.labels) if label is None or y == label]
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """A cell against a baseline on their shared victims (optionally one label's)."""
+
+    n: int  # victims both attacks scored
+    cell_recognised: int
+    baseline_recognised: int
+    only_cell: int  # discordant: recognised under the cell, not under the baseline
+    only_baseline: int  # discordant the other way
+    p_mcnemar: float  # exact, two-sided; 1.0 with no discordant pair
+    psnr_delta: float  # median of cell − baseline PSNR vs the original over pairs where both are finite
+    p_wilcoxon: float  # two-sided; 1.0 with fewer than one non-zero difference
+
+    @property
+    def fewer_recognised(self) -> bool:
+        return self.only_baseline > self.only_cell
+
+
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """Exact McNemar: under H0 each discordant pair falls either way with probability 1/2."""
+    discordant = only_a + only_b
+    if discordant == 0:
+        return 1.0
+    return float(stats.binomtest(min(only_a, only_b), discordant, 0.5).pvalue)
+
+
+def smallest_p(pairs: int) -> float:
+    """The smallest exact McNemar p-value `pairs` victims can give (all discordant one way): below ALPHA only
+    from 6 pairs on, so a label with 5 victims can never be significant on its own."""
+    return mcnemar_exact(0, pairs) if pairs else 1.0
+
+
+def wilcoxon(differences: Sequence[float]) -> float:
+    values = [d for d in differences if math.isfinite(d)]
+    if not any(values):
+        return 1.0
+    return float(stats.wilcoxon(values, zero_method="wilcox").pvalue)
+
+
+def compare(cell: Outcomes, baseline: Outcomes, *, label: int | None = None) -> PairedTest:
+    """Pair `cell` with `baseline` on the victims both scored (of `label`, or all)."""
+    position = {v: i for i, v in enumerate(baseline.victims)}
+    pairs = [(i, position[v]) for i in cell.where(label) if (v := cell.victims[i]) in position]
+    a = [cell.recognised[i] for i, _ in pairs]
+    b = [baseline.recognised[j] for _, j in pairs]
+    only_a = sum(x and not y for x, y in zip(a, b, strict=True))
+    only_b = sum(y and not x for x, y in zip(a, b, strict=True))
+    deltas = [cell.psnr_original[i] - baseline.psnr_original[j] for i, j in pairs]
+    finite = sorted(d for d in deltas if math.isfinite(d))
+    return PairedTest(
+        n=len(pairs),
+        cell_recognised=sum(a),
+        baseline_recognised=sum(b),
+        only_cell=only_a,
+        only_baseline=only_b,
+        p_mcnemar=mcnemar_exact(only_a, only_b),
+        psnr_delta=float(stats.scoreatpercentile(finite, 50)) if finite else math.nan,
+        p_wilcoxon=wilcoxon(deltas),
+    )
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm-adjusted p-values (step-down, monotone, capped at 1), in the input order."""
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
+    adjusted = [1.0] * len(pvalues)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def significantly_fewer(test: PairedTest, adjusted_p: float) -> bool:
+    """The cell's attack recognised significantly fewer victims than the baseline's (Holm-adjusted)."""
+    return test.fewer_recognised and adjusted_p < ALPHA

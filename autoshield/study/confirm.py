@@ -1,0 +1,143 @@
+"""Confirmation on fresh victims: the found policies re-scored where they were not selected.
+
+A policy chosen because it scored best on victims V is biased towards V; the
+honest number is its score on victims V' it was never selected on
+(docs/design.md §8). `confirm` re-attacks the grid's best-per-label policy,
+the search's Pareto-optimal policies and Identity on fresh pool slots, pairs
+each with Identity on those victims, and stores the results on the study.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import optuna
+import torch
+from torch import nn
+
+from autoshield.core.choices import DEFAULT_TOLERANCE
+from autoshield.core.config import Profile
+from autoshield.core.errors import AutoshieldError
+from autoshield.data.cifar import Cifar10
+from autoshield.data.policy import Cell, Policy
+from autoshield.evaluation.evaluate import attack_policy, fresh_victims
+from autoshield.privacy.cache import AttackCache
+from autoshield.study.analysis import Comparison, best_cells, best_policy, compare_all, grid_cells, grid_comparisons
+from autoshield.study.catalog import completed
+from autoshield.study.params import policy_of
+from autoshield.study.records import AttackRecord, ConfirmationRecord, EvaluationRecord, StudyInfo
+
+IDENTITY_SOURCE = "Identity"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A policy to confirm, where it came from, and what it scored on the study's own victims."""
+
+    source: str
+    policy: Policy
+    found_attack_accuracy: float | None
+    study: optuna.Study
+
+
+def candidates(
+    *, grid: optuna.Study | None, search: optuna.Study | None, tolerance: float = DEFAULT_TOLERANCE
+) -> list[Candidate]:
+    """Identity, the grid's best-per-label policy, the grid cells significantly better than Identity over all
+    labels, and the search's Pareto front; a policy found twice is confirmed once, under both names."""
+    found: dict[Policy, Candidate] = {}
+    studies = [s for s in (grid, search) if s is not None and completed(s)]
+    if not studies:
+        raise AutoshieldError("no completed grid or search trials to confirm")
+
+    def add(source: str, policy: Policy, attack: float | None, study: optuna.Study) -> None:
+        if policy in found:
+            old = found[policy]
+            found[policy] = Candidate(f"{old.source}; {source}", policy, old.found_attack_accuracy, old.study)
+        else:
+            found[policy] = Candidate(source, policy, attack, study)
+
+    add(IDENTITY_SOURCE, Policy.identity(), None, studies[0])
+    if grid is not None and completed(grid):
+        table, _ = best_cells(grid, tolerance=tolerance)
+        attack = sum(row.attack_accuracy for row in table) / len(table)
+        add("grid best per label", best_policy(table), attack, grid)
+        cells = grid_cells(grid)
+        for (name, label), comparison in grid_comparisons(grid).items():
+            if label is None and comparison.significant:  # a uniform cell better than Identity over all labels
+                cell = Cell.parse(name)
+                add(f"grid cell {name}", Policy.uniform(cell), cells[cell].evaluation.attack.attack_accuracy, grid)
+    if search is not None and completed(search):
+        for trial in sorted(search.best_trials, key=lambda t: t.number):
+            add(
+                f"search trial {trial.number}",
+                policy_of(trial),
+                EvaluationRecord.read(trial).attack.attack_accuracy,
+                search,
+            )
+    return list(found.values())
+
+
+def check_profile(study: optuna.Study, profile: Profile, data: Cifar10) -> None:
+    """Confirmation must use the study's profile and data, or its victims and attack are not the study's; it
+    attacks the untrained network, as a study's `init` target does."""
+    if profile.attack.target != "init":
+        raise AutoshieldError("confirm attacks the seeded untrained network: it needs attack.target = 'init'")
+    info = StudyInfo.read(study)
+    if info is None:
+        raise AutoshieldError(f"study {study.study_name!r} was not created by autoshield")
+    if info.profile_fingerprint != profile.fingerprint() or info.data != data.fingerprint:
+        raise AutoshieldError(
+            f"study {study.study_name!r} was run with profile {info.profile!r} ({info.profile_fingerprint}) on data "
+            f"{info.data}; pass the same --profile/--set and --data-root"
+        )
+
+
+def confirm(
+    *,
+    chosen: list[Candidate],
+    data: Cifar10,
+    profile: Profile,
+    reference: nn.Module,
+    device: torch.device,
+    victims_per_label: int,
+    cache: AttackCache | None = None,
+    progress: bool = False,
+) -> list[ConfirmationRecord]:
+    """Attack every candidate on `victims_per_label` fresh victims per label (the same victims and starts for
+    all, so they pair with Identity's)."""
+    victims = fresh_victims(data, profile, per_label=victims_per_label)
+    records = []
+    for candidate in chosen:
+        start = time.perf_counter()
+        result = attack_policy(
+            policy=candidate.policy,
+            victims=victims,
+            profile=profile,
+            reference=reference,
+            device=device,
+            cache=cache,
+            progress=progress,
+        )
+        records.append(
+            ConfirmationRecord(
+                source=candidate.source,
+                policy=str(candidate.policy),
+                first_slot=profile.images_per_label,
+                victims_per_label=victims_per_label,
+                found_attack_accuracy=candidate.found_attack_accuracy,
+                attack=AttackRecord.of(result),
+                seconds=time.perf_counter() - start,
+            )
+        )
+    return records
+
+
+def confirmed_comparisons(records: list[ConfirmationRecord]) -> dict[tuple[str, int | None], Comparison]:
+    """Each confirmed policy against confirmed Identity on the same fresh victims, Holm over the policies."""
+    identity = next((r for r in records if r.policy == str(Policy.identity())), None)
+    if identity is None or identity.attack.outcomes is None:
+        return {}
+    outcomes = {r.policy: r.attack.outcomes for r in records if r is not identity and r.attack.outcomes is not None}
+    return compare_all(outcomes, identity.attack.outcomes)
