@@ -48,7 +48,7 @@ def test_attack_policy_end_to_end_with_cache(data, tmp_path):
     assert again.cached == 10 and again.seconds == 0 and again.overall == plain.overall
     defended = attack_policy(policy=Policy.parse("Invert"), **kwargs)
     assert defended.cached == 0
-    assert defended.overall.psnr_original.mean < defended.overall.psnr_transformed.mean - 2
+    assert defended.overall.psnr_original.mean < defended.overall.psnr_transformed.mean - 1
 
 
 def test_recognizability_utility_is_the_reference_accuracy_on_the_transformed_test_subset(data, tmp_path):

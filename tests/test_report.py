@@ -17,7 +17,8 @@ from autoshield.cli import main
 from autoshield.data.ops import random_signs
 from autoshield.data.policy import Policy
 from autoshield.report.pareto import dominates, hypervolume
-from autoshield.study.records import DPRecord, sigma_of
+from autoshield.study.params import sigma_of
+from autoshield.study.records import ConfirmationRecord, DPRecord, EvaluationRecord
 from autoshield.study.storage import open_storage
 
 
@@ -152,3 +153,38 @@ def test_bad_report_and_export_input(studies, tmp_path, capsys):
     assert empty.study_name == "empty-search"
     assert main(["report", "--storage", f"sqlite:///{studies}", "--study", "empty"]) == 2
     assert "no completed trials" in capsys.readouterr().err
+
+
+def test_confirm_rescores_on_fresh_victims_and_the_report_heads_with_it(studies, data_root, tmp_path, capsys):
+    common = _common(studies, data_root)
+    storage = open_storage(f"sqlite:///{studies}", heartbeat=False)
+
+    def snapshot():
+        loaded = [optuna.load_study(study_name=f"autoshield-{k}", storage=storage) for k in ("grid", "search")]
+        return [(s.user_attrs, len(s.get_trials(deepcopy=False))) for s in loaded]
+
+    before = snapshot()
+    bad = [
+        (["confirm", "--study", "nothing", *common], "no grid or search study named 'nothing'"),
+        (["confirm", "--victims", "0", *common], "--victims must be >= 1"),
+        (["confirm", "--victims", "10", *common], "more than the victim pool holds"),
+        (["confirm", "--set", "width=4", *common], "pass the same --profile/--set"),
+    ]
+    for args, message in bad:
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert snapshot() == before  # bad input leaves the studies untouched
+    assert main(["confirm", "--victims", "2", *common]) == 0
+    assert "found vs confirmed on 20 fresh victims" in capsys.readouterr().out
+    grid = optuna.load_study(study_name="autoshield-grid", storage=storage)
+    records = ConfirmationRecord.read_all(grid)
+    assert records[0].source.startswith("Identity") and {r.victims_per_label for r in records} == {2}
+    studied = set(EvaluationRecord.read(grid.trials[0]).attack.outcomes.victims)
+    fresh = set(records[0].attack.outcomes.victims)
+    assert len(fresh) == 20 and not fresh & studied
+    out = tmp_path / "report"
+    assert main(["report", "--storage", f"sqlite:///{studies}", "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert "Headline (confirmed on fresh victims)" in text and "found attack %" in text
+    assert "floor %" in (out / "cells.md").read_text()

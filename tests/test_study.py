@@ -17,7 +17,7 @@ from autoshield.cli import main
 from autoshield.core.errors import AutoshieldError
 from autoshield.study import heartbeat, launch
 from autoshield.study.catalog import completed
-from autoshield.study.records import cell_of
+from autoshield.study.params import cell_of
 from autoshield.study.storage import artifact_store, open_storage
 from autoshield.study.worker import run_worker
 
@@ -52,8 +52,10 @@ def test_grid_one_trial_per_cell_and_best_table(tmp_path, data_root, space, caps
     assert sorted(str(cell_of(t)) for t in trials) == ["Identity", "Invert", "Rotate:9"]
     assert "best cell per label" in out and "rule:" in out
     best = (tmp_path / "autoshield-grid-best.csv").read_text().splitlines()
-    assert best[0].startswith("label,op,magnitude") and len(best) == 11
+    assert best[0].startswith("label,best cell,model acc %") and len(best) == 11
     assert (tmp_path / "autoshield-grid-best.md").exists()
+    every = (tmp_path / "autoshield-grid-cells.csv").read_text().splitlines()
+    assert len(every) == 1 + 3 * 11 and "p Holm" in every[0]  # every cell x (10 labels + overall)
     # rerunning computes nothing new
     assert main(_args("grid", db, data_root, space)) == 0
     assert len(_trials(db, "autoshield-grid", states=None)) == 3

@@ -1,0 +1,114 @@
+"""Paired tests against Identity and the best-cell rule that rests on them (no attack runs: outcomes are given)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import optuna
+import pytest
+
+from autoshield.data.cifar import CLASSES
+from autoshield.data.policy import IDENTITY, Cell, Policy
+from autoshield.privacy.paired import Outcomes, compare, holm, mcnemar_exact, smallest_p, wilcoxon
+from autoshield.report.cells import cell_rows
+from autoshield.report.tables import grid_best_rows
+from autoshield.study.analysis import NONE_BETTER, best_cells, best_policy
+from autoshield.study.params import grid_params
+from autoshield.study.records import AttackRecord, EvaluationRecord
+
+
+def outcomes(recognised: list[bool], *, per_label: int, psnr: float = 15.0) -> Outcomes:
+    n = len(recognised)
+    return Outcomes(
+        victims=tuple(range(100, 100 + n)),
+        labels=tuple(i // per_label for i in range(n)),
+        recognised=tuple(recognised),
+        predicted=tuple(i // per_label if r else 6 for i, r in enumerate(recognised)),
+        floor=(False,) * n,
+        failed=(False,) * n,
+        psnr_original=tuple(psnr + (i % 3) * 0.1 for i in range(n)),
+        psnr_transformed=(psnr,) * n,
+        ssim_original=(0.3,) * n,
+        ssim_transformed=(0.3,) * n,
+        recognisable=(True,) * n,
+    )
+
+
+def test_mcnemar_equals_the_hand_computed_exact_binomial():
+    # 1 vs 7 discordant pairs: p = 2 * P(X <= 1 | n = 8, 1/2) = 2 * (1 + 8) / 256
+    assert mcnemar_exact(1, 7) == pytest.approx(18 / 256)
+    assert mcnemar_exact(7, 1) == pytest.approx(18 / 256)
+    assert mcnemar_exact(0, 0) == 1.0
+    assert smallest_p(5) == pytest.approx(1 / 16) and smallest_p(6) == pytest.approx(1 / 32)
+
+
+def test_holm_matches_the_hand_computed_step_down():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def test_compare_pairs_by_victim_and_counts_discordant_pairs():
+    base = outcomes([True, True, True, False], per_label=4)
+    cell = outcomes([False, True, False, True], per_label=4, psnr=13.0)
+    test = compare(cell, base)
+    assert (test.n, test.only_cell, test.only_baseline) == (4, 1, 2)
+    assert test.p_mcnemar == pytest.approx(1.0)
+    assert test.psnr_delta == pytest.approx(-2.0)
+    other = Outcomes(**{**cell.__dict__, "victims": (1, 2, 3, 100)})  # shares one victim only
+    assert compare(other, base).n == 1
+    assert wilcoxon([0.0, 0.0]) == 1.0 and math.isnan(compare(other, base, label=5).psnr_delta)
+
+
+def _grid(per_label: int, cells: dict[Cell, list[bool]], model: dict[Cell, float] | None = None) -> optuna.Study:
+    """A real in-memory grid study whose trials hold the given per-victim outcomes."""
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for cell, recognised in cells.items():
+        result = outcomes(recognised, per_label=per_label)
+        accuracy = (model or {}).get(cell, 0.8)
+        attack = AttackRecord(
+            sum(recognised) / len(recognised),
+            tuple(sum(recognised[i * per_label : (i + 1) * per_label]) / per_label for i in range(10)),
+            (0.0, 1.0), 15.0, (15.0,) * 10, 15.0, 0.3, 0.3, 1.0, (1.0,) * 10, 1.0, 0, 0,
+            outcomes=result,
+        )  # fmt: skip
+        policy = Policy.uniform(cell)
+        record = EvaluationRecord(
+            str(policy), json.dumps(policy.as_mapping()), "recognizability", accuracy, (accuracy,) * 10, attack, 0, 0
+        )
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=grid_params(cell),
+                distributions={"cell": optuna.distributions.CategoricalDistribution([str(c) for c in cells])},
+                values=(accuracy, attack.attack_accuracy),
+                user_attrs=record.as_attrs(),
+            )
+        )
+    return study
+
+
+def test_best_cell_is_none_when_nothing_is_significant_even_at_zero_percent():
+    # five victims per label: 5/5 for Identity, 0/5 for the cell is p = 0.0625 per label, never significant
+    study = _grid(5, {IDENTITY: [True] * 50, Cell.of("Rotate", 9): [False] * 50})
+    table, rule = best_cells(study)
+    assert all(not row.significant and row.cell == IDENTITY for row in table)
+    assert best_policy(table) == Policy.identity()
+    assert all(row["best cell"] == NONE_BETTER for row in grid_best_rows(table))
+    assert "0.0625" in rule
+
+
+def test_best_cell_needs_significance_and_utility():
+    cells = {
+        IDENTITY: [True] * 100,
+        Cell.of("Rotate", 9): [False] * 100,  # 0/10 vs 10/10 on every label: Holm p = 3 * 0.00195
+        Cell.of("Invert"): [False] * 100,  # as protective, but costs too much utility
+        Cell.of("Solarize", 9): [i % 10 != 0 for i in range(100)],  # 9/10: not significant
+    }
+    study = _grid(10, cells, model={Cell.of("Invert"): 0.5})
+    table, _ = best_cells(study)
+    assert [row.cell for row in table] == [Cell.of("Rotate", 9)] * len(CLASSES)
+    assert all(row.significant and row.comparison.p_holm == pytest.approx(3 * 2 / 1024) for row in table)
+    rows = cell_rows(study)
+    assert len(rows) == 4 * 11  # every cell x (10 labels + overall)
+    solarize = next(r for r in rows if r["cell"] == "Solarize:9" and r["label"] == "airplane")
+    assert solarize["attack k/n"] == "9/10" and "fewer" not in solarize["vs Identity (only cell/only Id.)"]
