@@ -12,10 +12,12 @@ from autoshield.data.cifar import CLASSES
 from autoshield.data.policy import IDENTITY, Cell, Policy
 from autoshield.privacy.paired import Outcomes, compare, holm, mcnemar_exact, smallest_p, wilcoxon
 from autoshield.report.cells import cell_rows
+from autoshield.report.confirmed import confirmation_rows
 from autoshield.report.tables import grid_best_rows
 from autoshield.study.analysis import NONE_BETTER, best_cells, best_policy
+from autoshield.study.confirm import confirmation_groups, confirmed_comparisons
 from autoshield.study.params import grid_params
-from autoshield.study.records import AttackRecord, EvaluationRecord
+from autoshield.study.records import AttackRecord, ConfirmationRecord, EvaluationRecord
 
 
 def outcomes(recognised: list[bool], *, per_label: int, psnr: float = 15.0) -> Outcomes:
@@ -92,6 +94,7 @@ def test_best_cell_is_none_when_nothing_is_significant_even_at_zero_percent():
     study = _grid(5, {IDENTITY: [True] * 50, Cell.of("Rotate", 9): [False] * 50})
     table, rule = best_cells(study)
     assert all(not row.significant and row.cell == IDENTITY for row in table)
+    assert "Holm over the 1 cells" in rule
     assert best_policy(table) == Policy.identity()
     assert all(row["best cell"] == NONE_BETTER for row in grid_best_rows(table))
     assert "0.0625" in rule
@@ -112,3 +115,30 @@ def test_best_cell_needs_significance_and_utility():
     assert len(rows) == 4 * 11  # every cell x (10 labels + overall)
     solarize = next(r for r in rows if r["cell"] == "Solarize:9" and r["label"] == "airplane")
     assert solarize["attack k/n"] == "9/10" and "fewer" not in solarize["vs Identity (only cell/only Id.)"]
+
+
+def test_confirmations_pair_only_within_the_victim_set_they_share():
+    def record(policy: str, victims: int, recognised: list[bool]) -> ConfirmationRecord:
+        attack = AttackRecord(
+            0.5, (0.5,) * 10, (0.0, 1.0), 15.0, (15.0,) * 10, 15.0, 0.3, 0.3, 1.0, (1.0,) * 10, 1.0, 0, 0,
+            outcomes=outcomes(recognised, per_label=victims),
+        )  # fmt: skip
+        return ConfirmationRecord("s", policy, 1, victims, None, attack, 1.0)
+
+    small = [record("Identity", 2, [True] * 20)]
+    large = [record("Identity", 10, [True] * 100), record("Rotate:9", 10, [False] * 100)]
+    groups = confirmation_groups(small + large)
+    assert sorted(groups) == [(1, 2), (1, 10)]
+    assert confirmed_comparisons(groups[1, 2]) == {}
+    comparison = confirmed_comparisons(groups[1, 10])["Rotate:9", None]
+    assert comparison.test.n == 100 and comparison.significant
+    rows = confirmation_rows(small + large)
+    assert [r["victims/label"] for r in rows] == ["2", "10", "10"] and "fewer" in rows[2][
+        "vs Identity (only policy/only Id.)"
+    ]
+
+
+def test_a_grid_whose_identity_is_not_done_chooses_nothing_instead_of_failing():
+    table, rule = best_cells(_grid(5, {Cell.of("Rotate", 9): [False] * 50}))
+    assert all(not row.significant for row in table) and "Identity is not done yet" in rule
+    assert grid_best_rows(table)[0]["model acc %"] == "—"

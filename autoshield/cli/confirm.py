@@ -70,10 +70,17 @@ def run_confirm(args: argparse.Namespace) -> None:
             check_profile(study, profile, data)
     chosen = candidates(grid=grid, search=search, tolerance=args.tolerance)
     pool = victim_pool(profile)
+    slots_end = profile.images_per_label + args.victims
     console.print(
         f"confirming {len(chosen)} policies on {args.victims} fresh victims per label (pool slots "
         f"{profile.images_per_label}–{profile.images_per_label + args.victims - 1} of {pool.per_label})"
     )
+    used = [r for s in (grid, search) if s for r in ConfirmationRecord.read_all(s) if r.first_slot < slots_end]
+    if used:
+        console.print(
+            "[yellow]these fresh victims were already used by an earlier confirmation: a policy changed after seeing "
+            "confirmed numbers must be confirmed on victims it has not met (raise images_per_label or the pool)"
+        )
     device = resolve_device(profile.device)
     reference = reference_classifier(data, profile, device=device, progress=True)
     records = confirm(

@@ -77,6 +77,7 @@ def grid_best_rows(table: list[BestCell]) -> Rows:
                 "model acc %": percent(row.model_accuracy),
                 "attack acc %": percent(row.attack_accuracy),
                 "floor %": percent(row.floor),
+                "failed": "—" if row.failed is None else str(row.failed),
                 "attack k/n": f"{test.cell_recognised}/{test.n}" if test else "—",
                 "Identity k/n": f"{test.baseline_recognised}/{test.n}" if test else "—",
                 "p Holm": f"{row.comparison.p_holm:.3g}" if row.comparison else "—",
@@ -87,29 +88,29 @@ def grid_best_rows(table: list[BestCell]) -> Rows:
 
 
 def pareto_rows(study: optuna.Study) -> Rows:
-    """The Pareto front, each policy paired with the study's Identity trial on the same victims (Holm over the
-    front)."""
+    """The Pareto front, each policy paired with the search's Identity trial on the same victims. The front was
+    selected on these victims, so Holm runs over every completed trial, not the front alone, and the figures
+    stay exploratory until `confirm` re-scores them on fresh victims."""
     front = sorted(study.best_trials, key=lambda t: -t.values[0])
-    records = {str(t.number): EvaluationRecord.read(t) for t in front}
     identity = search_identity(study)
     comparisons = {}
     if identity is not None and identity.attack.outcomes is not None:
-        outcomes = {
-            n: r.attack.outcomes for n, r in records.items() if r.attack.outcomes and r.policy != identity.policy
-        }
-        comparisons = compare_all(outcomes, identity.attack.outcomes)
+        records = (EvaluationRecord.read(t) for t in completed(study))
+        outcomes = {r.policy: r.attack.outcomes for r in records if r.attack.outcomes and r.policy != identity.policy}
+        comparisons = compare_all(outcomes, identity.attack.outcomes, labels=(None,))
+    family = f"p Holm vs Identity (over {len(comparisons)} trials)"
     rows = []
-    for number, record in records.items():
-        comparison = comparisons.get((number, None))
+    for trial in front:
+        record = EvaluationRecord.read(trial)
+        comparison = comparisons.get((record.policy, None))
         rows.append(
             {
-                "trial": number,
+                "trial": str(trial.number),
                 "model acc %": percent(record.model_accuracy),
                 "attack acc %": percent(record.attack.attack_accuracy),
                 "floor %": percent(record.attack.chance_floor),
-                "p Holm vs Identity": f"{comparison.p_holm:.3g}{' fewer*' if comparison.significant else ''}"
-                if comparison
-                else "—",
+                "failed": str(record.attack.failed_reconstructions),
+                family: f"{comparison.p_holm:.3g}{' fewer*' if comparison.significant else ''}" if comparison else "—",
                 "PSNR dB": f"{record.attack.psnr_original:.1f}",
                 "policy": record.policy,
             }
@@ -184,7 +185,7 @@ def per_label_rows(studies: Studies, *, tolerance: float) -> Rows:
             cell = str(policy_of(chosen).cells[i])
             row |= {"search cell": cell, "search model %": percent(model), "search attack %": percent(attack)}
             if i in versus:
-                row["search vs Identity"] = versus[i]
+                row["search vs Identity (exploratory)"] = versus[i]
         if dp:
             dp_model = dp.model_accuracy_per_label[i]
             dp_attack = dp.noised.attack_accuracy_per_label[i]
@@ -199,7 +200,7 @@ def per_label_rows(studies: Studies, *, tolerance: float) -> Rows:
 
 def _per_label_versus_identity(search: optuna.Study, chosen: EvaluationRecord) -> dict[int, str]:
     """Per label, the chosen search policy against the search's Identity trial on that label's victims:
-    'k/n vs k/n, p' with Holm over the labels."""
+    'k/n vs k/n, p' with Holm over the labels. Exploratory: the policy was chosen on these victims."""
     identity = search_identity(search)
     if identity is None or identity.attack.outcomes is None or chosen.attack.outcomes is None:
         return {}

@@ -10,6 +10,8 @@ label); the lowest attack accuracy alone is chance among many cells
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import optuna
@@ -37,10 +39,12 @@ class Comparison:
         return significantly_fewer(self.test, self.p_holm)
 
 
-def compare_all(outcomes: dict[str, Outcomes], baseline: Outcomes) -> dict[tuple[str, int | None], Comparison]:
-    """Every named attack against `baseline`, per label and overall, Holm-corrected within each label."""
+def compare_all(
+    outcomes: dict[str, Outcomes], baseline: Outcomes, *, labels: Sequence[int | None] = (None, *range(len(CLASSES)))
+) -> dict[tuple[str, int | None], Comparison]:
+    """Every named attack against `baseline`, for each of `labels` (None: all victims), Holm-corrected within each."""
     out: dict[tuple[str, int | None], Comparison] = {}
-    for label in [None, *range(len(CLASSES))]:
+    for label in labels:
         tests = {name: compare(o, baseline, label=label) for name, o in outcomes.items()}
         for name, adjusted in zip(tests, holm([t.p_mcnemar for t in tests.values()]), strict=True):
             out[name, label] = Comparison(tests[name], adjusted)
@@ -56,6 +60,7 @@ class BestCell:
     attack_accuracy: float
     psnr: float
     floor: float | None  # the chance floor on this label's victims (None: study predates it)
+    failed: int | None  # non-finite reconstructions among this label's victims, counted as unrecognised
     comparison: Comparison | None  # against Identity on this label; None for Identity itself
 
 
@@ -86,15 +91,17 @@ def grid_comparisons(study: optuna.Study) -> dict[tuple[str, int | None], Compar
 def best_cells(study: optuna.Study, *, tolerance: float = DEFAULT_TOLERANCE) -> tuple[list[BestCell], str]:
     """Per label, among cells significantly below Identity's attack accuracy and within `tolerance` of its model
     accuracy, the one with the lowest attack accuracy (ties: higher model accuracy); Identity with
-    `significant=False` where none qualifies. Returns the table and the rule in words."""
+    `significant=False` where none qualifies, or while Identity itself is not done. Returns the table and the
+    rule in words."""
     results = {cell: record.evaluation for cell, record in grid_cells(study).items()}
     if not results:
         raise AutoshieldError(f"study {study.study_name!r} has no completed grid cells")
-    if IDENTITY not in results:
-        raise AutoshieldError(f"study {study.study_name!r} has no completed Identity cell to compare with")
     comparisons = grid_comparisons(study)
     table = []
     for i, label in enumerate(CLASSES):
+        if IDENTITY not in results:  # nothing to compare with yet
+            table.append(BestCell(label, IDENTITY, False, math.nan, math.nan, math.nan, None, None, None))
+            continue
         accuracy = {cell: r.model_accuracy_per_label[i] for cell, r in results.items()}
         attack = {cell: r.attack.attack_accuracy_per_label[i] for cell, r in results.items()}
         allowed = [
@@ -107,16 +114,22 @@ def best_cells(study: optuna.Study, *, tolerance: float = DEFAULT_TOLERANCE) -> 
         best = min(allowed, key=lambda cell: (attack[cell], -accuracy[cell]), default=IDENTITY)
         record = results[best].attack
         floor = record.chance_floor_per_label[i] if record.chance_floor_per_label else None
+        failed = sum(record.outcomes.failed[j] for j in record.outcomes.where(i)) if record.outcomes else None
         comparison = comparisons.get((str(best), i))
         psnr = record.psnr_original_per_label[i]
-        table.append(BestCell(label, best, best != IDENTITY, accuracy[best], attack[best], psnr, floor, comparison))
+        table.append(
+            BestCell(label, best, best != IDENTITY, accuracy[best], attack[best], psnr, floor, failed, comparison)
+        )
+    family = len({name for name, label in comparisons if label is not None})
     victims = max((c.test.n for (_, label), c in comparisons.items() if label is not None), default=0)
     rule = (
         f"per label: among cells whose attack recognised significantly fewer of that label's victims than "
-        f"Identity's (exact McNemar on the same victims and starts, Holm over {len(results) - 1} cells, "
-        f"α = 0.05) and whose model accuracy is within {100 * tolerance:.0f} points of Identity's, the lowest "
-        f"attack accuracy; otherwise '{NONE_BETTER}'. With {victims} victims per label the smallest attainable "
-        f"p is {smallest_p(victims):.3g} before correction"
+        f"Identity's (exact McNemar on the same victims and starts, Holm over the {family} cells compared on that "
+        f"label, α = 0.05) and whose model accuracy is within {100 * tolerance:.0f} points of Identity's, the "
+        f"lowest attack accuracy; otherwise '{NONE_BETTER}'. Each label is its own family, so the policy the "
+        f"labels make has no family-wise guarantee: only its confirmed figure (`autoshield confirm`) counts. "
+        f"With {victims} victims per label the smallest attainable p is {smallest_p(victims):.3g} before correction"
+        + ("" if IDENTITY in results else "; Identity is not done yet, so no cell can be chosen")
     )
     return table, rule
 

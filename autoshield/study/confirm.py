@@ -134,10 +134,19 @@ def confirm(
     return records
 
 
-def confirmed_comparisons(records: list[ConfirmationRecord]) -> dict[tuple[str, int | None], Comparison]:
-    """Each confirmed policy against confirmed Identity on the same fresh victims, Holm over the policies."""
-    identity = next((r for r in records if r.policy == str(Policy.identity())), None)
+def confirmation_groups(records: list[ConfirmationRecord]) -> dict[tuple[int, int], list[ConfirmationRecord]]:
+    """Records by the fresh victims they were scored on (first slot, victims per label): only records of one
+    group share victims, so only they pair."""
+    groups: dict[tuple[int, int], list[ConfirmationRecord]] = {}
+    for record in records:
+        groups.setdefault((record.first_slot, record.victims_per_label), []).append(record)
+    return groups
+
+
+def confirmed_comparisons(group: list[ConfirmationRecord]) -> dict[tuple[str, int | None], Comparison]:
+    """Each policy of one group against that group's Identity on the same fresh victims, Holm over the group."""
+    identity = next((r for r in group if r.policy == str(Policy.identity())), None)
     if identity is None or identity.attack.outcomes is None:
         return {}
-    outcomes = {r.policy: r.attack.outcomes for r in records if r is not identity and r.attack.outcomes is not None}
+    outcomes = {r.policy: r.attack.outcomes for r in group if r is not identity and r.attack.outcomes is not None}
     return compare_all(outcomes, identity.attack.outcomes)
