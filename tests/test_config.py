@@ -27,6 +27,7 @@ def test_presets_and_overrides(tmp_path):
         (("train.schedule='step'",), "train.schedule must be one of"),
         (("attack=3",), "is a section"),
         (("novalue",), "expects key=value"),
+        (("images_per_label=101",), "must fit the victim pool"),
     ],
 )
 def test_bad_overrides(overrides, message):

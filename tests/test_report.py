@@ -165,10 +165,10 @@ def test_confirm_rescores_on_fresh_victims_and_the_report_heads_with_it(studies,
 
     before = snapshot()
     bad = [
-        (["confirm", "--study", "nothing", *common], "no grid or search study named 'nothing'"),
+        (["confirm", "--study", "nothing", "--victims", "2", *common], "no grid or search study named 'nothing'"),
         (["confirm", "--victims", "0", *common], "--victims must be >= 1"),
         (["confirm", "--victims", "10", *common], "more than the victim pool holds"),
-        (["confirm", "--set", "width=4", *common], "pass the same --profile/--set"),
+        (["confirm", "--set", "width=4", "--victims", "2", *common], "pass the same --profile/--set"),
     ]
     for args, message in bad:
         assert main(args) == 2

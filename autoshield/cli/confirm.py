@@ -24,8 +24,9 @@ def register_confirm(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--victims",
         type=int,
-        default=DEFAULT_VICTIMS,
-        help=f"fresh victims per label ({DEFAULT_VICTIMS}); at most victim_pool_per_label - images_per_label",
+        default=None,
+        help=f"fresh victims per label (default: {DEFAULT_VICTIMS}, or what the pool has left if fewer); at most "
+        "victim_pool_per_label - images_per_label",
     )
     parser.add_argument(
         "--tolerance",
@@ -51,12 +52,13 @@ def run_confirm(args: argparse.Namespace) -> None:
     from autoshield.study.storage import open_storage, redact
 
     profile = profile_of(args)
-    if args.victims < 1:
-        raise AutoshieldError(f"--victims must be >= 1, got {args.victims}")
     free = profile.victim_pool_per_label - profile.images_per_label
-    if args.victims > free:
+    victims = min(DEFAULT_VICTIMS, free) if args.victims is None else args.victims
+    if victims < 1:
+        raise AutoshieldError(f"--victims must be >= 1, got {victims}")
+    if victims > free:
         raise AutoshieldError(
-            f"--victims {args.victims} is more than the victim pool holds beyond the study's victims ({free} per "
+            f"--victims {victims} is more than the victim pool holds beyond the study's victims ({free} per "
             f"label: victim_pool_per_label {profile.victim_pool_per_label} - images_per_label "
             f"{profile.images_per_label})"
         )
@@ -70,10 +72,10 @@ def run_confirm(args: argparse.Namespace) -> None:
             check_profile(study, profile, data)
     chosen = candidates(grid=grid, search=search, tolerance=args.tolerance)
     pool = victim_pool(profile)
-    slots_end = profile.images_per_label + args.victims
+    slots_end = profile.images_per_label + victims
     console.print(
-        f"confirming {len(chosen)} policies on {args.victims} fresh victims per label (pool slots "
-        f"{profile.images_per_label}–{profile.images_per_label + args.victims - 1} of {pool.per_label})"
+        f"confirming {len(chosen)} policies on {victims} fresh victims per label (pool slots "
+        f"{profile.images_per_label}–{profile.images_per_label + victims - 1} of {pool.per_label})"
     )
     used = [r for s in (grid, search) if s for r in ConfirmationRecord.read_all(s) if r.first_slot < slots_end]
     if used:
@@ -89,12 +91,12 @@ def run_confirm(args: argparse.Namespace) -> None:
         profile=profile,
         reference=reference.model,
         device=device,
-        victims_per_label=args.victims,
+        victims_per_label=victims,
         cache=AttackCache(cache_dir() / "attacks"),
         progress=True,
     )
     for study in {c.study.study_name: c.study for c in chosen}.values():
         ConfirmationRecord.write_all(study, records)
-    print_rows(f"found vs confirmed on {10 * args.victims} fresh victims", confirmation_rows(records))
+    print_rows(f"found vs confirmed on {10 * victims} fresh victims", confirmation_rows(records))
     for line in confirmed_claims(records):
         console.print(line)
