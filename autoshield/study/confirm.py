@@ -20,7 +20,7 @@ from autoshield.core.choices import DEFAULT_TOLERANCE
 from autoshield.core.config import Profile
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.cifar import Cifar10
-from autoshield.data.policy import Cell, Policy
+from autoshield.data.policy import IDENTITY, Cell, Policy
 from autoshield.evaluation.evaluate import attack_policy, fresh_victims
 from autoshield.privacy.cache import AttackCache
 from autoshield.study.analysis import Comparison, best_cells, best_policy, compare_all, grid_cells, grid_comparisons
@@ -58,12 +58,13 @@ def candidates(
         else:
             found[policy] = Candidate(source, policy, attack, study)
 
-    add(IDENTITY_SOURCE, Policy.identity(), None, studies[0])
+    cells = grid_cells(grid) if grid is not None else {}
+    found_identity = cells[IDENTITY].evaluation.attack.attack_accuracy if IDENTITY in cells else None
+    add(IDENTITY_SOURCE, Policy.identity(), found_identity, studies[0])
     if grid is not None and completed(grid):
         table, _ = best_cells(grid, tolerance=tolerance)
         attack = sum(row.attack_accuracy for row in table) / len(table)
         add("grid best per label", best_policy(table), attack, grid)
-        cells = grid_cells(grid)
         for (name, label), comparison in grid_comparisons(grid).items():
             if label is None and comparison.significant:  # a uniform cell better than Identity over all labels
                 cell = Cell.parse(name)
