@@ -96,10 +96,14 @@ def _stats(outcomes: Outcomes, recovered: torch.Tensor, positions: list[int]) ->
     )
 
 
-def _judge(reference: nn.Module, images: torch.Tensor, profile: Profile, device: torch.device) -> torch.Tensor:
-    """The reference classifier's labels for float images in [0, 1], quantised as an attacker would view them."""
-    pictures = images.clamp(0, 1).mul(255).round().to(torch.uint8)
+def _judge(reference: nn.Module, pictures: torch.Tensor, profile: Profile, device: torch.device) -> torch.Tensor:
+    """The reference classifier's labels for uint8 pictures."""
     return predict(reference, pictures, batch_size=profile.reference.eval_batch_size, device=device)
+
+
+def _picture(images: torch.Tensor) -> torch.Tensor:
+    """Float images in [0, 1] quantised to uint8, as an attacker would look at them."""
+    return images.mul(255).round().to(torch.uint8)
 
 
 def attack_policy(
@@ -171,11 +175,10 @@ def attack_policy(
     recovered_label = torch.stack([found[k]["recovered"] for k in keys]).repeat_interleave(leak)
     labels = victims.labels
     recovered = torch.where(recovered_label >= 0, (recovered_label == labels).long(), -1)
-    low, high = image_box()
     starts = attacker.starts(seeds, leak=leak)[:problems].flatten(0, 1)  # restart 0 of every problem
-    floor = _judge(reference, denormalize(torch.maximum(torch.minimum(starts, high), low)), profile, device)
-    predicted = torch.where(failed, -1, _judge(reference, reconstructions.nan_to_num(0.0), profile, device))
-    recognisable = _judge(reference, transformed.images.float() / 255, profile, device) == labels
+    floor = _judge(reference, _picture(denormalize(starts)), profile, device)  # denormalize clamps to the box
+    predicted = torch.where(failed, -1, _judge(reference, _picture(reconstructions.nan_to_num(0.0)), profile, device))
+    recognisable = _judge(reference, transformed.images, profile, device) == labels
     originals, seen = victims.images.float() / 255, transformed.images.float() / 255
 
     def metric(values: torch.Tensor) -> tuple[float, ...]:

@@ -9,9 +9,9 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from autoshield.core.errors import AutoshieldError
-from autoshield.data.policy import IDENTITY
+from autoshield.data.policy import IDENTITY, Policy
 from autoshield.study.catalog import completed, find_study
-from autoshield.study.params import cell_of, sigma_of
+from autoshield.study.params import cell_of, policy_of, sigma_of
 from autoshield.study.records import StudyInfo
 from autoshield.study.storage import KINDS, study_name
 
@@ -54,3 +54,8 @@ def dp_at(studies: Studies, sigma: float) -> FrozenTrial | None:
 def grid_identity(grid: optuna.Study) -> FrozenTrial | None:
     """The grid's completed Identity cell: the no-defence point every defence is read against."""
     return next((t for t in completed(grid) if cell_of(t) == IDENTITY), None)
+
+
+def search_identity(search: optuna.Study) -> FrozenTrial | None:
+    """The search's completed Identity policy (queued first): the baseline of its paired tests."""
+    return next((t for t in completed(search) if policy_of(t) == Policy.identity()), None)

@@ -11,7 +11,7 @@ from autoshield.learn.train import Accuracy
 from autoshield.privacy.paired import compare, holm
 from autoshield.report.format import Rows, interval, percent
 from autoshield.report.pareto import best_tradeoff, dominates
-from autoshield.report.studies import COMPARE_SIGMA, Studies, dp_at
+from autoshield.report.studies import COMPARE_SIGMA, Studies, dp_at, search_identity
 from autoshield.study.analysis import NONE_BETTER, BestCell, best_cells, compare_all
 from autoshield.study.catalog import completed
 from autoshield.study.params import policy_of, sigma_of
@@ -92,16 +92,18 @@ def pareto_rows(study: optuna.Study) -> Rows:
     selected on these victims, so Holm runs over every completed trial, not the front alone, and the figures
     stay exploratory until `confirm` re-scores them on fresh victims."""
     front = sorted(study.best_trials, key=lambda t: -t.values[0])
-    identity = search_identity(study)
+    records = {t.number: EvaluationRecord.read(t) for t in completed(study)}
+    identity = _search_identity_record(study)
     comparisons = {}
     if identity is not None and identity.attack.outcomes is not None:
-        records = (EvaluationRecord.read(t) for t in completed(study))
-        outcomes = {r.policy: r.attack.outcomes for r in records if r.attack.outcomes and r.policy != identity.policy}
+        outcomes = {
+            r.policy: r.attack.outcomes for r in records.values() if r.attack.outcomes and r.policy != identity.policy
+        }
         comparisons = compare_all(outcomes, identity.attack.outcomes, labels=(None,))
     family = f"p Holm vs Identity (over {len(comparisons)} trials)"
     rows = []
     for trial in front:
-        record = EvaluationRecord.read(trial)
+        record = records[trial.number]
         comparison = comparisons.get((record.policy, None))
         rows.append(
             {
@@ -118,12 +120,9 @@ def pareto_rows(study: optuna.Study) -> Rows:
     return rows
 
 
-def search_identity(study: optuna.Study) -> EvaluationRecord | None:
-    """The search's own Identity trial (queued first), the baseline of its paired tests."""
-    for trial in completed(study):
-        if policy_of(trial) == Policy.identity():
-            return EvaluationRecord.read(trial)
-    return None
+def _search_identity_record(search: optuna.Study) -> EvaluationRecord | None:
+    trial = search_identity(search)
+    return EvaluationRecord.read(trial) if trial else None
 
 
 def dp_records(study: optuna.Study, sigmas: set[float] | None = None) -> list[DPRecord]:
@@ -201,7 +200,7 @@ def per_label_rows(studies: Studies, *, tolerance: float) -> Rows:
 def _per_label_versus_identity(search: optuna.Study, chosen: EvaluationRecord) -> dict[int, str]:
     """Per label, the chosen search policy against the search's Identity trial on that label's victims:
     'k/n vs k/n, p' with Holm over the labels. Exploratory: the policy was chosen on these victims."""
-    identity = search_identity(search)
+    identity = _search_identity_record(search)
     if identity is None or identity.attack.outcomes is None or chosen.attack.outcomes is None:
         return {}
     if chosen.policy == identity.policy:

@@ -146,24 +146,35 @@ class _PolicyJob(Job):
     def cells(self, data: Cifar10) -> list[Cell]:
         """Identity (the baseline every paired test needs, added when the space lacks it), then the space's
         cells without those that leave the data's images unchanged (merged with Identity)."""
-        merged = set(self.merged(data))
-        return [IDENTITY, *(cell for cell in self.space.cells() if cell not in merged and cell != IDENTITY)]
+        return self._kept(self.merged(data))
 
     def merged(self, data: Cifar10) -> list[Cell]:
         """The space's cells that are Identity under another name, judged on the first training images."""
         return identity_equivalent(self.space.cells(), data.train.images[:PROBE_IMAGES])
 
+    def _kept(self, merged: list[Cell]) -> list[Cell]:
+        return [IDENTITY, *(cell for cell in self.space.cells() if cell not in merged and cell != IDENTITY)]
+
     def info(self, data: Cifar10) -> StudyInfo:
+        merged = self.merged(data)
         return StudyInfo(
             kind=self.kind,
             space=self.space.name,
-            cells=tuple(str(c) for c in self.cells(data)),
+            cells=tuple(str(c) for c in self._kept(merged)),
             profile=self.profile.name,
             profile_fingerprint=self.profile.fingerprint(),
             utility=self.utility,
             data=data.fingerprint,
-            merged=tuple(str(c) for c in self.merged(data)),
+            merged=tuple(str(c) for c in merged),
         )
+
+    @staticmethod
+    def _study_cells(trial: Trial) -> list[Cell]:
+        """The cells the study was created with: the samplers' fixed choices, read rather than judged again."""
+        info = StudyInfo.read(trial.study)
+        if info is None:
+            raise AutoshieldError(f"study {trial.study.study_name!r} holds no autoshield info")
+        return [Cell.parse(text) for text in info.cells]
 
     @abstractmethod
     def _policy(self, trial: Trial, cells: list[Cell]) -> Policy:
@@ -171,7 +182,7 @@ class _PolicyJob(Job):
 
     def evaluate(self, trial: Trial, context: Context) -> tuple[EvaluationRecord, dict[str, AttackResult]]:
         evaluation = evaluate_policy(
-            policy=self._policy(trial, self.cells(context.data)),
+            policy=self._policy(trial, self._study_cells(trial)),
             data=context.data,
             profile=self.profile,
             reference=context.reference,
@@ -193,7 +204,8 @@ class GridJob(_PolicyJob):
         return len(info.cells) if info else len(self.space.cells())
 
     def prepare(self, study: optuna.Study, storage: optuna.storages.BaseStorage, data: Cifar10) -> list[str]:
-        cells, merged = self.cells(data), self.merged(data)
+        merged = self.merged(data)
+        cells = self._kept(merged)
         queued = sum(enqueue_once(study, grid_params(cell)) for cell in cells)
         notes = [f"{len(cells)} distinct cells, {len(completed(study))} done, {queued} queued now"]
         if merged:
