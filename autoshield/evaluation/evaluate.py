@@ -106,22 +106,35 @@ def _picture(images: torch.Tensor) -> torch.Tensor:
     return images.mul(255).round().to(torch.uint8)
 
 
-def attack_policy(
+@dataclass(frozen=True)
+class Reconstructions:
+    """What the attacker recovered from `policy(victims)`, before any judge looked at it."""
+
+    transformed: Split  # what the client trained on
+    images: torch.Tensor  # float in [0, 1], one per victim
+    failed: torch.Tensor  # bool per victim: the optimisation turned non-finite
+    recovered: torch.Tensor  # per victim: 1 iDLG recovered the label, 0 it did not, -1 leak batch > 1
+    starts: torch.Tensor  # normalised restart-0 start per victim: information-free, what the floor judges
+    seconds: float  # time spent attacking now (0 when every result came from the cache)
+    cached: int  # problems whose result came from the cache
+
+
+def reconstruct_policy(
     *,
     policy: Policy,
     victims: Split,
     profile: Profile,
-    reference: nn.Module,
     device: torch.device,
     model: nn.Module | None = None,
     cache: AttackCache | None = None,
     threat: ThreatModel | None = None,
     progress: bool = False,
-) -> AttackResult:
-    """Attack `policy(victims)` through `model` (default: the seeded untrained network, `init`).
+) -> Reconstructions:
+    """Invert the gradients of `policy(victims)` through `model` (default: the seeded untrained network, `init`).
 
-    `threat` is what the server sees (default: the exact gradients of `attack.leak_batch` images);
-    only views that are functions of their inputs are cached.
+    Apart from judging, so that attacks can be computed (and cached) before the judge exists, and one set of
+    reconstructions can be judged by two judges (membership). `threat` is what the server sees (default: the
+    exact gradients of `attack.leak_batch` images); only views that are functions of their inputs are cached.
     """
     config = profile.attack
     leak = config.leak_batch
@@ -173,10 +186,23 @@ def attack_policy(
     failed = torch.stack([~torch.isfinite(found[k]["gradient_loss"]) for k in keys]).repeat_interleave(leak)
     failed |= ~torch.isfinite(reconstructions).flatten(1).all(1)
     recovered_label = torch.stack([found[k]["recovered"] for k in keys]).repeat_interleave(leak)
-    labels = victims.labels
-    recovered = torch.where(recovered_label >= 0, (recovered_label == labels).long(), -1)
-    starts = attacker.starts(seeds, leak=leak)[:problems].flatten(0, 1)  # restart 0 of every problem
-    floor = _judge(reference, _picture(denormalize(starts)), profile, device)  # denormalize clamps to the box
+    return Reconstructions(
+        transformed=transformed,
+        images=reconstructions,
+        failed=failed,
+        recovered=torch.where(recovered_label >= 0, (recovered_label == victims.labels).long(), -1),
+        starts=attacker.starts(seeds, leak=leak)[:problems].flatten(0, 1),  # restart 0 of every problem
+        seconds=seconds,
+        cached=problems - len(missing),
+    )
+
+
+def judge_reconstructions(
+    found: Reconstructions, *, victims: Split, profile: Profile, reference: nn.Module, device: torch.device
+) -> AttackResult:
+    """The judge's verdict on each reconstruction, its start (the chance floor) and the transformed image."""
+    transformed, reconstructions, failed, labels = found.transformed, found.images, found.failed, victims.labels
+    floor = _judge(reference, _picture(denormalize(found.starts)), profile, device)  # denormalize clamps to the box
     predicted = torch.where(failed, -1, _judge(reference, _picture(reconstructions.nan_to_num(0.0)), profile, device))
     recognisable = _judge(reference, transformed.images, profile, device) == labels
     originals, seen = victims.images.float() / 255, transformed.images.float() / 255
@@ -198,16 +224,42 @@ def attack_policy(
         recognisable=tuple(recognisable.tolist()),
     )
     return AttackResult(
-        overall=_stats(outcomes, recovered, outcomes.where(None)),
-        per_label=tuple(_stats(outcomes, recovered, outcomes.where(label)) for label in range(len(CLASSES))),
+        overall=_stats(outcomes, found.recovered, outcomes.where(None)),
+        per_label=tuple(_stats(outcomes, found.recovered, outcomes.where(label)) for label in range(len(CLASSES))),
         outcomes=outcomes,
         originals=victims.images,
         transformed=transformed.images,
         reconstructions=reconstructions,
         labels=labels,
-        seconds=seconds,
-        cached=problems - len(missing),
+        seconds=found.seconds,
+        cached=found.cached,
     )
+
+
+def attack_policy(
+    *,
+    policy: Policy,
+    victims: Split,
+    profile: Profile,
+    reference: nn.Module,
+    device: torch.device,
+    model: nn.Module | None = None,
+    cache: AttackCache | None = None,
+    threat: ThreatModel | None = None,
+    progress: bool = False,
+) -> AttackResult:
+    """Attack `policy(victims)` (`reconstruct_policy`) and judge the reconstructions (`judge_reconstructions`)."""
+    found = reconstruct_policy(
+        policy=policy,
+        victims=victims,
+        profile=profile,
+        device=device,
+        model=model,
+        cache=cache,
+        threat=threat,
+        progress=progress,
+    )
+    return judge_reconstructions(found, victims=victims, profile=profile, reference=reference, device=device)
 
 
 def profile_splits(data: Cifar10, profile: Profile) -> tuple[Split, Split]:
