@@ -10,8 +10,10 @@ import dataclasses
 import math
 
 import optuna
+import pytest
 
 from autoshield.privacy.paired import Outcomes
+from autoshield.report.tables import NOT_COMPARABLE, dp_rows
 from autoshield.study.records import AttackRecord, DPRecord, EvaluationRecord, StudyInfo
 
 ATTACK_KEYS = [
@@ -68,8 +70,8 @@ def test_evaluation_attributes_are_the_stored_schema():
     assert EvaluationRecord.read(trial) == record
 
 
-def test_dp_attributes_are_the_stored_schema_and_old_studies_read_without_control():
-    record = DPRecord(
+def _dp_record(**changes) -> DPRecord:
+    values = dict(
         sigma=0.5,
         max_grad_norm=1.0,
         delta=1e-5,
@@ -83,21 +85,56 @@ def test_dp_attributes_are_the_stored_schema_and_old_studies_read_without_contro
         control=_attack(0.2),
         train_seconds=100.0,
         attack_seconds=50.0,
+        norm="none",
+        nonprivate_accuracy=0.4,
+        identity=_attack(0.25),
+        signal_to_noise=(0.002, 0.001),
     )
+    return DPRecord(**{**values, **changes})
+
+
+def test_dp_attributes_are_the_stored_schema_and_old_studies_read_without_control():
+    record = _dp_record()
     trial = _stored(record.write, 0.2)
     head = ["sigma", "max_grad_norm", "delta", "epsilon", "epsilon_prv", "epochs", "setting"]
     head.append("model_accuracy_per_label")
-    attacks = [*ATTACK_KEYS, *(f"weights_{k}" for k in ATTACK_KEYS), *(f"control_{k}" for k in ATTACK_KEYS)]
-    assert list(trial.user_attrs) == [*head, *attacks, "train_seconds", "attack_seconds"]
+    attacks = [*ATTACK_KEYS, *(f"{s}_{k}" for s in ("weights", "control", "identity") for k in ATTACK_KEYS)]
+    gate = ["norm", "nonprivate_accuracy", "signal_to_noise", "noised_comparable", "weights_comparable"]
+    assert list(trial.user_attrs) == [*head, *attacks, *gate, "train_seconds", "attack_seconds"]
     assert trial.user_attrs["setting"] == "noised"
+    assert trial.user_attrs["noised_comparable"] is True and trial.user_attrs["weights_comparable"] is True
     assert DPRecord.read(trial) == record
-    old = _stored(lambda t: DPRecord(**{**record.__dict__, "control": None}).write(t), 0.2)
-    assert not any(key.startswith("control_") for key in old.user_attrs)
-    assert DPRecord.read(old).control is None
+    old = _stored(
+        lambda t: DPRecord(
+            **{**record.__dict__, "control": None, "identity": None, "norm": None, "nonprivate_accuracy": None}
+        ).write(t),
+        0.2,
+    )
+    assert not any(key.startswith(("control_", "identity_")) for key in old.user_attrs)
+    read = DPRecord.read(old)
+    assert read.control is None and read.identity is None and read.comparable("noised") is None
+
+
+@pytest.mark.parametrize(
+    ("control", "weights", "identity", "noised_ok", "weights_ok"),
+    [
+        (0.20, 0.30, 0.25, True, True),  # within 10 points of Identity
+        (0.15, 0.15, 0.25, True, True),  # exactly 10 points below still counts
+        (0.10, 0.30, 0.40, False, True),  # the attack fails on the noised setting's network even without noise
+        (0.30, 0.05, 0.40, True, False),  # ... or on the DP-trained weights
+    ],
+)
+def test_the_no_noise_control_gates_comparability(control, weights, identity, noised_ok, weights_ok):
+    record = _dp_record(control=_attack(control), weights=_attack(weights), identity=_attack(identity))
+    assert record.comparable("noised") is noised_ok and record.comparable("weights") is weights_ok
+    row = dp_rows([record])[0]
+    assert row["noised is"] == ("comparable" if noised_ok else NOT_COMPARABLE)
+    assert row["weights is"] == ("comparable" if weights_ok else NOT_COMPARABLE)
+    assert NOT_COMPARABLE == "not comparable: the attack fails on this network even without noise"
 
 
 def test_study_info_attributes_and_refusal_of_a_differing_worker():
-    info = StudyInfo("grid", "three", ("Identity", "Rotate:9"), "smoke", "abc", "recognizability", "d1")
+    info = StudyInfo("grid", "three", ("Identity", "Rotate:9"), "smoke", "abc", "recognizability", "d1", norm="none")
     study = optuna.create_study(directions=["maximize", "minimize"])
     info.write(study)
     assert study.user_attrs["autoshield"] == {
@@ -109,10 +146,16 @@ def test_study_info_attributes_and_refusal_of_a_differing_worker():
         "utility": "recognizability",
         "data": "d1",
         "merged": [],
+        "norm": "none",
     }
     assert StudyInfo.read(study) == info and info.differences(study) == []
-    other = StudyInfo("grid", "three", ("Identity", "Rotate:9"), "smoke", "xyz", "recognizability", "d1")
+    other = dataclasses.replace(info, profile_fingerprint="xyz")
     assert other.differences(study) == ["profile_fingerprint: study has 'abc', this run 'xyz'"]
+    # studies older than the stored norm: DP-SGD ran on GroupNorm, policies on BatchNorm
+    for kind, norm in (("dpsgd", "group"), ("grid", "batch")):
+        old = optuna.create_study(directions=["maximize", "minimize"])
+        old.set_user_attr("autoshield", {k: v for k, v in {**info.as_attrs(), "kind": kind}.items() if k != "norm"})
+        assert StudyInfo.read(old).norm == norm
 
 
 def test_per_victim_outcomes_round_trip_with_failures_as_null():

@@ -59,6 +59,13 @@ def test_baseline_records_epsilon_and_both_settings_and_resumes(studies, data_ro
     # the no-noise control attacks the same fresh network and victims whatever σ: one result, from the cache
     controls = {(r.control.attack_accuracy, r.control.psnr_original) for r in records}
     assert len(controls) == 1 and high.control.attacks_from_cache == 10
+    # like with like (issue #14): the profile's network on both sides, gated by the control
+    for record in records:
+        assert record.norm == "none" and record.identity == record.control  # target init: Identity is the control
+        assert record.comparable("noised") is True and record.comparable("weights") is not None
+        assert 0 <= record.nonprivate_accuracy <= 1 and len(record.signal_to_noise) == 10
+    assert low.signal_to_noise == pytest.approx(tuple(2 * x for x in high.signal_to_noise))  # σ 0.5 vs 1.0
+    assert low.noised.psnr_original != high.noised.psnr_original  # independent noise, not one draw rescaled
     assert main(["baseline", "--sigma", "1.0", "0.1", *_common(studies, data_root)]) == 0
     out = capsys.readouterr().out
     assert sorted(sigma_of(t) for t in _trials(studies, "autoshield-dpsgd")) == [0.1, 0.5, 1.0]
@@ -84,7 +91,7 @@ def test_report_writes_every_file(studies, data_root, tmp_path, capsys):
     assert "Pareto front" in text and "hypervolume" in text and "DP-SGD baselines" in text
     assert "`three`: 3 of 3 cells evaluated" in text and "Incomplete" not in text
     assert "No meaningful privacy guarantee (ε above 100): σ = 0.1" in text
-    assert "attack % no noise" in text and "'no noise' is the same attack" in text
+    assert "no noise %" in text and "'no noise' is the same attack" in text and "non-private %" in text
     assert "autoshield-grid `recognizability`" in text and "autoshield-dpsgd `trained`" in text
     sheets = sorted(path.name for path in (out / "sheets").iterdir())  # no defence first, then each study's pick
     assert "autoshield-grid-trial-0-reconstructions.png" in sheets  # the enqueued Identity cell
@@ -92,7 +99,9 @@ def test_report_writes_every_file(studies, data_root, tmp_path, capsys):
     assert studies_shown == {"autoshield-grid", "autoshield-search", "autoshield-dpsgd"}
     rows = (out / "per_label.csv").read_text().splitlines()
     assert len(rows) == 11 and "grid cell" in rows[0] and "beats DP on both" in rows[0]
-    assert "DP-SGD σ = 0.5" in (out / "dominance.md").read_text()
+    dominance = (out / "dominance.md").read_text()  # the search measured recognizability, DP-SGD trained accuracy
+    assert "not comparable: autoshield-search's model accuracy is recognizability" in dominance
+    assert "no dominance is claimed" in dominance
 
 
 def test_hypervolume_matches_brute_force():

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import tomllib
 
+from autoshield.core.choices import NORMS, Norm
 from autoshield.core.errors import AutoshieldError
 
 
@@ -86,7 +87,7 @@ class Profile:
     name: str = "custom"
     seed: int = 0
     width: int = 16
-    norm: Literal["batch", "group"] = "batch"
+    norm: Norm = "none"
     train_per_class: int | None = 500
     test_per_class: int | None = 200
     images_per_label: int = 1  # victims per label a grid or search scores: slots [0, k) of the pool
@@ -97,11 +98,14 @@ class Profile:
     reference_width: int = 16
     reference_train_per_class: int | None = None  # None: all training images
     reference: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10))
+    # DP-SGD's recipe: the non-private schedule family, with an expected (Poisson) batch of the size DP work on
+    # CIFAR-10 uses (Abadi et al. 256; larger batches need more epochs than a CPU profile has)
+    dp_train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=256))
 
     def __post_init__(self) -> None:
         _require(self.width >= 1, f"width must be >= 1, got {self.width}")
         _require(self.reference_width >= 1, f"reference_width must be >= 1, got {self.reference_width}")
-        _require(self.norm in ("batch", "group"), f"unknown norm {self.norm!r} (batch, group)")
+        _require(self.norm in NORMS, f"unknown norm {self.norm!r} ({', '.join(NORMS)})")
         for key in ("train_per_class", "test_per_class", "reference_train_per_class"):
             value = getattr(self, key)
             _require(value is None or value >= 1, f"{key} must be >= 1 or unset, got {value}")
@@ -130,6 +134,7 @@ PRESETS: dict[str, Profile] = {
         images_per_label=1,
         victim_pool_per_label=10,
         train=TrainConfig(epochs=1, batch_size=32, eval_batch_size=100),
+        dp_train=TrainConfig(epochs=1, batch_size=32, eval_batch_size=100),
         attack=AttackConfig(iterations=20, batch_size=10),
         reference_width=8,
         reference_train_per_class=100,  # on real CIFAR-10, seconds instead of an hour
@@ -147,6 +152,7 @@ PRESETS: dict[str, Profile] = {
         test_per_class=None,
         images_per_label=10,
         train=TrainConfig(epochs=30, batch_size=128, channels_last=True),
+        dp_train=TrainConfig(epochs=30, batch_size=1024),
         attack=AttackConfig(iterations=4000, tv_weight=1e-6, batch_size=50),
         reference_width=64,
         reference=TrainConfig(epochs=30, batch_size=128, channels_last=True),

@@ -26,3 +26,12 @@ class DPConfig:
             raise AutoshieldError(f"DP delta must be in (0, 1), got {self.delta}")
         if self.physical_batch_size < 1:
             raise AutoshieldError(f"DP physical_batch_size must be >= 1, got {self.physical_batch_size}")
+
+
+def require_private_trainable(norm: str) -> None:
+    """DP-SGD needs per-sample gradients, which BatchNorm (it mixes a batch's images) does not have."""
+    if norm == "batch":
+        raise AutoshieldError(
+            "DP-SGD cannot train norm 'batch': BatchNorm mixes the images of a batch, so per-sample gradients do not "
+            "exist; use --set norm='\"none\"' (or layer, group) for both the DP and the augmentation studies"
+        )

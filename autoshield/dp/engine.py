@@ -1,8 +1,9 @@
 """DP-SGD (Abadi et al. 2016) with Opacus: the baseline defence that the searched policies are compared with.
 
-`train_dp` trains the same ResNet-18 (GroupNorm, since per-sample gradients rule
-out BatchNorm) with per-sample clipping and Gaussian noise and reports ε at δ
-with the RDP accountant (docs/design.md §4). What an attacker sees of a DP-SGD
+`train_dp` trains the same ResNet-18 as the augmentation side (any norm but
+BatchNorm, which per-sample gradients rule out) with per-sample clipping and
+Gaussian noise, on the non-private trainer's schedule, and reports ε at δ with
+the RDP accountant (docs/design.md §4). What an attacker sees of a DP-SGD
 gradient is the threat model's business (`autoshield.privacy.threat`).
 """
 
@@ -18,14 +19,15 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from autoshield.core.choices import Norm
 from autoshield.core.config import TrainConfig
 from autoshield.core.errors import AutoshieldError
 from autoshield.core.runtime import progress_bar
 from autoshield.data.cifar import Split, normalize
 from autoshield.dp.accountant import epsilon, epsilon_prv, read_epsilon
-from autoshield.dp.config import DPConfig
+from autoshield.dp.config import DPConfig, require_private_trainable
 from autoshield.learn.models import build_model
-from autoshield.learn.train import Accuracy, crop_flip, evaluate, sgd
+from autoshield.learn.train import Accuracy, crop_flip, evaluate, lr_scheduler, sgd
 
 try:
     from opacus import PrivacyEngine
@@ -58,22 +60,23 @@ def train_dp(
     train: Split,
     test: Split,
     width: int,
+    norm: Norm,
     config: TrainConfig,
     dp: DPConfig,
     seed: int,
     device: torch.device,
     progress: bool = False,
 ) -> DPResult:
-    """Train a fresh GroupNorm ResNet-18 with DP-SGD and report clean accuracy on `test` and ε.
+    """Train a fresh ResNet-18 with DP-SGD and report clean accuracy on `test` and ε.
 
     `config.batch_size` is the expected (logical) batch under Poisson sampling; physical
-    batches of at most `dp.physical_batch_size` bound memory. The lr is constant: TrainConfig's
-    schedules (OneCycle's warm-up to a peak, cosine) are tuned for noiseless gradients, a
-    constant rate keeps the baseline free of schedule tuning, and ε does not depend on it.
-    `schedule`, `amp`, `compile` and `channels_last` are not used (Opacus' per-sample hooks
-    want plain fp32 modules).
+    batches of at most `dp.physical_batch_size` bound memory. The lr follows `config.schedule`,
+    the non-private trainer's family, stepped once per logical batch (ε does not depend on it).
+    `amp`, `compile` and `channels_last` are not used (Opacus' per-sample hooks want plain fp32
+    modules).
     """
-    model = build_model(width=width, norm="group", seed=seed).to(device).train()
+    require_private_trainable(norm)
+    model = build_model(width=width, norm=norm, seed=seed).to(device).train()
     errors = ModuleValidator.validate(model)
     if errors:
         raise AutoshieldError(f"model is not Opacus-compatible: {'; '.join(map(str, errors))}")
@@ -99,6 +102,7 @@ def train_dp(
     )
     sample_rate = loader.sample_rate
     steps = config.epochs * len(loader)
+    scheduler = lr_scheduler(optimizer.original_optimizer, config, steps)
     start = time.perf_counter()
     with (
         warnings.catch_warnings(),
@@ -124,8 +128,10 @@ def train_dp(
                 if len(labels):  # an empty Poisson batch is a noise-only step with a NaN mean loss
                     total += loss.detach() * len(labels)
                     seen += len(labels)
+                done = _accounted_steps(engine.accountant)
+                if done > scheduler.last_epoch and done < steps:  # a logical batch ended: one step on the schedule
+                    scheduler.step()
                 if bar:
-                    done = _accounted_steps(engine.accountant)
                     bar.update(task, completed=done, status=f"epoch {epoch + 1}/{config.epochs}")
             epoch_loss = float(total) / max(seen, 1)
             if not math.isfinite(epoch_loss):

@@ -1,33 +1,44 @@
-"""DP-SGD at one σ evaluated like a policy: utility, ε, and the same attacker, victims and metrics.
+"""DP-SGD at one σ evaluated like a policy: utility, ε, and the same attacker, victims, metrics and network.
 
-Three attacks per σ (docs/design.md §4): `noised` (the server sees DP-SGD's
-clipped, noised gradient: the real DP threat), `weights` (exact gradients of
-the DP-trained weights: the poster's protocol) and `control` (the `noised`
-setting's network and victims with exact gradients: what the attack reaches
-on that network at all).
+Attacks per σ (docs/design.md §4 and §8):
+- `noised`: the server sees DP-SGD's clipped, noised gradient (the real DP threat);
+- `weights`: exact gradients of the DP-trained weights (the poster's protocol);
+- `control`: `noised`'s weights and victims without noise. Clipping only scales a gradient, which the cosine
+  objective ignores, so this is the exact gradient: what the attack reaches on that network at all;
+- `identity`: the Identity policy on the augmentation side's network, the bar the controls must reach.
+
+A result is *comparable* with the augmentation side only when its σ = 0 control (the control for `noised`, the
+`weights` attack itself for `weights`) reaches Identity's attack accuracy minus `COMPARABLE_MARGIN`; otherwise
+a low attack accuracy says the attack fails on this network, not that the noise protects.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from autoshield.core.config import Profile
 from autoshield.core.errors import AutoshieldError
-from autoshield.data.cifar import Cifar10
+from autoshield.core.files import cache_dir, shared_artifact
+from autoshield.data.cifar import Cifar10, normalize
 from autoshield.data.policy import Policy
 from autoshield.dp.config import DPConfig
-from autoshield.evaluation.evaluate import AttackResult, attack_policy, profile_splits, victims
+from autoshield.evaluation.evaluate import AttackResult, attack_policy, profile_splits, train_policy, victims
 from autoshield.learn.models import build_model
+from autoshield.learn.train import Accuracy
 from autoshield.privacy.cache import AttackCache
-from autoshield.privacy.threat import NoisedGradients
+from autoshield.privacy.threat import NoisedGradients, leak_gradients, noise_seed, signal_to_noise
+
+COMPARABLE_MARGIN = 0.10  # a σ = 0 control this far below Identity means the attack, not the noise, failed
 
 
 @dataclass(frozen=True)
 class DPEvaluation:
-    """DP-SGD at one σ: utility, ε, and the attack in both threat settings (docs/design.md §4)."""
+    """DP-SGD at one σ: utility, ε, and the attack in both threat settings with their controls."""
 
     sigma: float
     max_grad_norm: float
@@ -35,13 +46,53 @@ class DPEvaluation:
     epsilon: float
     epsilon_prv: float | None
     epochs: int
+    norm: str  # the network both sides use
     model_accuracy: float
     model_accuracy_per_label: tuple[float, ...]
+    nonprivate_accuracy: float  # the same network and data trained without DP (the non-private recipe)
     noised: AttackResult  # clipped gradient + N(0, σ²C²) noise: the real DP threat
     weights: AttackResult  # noiseless gradients of the DP-trained weights: the poster's protocol
-    control: AttackResult  # `noised`'s weights and victims without clipping or noise: the attack's ceiling
+    control: AttackResult  # `noised`'s weights and victims without noise: the attack's ceiling there
+    identity: AttackResult  # the Identity policy on the augmentation side's network (same victims)
+    signal_to_noise: tuple[float, ...]  # per victim ‖clipped g‖ / (σ·C·√d) of the `noised` observation
     train_seconds: float
     attack_seconds: float
+
+    @property
+    def noised_comparable(self) -> bool:
+        return comparable(self.control.overall.attack_accuracy.mean, self.identity.overall.attack_accuracy.mean)
+
+    @property
+    def weights_comparable(self) -> bool:
+        return comparable(self.weights.overall.attack_accuracy.mean, self.identity.overall.attack_accuracy.mean)
+
+
+def comparable(control: float, identity: float) -> bool:
+    """The gate of every DP attack result: its σ = 0 control reaches Identity's attack accuracy minus the margin."""
+    return control >= identity - COMPARABLE_MARGIN - 1e-12
+
+
+def _nonprivate(data: Cifar10, profile: Profile, device: torch.device) -> tuple[nn.Module, Accuracy]:
+    """The profile's network trained without DP on the clean training subset, once per profile and data (every σ
+    of a baseline shares it): the utility DP gives up, and the network Identity is attacked on when the target is
+    `trained`."""
+    path = cache_dir() / "nonprivate" / f"resnet18-{data.fingerprint}-{profile.fingerprint()}.pt"
+
+    def load(file: Path) -> dict[str, Any] | None:
+        try:
+            return torch.load(file, weights_only=True, map_location="cpu")
+        except (OSError, RuntimeError, EOFError):
+            return None
+
+    def build() -> dict[str, Any]:
+        result = train_policy(policy=Policy.identity(), data=data, profile=profile, device=device)
+        state = {k: v.cpu() for k, v in result.model.state_dict().items()}
+        return {"state_dict": state, "overall": result.accuracy.overall, "per_label": list(result.accuracy.per_label)}
+
+    saved, _ = shared_artifact(path, load=load, build=build, save=torch.save)
+    model = build_model(width=profile.width, norm=profile.norm, seed=profile.seed)
+    model.load_state_dict(saved["state_dict"])
+    return model.to(device).eval(), Accuracy(saved["overall"], tuple(saved["per_label"]))
 
 
 def evaluate_dpsgd(
@@ -55,12 +106,11 @@ def evaluate_dpsgd(
     cache: AttackCache | None = None,
     progress: bool = False,
 ) -> DPEvaluation:
-    """Train with DP-SGD at `sigma` and attack it with the same attacker, victims and metrics as a policy.
+    """Train the profile's network with DP-SGD at `sigma` (`profile.dp_train`) and attack it with the same
+    attacker, victims and metrics as a policy.
 
-    The `noised` setting attacks the weights a policy evaluation attacks (profile.attack.target:
-    the seeded fresh network, GroupNorm, or the DP-trained one); `weights` attacks the DP-trained
-    network without noise. `control` attacks `noised`'s weights and victims with exact gradients: where
-    it is already near chance, a low `noised` attack accuracy shows the attacker's limit, not the noise's.
+    `noised` attacks the weights a policy evaluation attacks (profile.attack.target: the seeded fresh network or the
+    DP-trained one) with noise drawn per (σ, victim); `weights` attacks the DP-trained network without noise.
     """
     from autoshield.dp.engine import train_dp  # Opacus is optional: imported only when DP-SGD runs
 
@@ -72,28 +122,24 @@ def evaluate_dpsgd(
         train=train,
         test=test,
         width=profile.width,
-        config=profile.train,
+        norm=profile.norm,
+        config=profile.dp_train,
         dp=dp,
         seed=profile.seed,
         device=device,
         progress=progress,
     )
-    generator = torch.Generator().manual_seed(profile.seed)
-    target = (
-        trained.model
-        if profile.attack.target == "trained"
-        else build_model(width=profile.width, norm="group", seed=profile.seed)
-    )
-    common = dict(policy=Policy.identity(), victims=victims(data, profile), profile=profile, reference=reference)
-    noised = attack_policy(
-        **common, device=device, model=target, threat=NoisedGradients(dp, generator), progress=progress
-    )
-    weights = attack_policy(**common, device=device, model=trained.model, progress=progress)
-    control = (
-        weights
-        if profile.attack.target == "trained"
-        else attack_policy(**common, device=device, model=target, cache=cache, progress=progress)
-    )
+    nonprivate, nonprivate_accuracy = _nonprivate(data, profile, device)
+    on_trained = profile.attack.target == "trained"
+    target = trained.model if on_trained else build_model(width=profile.width, norm=profile.norm, seed=profile.seed)
+    attacked = victims(data, profile)
+    seeds = tuple(noise_seed(int(v), sigma=sigma, seed=profile.seed) for v in attacked.indices)
+    common = dict(policy=Policy.identity(), victims=attacked, profile=profile, reference=reference, device=device)
+    noised = attack_policy(**common, model=target, threat=NoisedGradients(dp, seeds), progress=progress)
+    weights = attack_policy(**common, model=trained.model, cache=cache, progress=progress)
+    control = weights if on_trained else attack_policy(**common, model=target, cache=cache, progress=progress)
+    identity = attack_policy(**common, model=nonprivate, cache=cache, progress=progress) if on_trained else control
+    observed = leak_gradients(target.to(device), normalize(attacked.images).to(device), attacked.labels.to(device))
     return DPEvaluation(
         sigma=sigma,
         max_grad_norm=max_grad_norm,
@@ -101,11 +147,15 @@ def evaluate_dpsgd(
         epsilon=trained.epsilon,
         epsilon_prv=trained.epsilon_prv,
         epochs=trained.epochs,
+        norm=profile.norm,
         model_accuracy=trained.accuracy.overall,
         model_accuracy_per_label=trained.accuracy.per_label,
+        nonprivate_accuracy=nonprivate_accuracy.overall,
         noised=noised,
         weights=weights,
         control=control,
+        identity=identity,
+        signal_to_noise=tuple(signal_to_noise(observed, dp=dp).tolist()),
         train_seconds=trained.seconds,
-        attack_seconds=noised.seconds + weights.seconds + (control.seconds if control is not weights else 0.0),
+        attack_seconds=sum(r.seconds for r in {id(r): r for r in (noised, weights, control, identity)}.values()),
     )

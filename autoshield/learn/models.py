@@ -1,5 +1,12 @@
 """CIFAR ResNet-18 (3x3 stem, no max-pool) with a width and a norm switch.
 
+The norms (docs/design.md §4, measured in benchmarks/RESULTS.md):
+- `batch`: BatchNorm. At initialisation in eval mode it is an identity; Opacus cannot train it.
+- `group`: GroupNorm with gcd(32, channels) groups (Opacus' `ModuleValidator.fix`): one channel per group,
+  i.e. instance normalisation, at width 16.
+- `layer`: GroupNorm with one group per layer.
+- `none`: no normalisation, PyTorch's default initialisation.
+
 Residual adds and ReLUs are out of place: Opacus' per-sample-gradient hooks
 fail on in-place ones (Opacus issue #828, docs/design.md §4), and `torch.func`
 double-backward in the attack is happier without them too.
@@ -8,19 +15,22 @@ double-backward in the attack is happier without them too.
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-Norm = Literal["batch", "group"]
+from autoshield.core.choices import Norm
 
 
 def _norm(kind: Norm, channels: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels)
-    return nn.GroupNorm(math.gcd(32, channels), channels)
+    if kind == "group":
+        return nn.GroupNorm(math.gcd(32, channels), channels)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)
+    return nn.Identity()
 
 
 class BasicBlock(nn.Module):

@@ -16,12 +16,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from autoshield.core.choices import Norm
 from autoshield.core.config import TrainConfig
 from autoshield.core.errors import AutoshieldError
 from autoshield.core.runtime import progress_bar
 from autoshield.data.cifar import CLASSES, Split, normalize
 from autoshield.data.policy import Policy, transform_split
-from autoshield.learn.models import Norm, build_model
+from autoshield.learn.models import build_model
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def crop_flip(images: torch.Tensor, *, generator: torch.Generator, padding: int 
     return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
 
 
-def _scheduler(
+def lr_scheduler(
     optimizer: torch.optim.Optimizer, config: TrainConfig, steps: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
     if config.schedule == "onecycle":
@@ -89,7 +90,7 @@ def fit(
     images, labels = images.to(device), labels.to(device)
     steps_per_epoch = math.ceil(len(labels) / config.batch_size)
     optimizer = sgd(model, config)
-    scheduler = _scheduler(optimizer, config, config.epochs * steps_per_epoch)
+    scheduler = lr_scheduler(optimizer, config, config.epochs * steps_per_epoch)
     cuda = device.type == "cuda"
     forward = torch.compile(model) if config.compile and cuda else model
     epoch_losses = []

@@ -20,11 +20,15 @@ from autoshield.core.files import atomic_path
 
 
 def model_digest(model: nn.Module) -> str:
-    """Hash of a network's parameters and buffers: equal weights, equal digest."""
+    """Hash of a network's parameters and buffers, and of the one setting of our networks that changes the function
+    without changing any weight (GroupNorm's number of groups: `group` and `layer` share every weight at init)."""
     h = hashlib.sha256()
     for name, tensor in model.state_dict().items():
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    for name, module in model.named_modules():
+        if isinstance(module, nn.GroupNorm):
+            h.update(f"{name}:groups={module.num_groups}".encode())
     return h.hexdigest()[:24]
 
 

@@ -11,7 +11,9 @@ cannot, since the cache key cannot see the noise.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
@@ -59,22 +61,42 @@ def leak_gradients(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return tuple(grads[name].detach() for name in names)
 
 
+def noise_seed(victim: int, *, sigma: float, seed: int) -> int:
+    """The seed of one victim's noise at one σ: reproducible, and independent across victims and across σ (one
+    shared generator gave every σ the same noise direction, so three σ were one draw)."""
+    return int(hashlib.sha256(f"noise:{seed}:{float(sigma)!r}:{victim}".encode()).hexdigest()[:15], 16)
+
+
+def _norms(gradients: Gradients) -> torch.Tensor:
+    return torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in gradients))
+
+
+def signal_to_noise(gradients: Gradients, *, dp: DPConfig) -> torch.Tensor:
+    """Per observed gradient, ‖clipped g‖ / (σ·C·√d): the noise's norm is about σ·C·√d for d parameters, so
+    far below 1 the observation is almost all noise and no attack can succeed (docs/design.md §8)."""
+    d = sum(g[0].numel() for g in gradients)
+    clipped = _norms(gradients).clamp(max=dp.max_grad_norm)
+    return clipped / (dp.sigma * dp.max_grad_norm * math.sqrt(d))
+
+
 def noised_gradients(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, dp: DPConfig, generator: torch.Generator
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, dp: DPConfig, seeds: Sequence[int]
 ) -> Gradients:
     """What an attacker sees of each image's DP-SGD contribution (docs/design.md §4, `noised`).
 
     Each image's whole gradient is clipped to L2 norm ≤ C (Opacus' flat clipping,
-    factor min(1, C / (norm + 1e-6))), then N(0, σ²C²) noise from `generator` is
-    added to every coordinate. Same layout as `leak_gradients`.
+    factor min(1, C / (norm + 1e-6))), then N(0, σ²C²) noise is added to every
+    coordinate, drawn from the image's own seed (`noise_seed`). Same layout as `leak_gradients`.
     """
+    if len(seeds) != len(images):
+        raise AutoshieldError(f"{len(seeds)} noise seeds for {len(images)} images")
     gradients = leak_gradients(model, images, labels)
-    norms = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in gradients))
-    factor = (dp.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
+    factor = (dp.max_grad_norm / (_norms(gradients) + 1e-6)).clamp(max=1.0)
     std = dp.sigma * dp.max_grad_norm
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
     return tuple(
         g * factor.view(-1, *(1,) * (g.ndim - 1))
-        + (torch.randn(g.shape, generator=generator, device=generator.device) * std).to(g.device)
+        + torch.stack([torch.randn(g.shape[1:], generator=gen) for gen in generators]).to(g.device) * std
         for g in gradients
     )
 
@@ -100,11 +122,11 @@ class ExactGradients:
 
 @dataclass(frozen=True)
 class NoisedGradients:
-    """DP-SGD's view: one image's clipped gradient plus Gaussian noise drawn from `generator`."""
+    """DP-SGD's view: one image's clipped gradient plus Gaussian noise, seeded per image (`noise_seed`)."""
 
     dp: DPConfig
-    generator: torch.Generator
+    seeds: tuple[int, ...]  # one per image, in the order the images are observed
     cacheable: ClassVar[bool] = False
 
     def observe(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Gradients:
-        return noised_gradients(model, images, labels, dp=self.dp, generator=self.generator)
+        return noised_gradients(model, images, labels, dp=self.dp, seeds=self.seeds)

@@ -16,7 +16,7 @@ from matplotlib.image import imread
 from optuna.trial import FrozenTrial
 
 from autoshield.report.pareto import REFERENCE_POINT, hypervolume_history
-from autoshield.report.studies import Studies, grid_identity, utility
+from autoshield.report.studies import Studies, grid_identity, network, utility
 from autoshield.study.catalog import completed
 from autoshield.study.records import DPRecord
 
@@ -25,20 +25,25 @@ def _scatter(axis: Axes, trials: Sequence[FrozenTrial], **style: Any) -> None:
     axis.scatter([t.values[0] for t in trials], [t.values[1] for t in trials], **style)
 
 
+def _panel_of(study: optuna.Study) -> tuple[str, str]:
+    return utility(study), network(study)
+
+
 def plot_pareto(studies: Studies, path: Path) -> Path:
-    """Grid cells, search front and DP-SGD points, one panel per utility: a recognizability x value and a
-    trained model's accuracy are different quantities and never share an axis."""
-    utilities = list(dict.fromkeys(utility(s) for s in studies.present()))
-    figure = Figure(figsize=(1 + 6 * len(utilities), 5))
-    axes = figure.subplots(1, len(utilities), squeeze=False)
-    panel = dict(zip(utilities, axes[0], strict=True))
+    """Grid cells, search front and DP-SGD points (with ε and the σ = 0 control), one panel per (utility, network):
+    a recognizability x value and a trained model's accuracy are different quantities, and two networks are two
+    experiments, so neither ever shares an axis."""
+    keys = list(dict.fromkeys(_panel_of(s) for s in studies.present()))
+    figure = Figure(figsize=(1 + 6 * len(keys), 5))
+    axes = figure.subplots(1, len(keys), squeeze=False)
+    panel = dict(zip(keys, axes[0], strict=True))
     if studies.grid:
-        axis, cells = panel[utility(studies.grid)], completed(studies.grid)
+        axis, cells = panel[_panel_of(studies.grid)], completed(studies.grid)
         _scatter(axis, cells, marker="s", s=18, color="tab:gray", alpha=0.5, label="grid cells (one op for all labels)")
         if identity := grid_identity(studies.grid):
             axis.scatter(*identity.values, marker="*", s=180, color="black", label="Identity (no defence)", zorder=5)
     if studies.search:
-        axis, trials = panel[utility(studies.search)], completed(studies.search)
+        axis, trials = panel[_panel_of(studies.search)], completed(studies.search)
         front = studies.search.best_trials
         numbers = {t.number for t in front}
         dominated = [t for t in trials if t.number not in numbers]
@@ -49,20 +54,22 @@ def plot_pareto(studies: Studies, path: Path) -> Path:
         )
         axis.scatter([v[0] for v in steps], [v[1] for v in steps], s=26, color="tab:blue", zorder=4)
     if studies.dpsgd:
-        axis, trials = panel[utility(studies.dpsgd)], completed(studies.dpsgd)
-        _scatter(axis, trials, marker="D", s=50, color="tab:red", label="DP-SGD", zorder=6)
+        axis, trials = panel[_panel_of(studies.dpsgd)], completed(studies.dpsgd)
+        _scatter(axis, trials, marker="D", s=50, color="tab:red", label="DP-SGD (noised)", zorder=6)
         for trial in trials:
             record = DPRecord.read(trial)
+            gate = {True: "", False: "\nnot comparable", None: ""}[record.comparable("noised")]
+            control = f"\nσ=0: {100 * record.control.attack_accuracy:.0f} %" if record.control else ""
             axis.annotate(
-                f"σ={record.sigma:g}\nε={record.epsilon:,.3g}",
+                f"σ={record.sigma:g}\nε={record.epsilon:,.3g}{control}{gate}",
                 trial.values,
                 fontsize=7,
                 xytext=(5, 5),
                 textcoords="offset points",
                 color="tab:red",
             )
-    for name, axis in panel.items():
-        axis.set_title(f"model accuracy = {name}", fontsize=9)
+    for (name, norm), axis in panel.items():
+        axis.set_title(f"model accuracy = {name}, network norm = {norm}", fontsize=9)
         axis.set_xlabel("model accuracy (higher is better)")
         axis.set_ylabel("attack accuracy (lower is better)")
         axis.grid(alpha=0.3)

@@ -44,6 +44,27 @@ def utility(study: optuna.Study) -> str:
     return found.utility if found else "trained"
 
 
+def network(study: optuna.Study) -> str:
+    """The normalisation of the network a study's numbers come from (learn/models.py)."""
+    found = StudyInfo.read(study)
+    return found.norm if found else "batch"
+
+
+def incomparable(dpsgd: optuna.Study, other: optuna.Study) -> str | None:
+    """Why DP-SGD's numbers cannot be set against another study's, or None when they compare like with like: the
+    same network, utility definition, data and profile (hence victims and attack)."""
+    mine, theirs = StudyInfo.read(dpsgd), StudyInfo.read(other)
+    if mine is None or theirs is None:
+        return "not comparable: a study was not created by autoshield"
+    if mine.norm != theirs.norm:
+        return f"not comparable: different networks (DP-SGD norm {mine.norm}, {other.study_name} norm {theirs.norm})"
+    if mine.utility != theirs.utility:
+        return f"not comparable: {other.study_name}'s model accuracy is {theirs.utility}, DP-SGD's is {mine.utility}"
+    if (mine.profile_fingerprint, mine.data) != (theirs.profile_fingerprint, theirs.data):
+        return f"not comparable: {other.study_name} ran under another profile or data set"
+    return None
+
+
 def dp_at(studies: Studies, sigma: float) -> FrozenTrial | None:
     if studies.dpsgd is None:
         return None

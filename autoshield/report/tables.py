@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import statistics
+
 import optuna
+from optuna.trial import FrozenTrial
 
 from autoshield.data.cifar import CLASSES
 from autoshield.data.policy import Policy
 from autoshield.evaluation.evaluate import AttackResult
 from autoshield.learn.train import Accuracy
-from autoshield.privacy.paired import compare, holm
+from autoshield.privacy.paired import compare, holm, significantly_fewer
 from autoshield.report.format import Rows, interval, percent
 from autoshield.report.pareto import best_tradeoff, dominates
-from autoshield.report.studies import COMPARE_SIGMA, Studies, dp_at, search_identity
+from autoshield.report.studies import COMPARE_SIGMA, Studies, dp_at, incomparable, search_identity
 from autoshield.study.analysis import NONE_BETTER, BestCell, best_cells, compare_all
 from autoshield.study.catalog import completed
 from autoshield.study.params import policy_of, sigma_of
@@ -19,8 +22,11 @@ from autoshield.study.records import DPRecord, EvaluationRecord
 
 LOOSE_EPSILON = 100  # above this, ε is no meaningful guarantee (ε ≤ 10 is the usual bar)
 NO_NOISE_NOTE = (
-    "'no noise' is the same attack on the noised setting's network and victims with exact gradients: where it is "
-    "near chance (10 %), a low noised attack accuracy shows the attacker's limit at this profile, not the noise's."
+    "'no noise' is the same attack on the noised setting's network and victims with exact gradients (clipping only "
+    "scales a gradient, which the attack's cosine ignores); 'Identity' is the Identity policy attacked on the "
+    "augmentation side's network, same victims. A DP result is comparable only when its σ = 0 control ('no noise' "
+    "for noised, the weights attack itself for weights) reaches Identity minus 10 points; otherwise the attack, not "
+    "the noise, failed. SNR is ‖clipped g‖ / (σ·C·√d) per victim: far below 1, the observation is nearly all noise."
 )
 
 
@@ -131,16 +137,37 @@ def dp_records(study: optuna.Study, sigmas: set[float] | None = None) -> list[DP
     return [DPRecord.read(t) for t in trials if sigmas is None or sigma_of(t) in sigmas]
 
 
+NOT_COMPARABLE = "not comparable: the attack fails on this network even without noise"
+
+
+def comparability(record: DPRecord, setting: str) -> str:
+    """The gate of a DP attack result (`evaluation.dpsgd`), as a reader should see it."""
+    verdict = record.comparable(setting)
+    if verdict is None:
+        return "not gated (study predates the control)"
+    return "comparable" if verdict else NOT_COMPARABLE
+
+
+def _median(values: tuple[float, ...]) -> str:
+    return f"{statistics.median(values):.2g}" if values else "—"
+
+
 def dp_rows(records: list[DPRecord]) -> Rows:
     return [
         {
             "σ": f"{r.sigma:g}",
             "ε (RDP)": f"{r.epsilon:,.4g}",
+            "network": r.norm or "group (old)",
             "model %": percent(r.model_accuracy),
+            "non-private %": percent(r.nonprivate_accuracy),
             "attack % noised": percent(r.noised.attack_accuracy),
             "floor %": percent(r.noised.chance_floor),
+            "no noise %": percent(r.control.attack_accuracy if r.control else None),
+            "Identity %": percent(r.identity.attack_accuracy if r.identity else None),
+            "noised is": comparability(r, "noised"),
             "attack % weights": percent(r.weights.attack_accuracy),
-            "attack % no noise": percent(r.control.attack_accuracy if r.control else None),
+            "weights is": comparability(r, "weights"),
+            "SNR (median)": _median(r.signal_to_noise),
             "PSNR dB noised": f"{r.noised.psnr_original:.1f}",
             "PSNR dB weights": f"{r.weights.psnr_original:.1f}",
             "minutes": f"{(r.train_seconds + r.attack_seconds) / 60:.1f}",
@@ -169,6 +196,11 @@ def per_label_rows(studies: Studies, *, tolerance: float) -> Rows:
     dp_trial = dp_at(studies, COMPARE_SIGMA)
     dp = DPRecord.read(dp_trial) if dp_trial else None
     dp_name = f"DP σ={COMPARE_SIGMA:g}"
+    gate = None  # why the search's per-label figures may not be set against DP's, if they may not
+    if dp and studies.dpsgd and studies.search:
+        gate = incomparable(studies.dpsgd, studies.search) or (
+            None if dp.comparable("noised") is not False else NOT_COMPARABLE
+        )
     rows = []
     for i, label in enumerate(CLASSES):
         row = {"label": label}
@@ -189,7 +221,9 @@ def per_label_rows(studies: Studies, *, tolerance: float) -> Rows:
             dp_model = dp.model_accuracy_per_label[i]
             dp_attack = dp.noised.attack_accuracy_per_label[i]
             row |= {f"{dp_name} model %": percent(dp_model), f"{dp_name} attack %": percent(dp_attack)}
-            if chosen_record:
+            if chosen_record and gate:
+                row["beats DP on both"] = gate
+            elif chosen_record:
                 advantage = (model - dp_model) + (dp_attack - attack)
                 beats = model >= dp_model and attack <= dp_attack
                 row |= {"advantage (pts)": f"{100 * advantage:+.1f}", "beats DP on both": "yes" if beats else "no"}
@@ -213,28 +247,63 @@ def _per_label_versus_identity(search: optuna.Study, chosen: EvaluationRecord) -
     }
 
 
+def _dominance_table(dp: DPRecord, winners: list[FrozenTrial]) -> list[str]:
+    """Search trials that dominate a DP point by their values, each paired with DP's noised attack on the same
+    victims (exact McNemar, Holm over the winners): only a significant attack difference supports a claim."""
+    tests = [
+        compare(r.attack.outcomes, dp.noised.outcomes)
+        if (r := EvaluationRecord.read(t)).attack.outcomes and dp.noised.outcomes
+        else None
+        for t in winners
+    ]
+    adjusted = holm([t.p_mcnemar if t else 1.0 for t in tests])
+    lines = [
+        "| trial | model % (margin) | attack % (margin) | recognised policy / DP (only policy / only DP) | p Holm "
+        "| significant | policy |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    values = dp.objectives()
+    for t, test, p in zip(winners, tests, adjusted, strict=True):
+        paired = (
+            f"{test.cell_recognised}/{test.baseline_recognised} ({test.only_cell}/{test.only_baseline})"
+            if test
+            else "—"
+        )
+        verdict = "yes" if test and significantly_fewer(test, p) else "no"
+        lines.append(
+            f"| {t.number} | {percent(t.values[0])} ({100 * (t.values[0] - values[0]):+.1f}) | "
+            f"{percent(t.values[1])} ({100 * (t.values[1] - values[1]):+.1f}) | {paired} | {p:.3g} | {verdict} | "
+            f"{EvaluationRecord.read(t).policy} |"
+        )
+    return lines
+
+
 def dominance_lines(studies: Studies) -> list[str]:
+    """Which search policies beat each DP-SGD point: only like with like (`incomparable`), only where DP's
+    σ = 0 control shows the attack works on this network, and a claim only with paired significance."""
     if not (studies.dpsgd and studies.search):
         return ["(needs both a DP-SGD baseline study and a search study)"]
+    if reason := incomparable(studies.dpsgd, studies.search):
+        return [f"{reason}; no dominance is claimed."]
     lines = []
     for dp in dp_records(studies.dpsgd):
         dp_values = dp.objectives()
-        winners = [t for t in completed(studies.search) if dominates(t.values, dp_values)]
         lines.append(
             f"## DP-SGD σ = {dp.sigma:g} (ε = {dp.epsilon:,.4g}): model "
             f"{percent(dp_values[0])} %, attack {percent(dp_values[1])} %"
         )
+        if dp.comparable("noised") is not True:
+            lines.append(f"\n{comparability(dp, 'noised')}; no dominance is claimed.\n")
+            continue
+        winners = [t for t in completed(studies.search) if dominates(t.values, dp_values)]
         if not winners:
             lines.append("\nNo search policy dominates it.\n")
             continue
-        lines.append(f"\n{len(winners)} search policies dominate it:\n")
-        lines.append("| trial | model % (margin) | attack % (margin) | policy |")
-        lines.append("|---|---|---|---|")
-        for t in sorted(winners, key=lambda t: -(t.values[0] - t.values[1])):
-            policy = EvaluationRecord.read(t).policy
-            lines.append(
-                f"| {t.number} | {percent(t.values[0])} ({100 * (t.values[0] - dp_values[0]):+.1f}) | "
-                f"{percent(t.values[1])} ({100 * (t.values[1] - dp_values[1]):+.1f}) | {policy} |"
-            )
-        lines.append("")
+        winners.sort(key=lambda t: -(t.values[0] - t.values[1]))
+        lines.append(
+            f"\n{len(winners)} search policies dominate it by their values; a claim needs 'significant' (attack "
+            f"accuracy below DP's on the same victims, exact McNemar, Holm over these {len(winners)}; model "
+            "accuracy is compared by value):\n"
+        )
+        lines += [*_dominance_table(dp, winners), ""]
     return lines

@@ -28,6 +28,7 @@ from autoshield.data.cifar import Cifar10
 from autoshield.data.effects import identity_equivalent
 from autoshield.data.policy import IDENTITY, Cell, Policy
 from autoshield.data.spaces import SearchSpace
+from autoshield.dp.config import require_private_trainable
 from autoshield.evaluation.dpsgd import evaluate_dpsgd
 from autoshield.evaluation.evaluate import AttackResult, evaluate_policy
 from autoshield.evaluation.sheets import reconstruction_sheet
@@ -163,6 +164,7 @@ class _PolicyJob(Job):
             cells=tuple(str(c) for c in self._kept(merged)),
             profile=self.profile.name,
             profile_fingerprint=self.profile.fingerprint(),
+            norm=self.profile.norm,
             utility=self.utility,
             data=data.fingerprint,
             merged=tuple(str(c) for c in merged),
@@ -289,6 +291,7 @@ class DPJob(Job):
                 raise AutoshieldError(f"--sigma must be in [{SIGMA_RANGE[0]}, {SIGMA_RANGE[1]}], got {sigma}")
         if not (math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0):
             raise AutoshieldError(f"--max-grad-norm must be finite and > 0, got {self.max_grad_norm}")
+        require_private_trainable(self.profile.norm)
 
     def total(self, study: optuna.Study) -> int:
         return len(set(self.sigmas))
@@ -304,6 +307,7 @@ class DPJob(Job):
             cells=(),
             profile=self.profile.name,
             profile_fingerprint=self.profile.fingerprint(),
+            norm=self.profile.norm,
             utility="trained",
             data=data.fingerprint,
         )

@@ -19,7 +19,7 @@ from optuna.trial import BaseTrial, FrozenTrial, Trial
 
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.policy import Cell
-from autoshield.evaluation.dpsgd import DPEvaluation
+from autoshield.evaluation.dpsgd import DPEvaluation, comparable
 from autoshield.evaluation.evaluate import AttackResult, Evaluation
 from autoshield.privacy.paired import Outcomes
 from autoshield.study.params import cell_of
@@ -50,6 +50,7 @@ class StudyInfo:
     utility: str
     data: str  # data fingerprint
     merged: tuple[str, ...] = ()  # cells left out because they leave every probed image unchanged (= Identity)
+    norm: str = ""  # the network's normalisation (learn/models.py): DP and augmentation compare only on one
 
     def write(self, study: optuna.Study) -> None:
         study.set_user_attr(INFO_ATTR, self.as_attrs())
@@ -65,11 +66,13 @@ class StudyInfo:
     @classmethod
     def read(cls, study: optuna.Study) -> StudyInfo | None:
         """The info a study was created with; None for a study autoshield did not create. Studies older than
-        the `utility` field measured trained accuracy."""
+        the `utility` field measured trained accuracy; older than `norm`, DP-SGD ran on GroupNorm and policies
+        on BatchNorm."""
         stored = study.user_attrs.get(INFO_ATTR)
         if stored is None:
             return None
-        defaults = {"utility": "trained", "cells": [], "merged": []}
+        old_norm = "group" if stored.get("kind") == "dpsgd" else "batch"  # before studies stored it
+        defaults = {"utility": "trained", "cells": [], "merged": [], "norm": old_norm}
         return cls(**{f.name: _tupled(stored.get(f.name, defaults.get(f.name, ""))) for f in dataclasses.fields(cls)})
 
 
@@ -240,6 +243,11 @@ class DPRecord:
     control: AttackRecord | None  # None in studies older than the no-noise control
     train_seconds: float
     attack_seconds: float
+    # None in studies older than the like-with-like comparison (issue #14): their DP network was GroupNorm
+    norm: str | None = None
+    nonprivate_accuracy: float | None = None
+    identity: AttackRecord | None = None  # Identity on the augmentation side's network, the controls' bar
+    signal_to_noise: tuple[float, ...] = ()  # per victim ‖clipped g‖ / (σ·C·√d)
 
     @classmethod
     def of(cls, evaluation: DPEvaluation) -> DPRecord:
@@ -257,7 +265,19 @@ class DPRecord:
             control=AttackRecord.of(evaluation.control),
             train_seconds=evaluation.train_seconds,
             attack_seconds=evaluation.attack_seconds,
+            norm=evaluation.norm,
+            nonprivate_accuracy=evaluation.nonprivate_accuracy,
+            identity=AttackRecord.of(evaluation.identity),
+            signal_to_noise=evaluation.signal_to_noise,
         )
+
+    def comparable(self, setting: str) -> bool | None:
+        """Whether the `noised` or `weights` result may be compared with the augmentation side: its σ = 0
+        control reaches Identity's attack accuracy minus the margin. None where the study predates the gate."""
+        control = self.control if setting == "noised" else self.weights
+        if control is None or self.identity is None:
+            return None
+        return comparable(control.attack_accuracy, self.identity.attack_accuracy)
 
     def objectives(self) -> tuple[float, float]:
         return self.model_accuracy, self.noised.attack_accuracy
@@ -277,6 +297,12 @@ class DPRecord:
                 **self.noised.as_attrs(),
                 **self.weights.as_attrs("weights_"),
                 **(self.control.as_attrs("control_") if self.control else {}),
+                **(self.identity.as_attrs("identity_") if self.identity else {}),
+                "norm": self.norm,
+                "nonprivate_accuracy": self.nonprivate_accuracy,
+                "signal_to_noise": list(self.signal_to_noise),
+                "noised_comparable": self.comparable("noised"),
+                "weights_comparable": self.comparable("weights"),
                 "train_seconds": self.train_seconds,
                 "attack_seconds": self.attack_seconds,
             },
@@ -302,6 +328,10 @@ class DPRecord:
             control=AttackRecord.from_attrs(attrs, "control_"),
             train_seconds=attrs["train_seconds"],
             attack_seconds=attrs["attack_seconds"],
+            norm=attrs.get("norm"),
+            nonprivate_accuracy=attrs.get("nonprivate_accuracy"),
+            identity=AttackRecord.from_attrs(attrs, "identity_"),
+            signal_to_noise=tuple(attrs.get("signal_to_noise", ())),
         )
 
 
