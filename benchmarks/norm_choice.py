@@ -29,6 +29,7 @@ def main() -> None:
     p.add_argument("--norms", nargs="+", default=["batch", "group", "layer", "none"])
     p.add_argument("--victims-per-label", type=int, default=2, help="held-out victims per label to attack")
     p.add_argument("--sigma", type=float, default=1.0, help="DP-SGD noise multiplier of the trainability check")
+    p.add_argument("--set", nargs="*", default=[], help="more profile overrides, e.g. train.lr=0.05")
     p.add_argument("--skip", nargs="*", default=[], choices=["attack", "train", "dp"], help="steps to leave out")
     args = p.parse_args()
     device = resolve_device("auto")
@@ -36,7 +37,9 @@ def main() -> None:
     cache = AttackCache(cache_dir() / "attacks")
     print(f"machine: {machine()}; profile {args.profile}", flush=True)
     for norm in args.norms:
-        profile = load_profile(args.profile, overrides=(f'norm="{norm}"', f"images_per_label={args.victims_per_label}"))
+        profile = load_profile(
+            args.profile, overrides=(f'norm="{norm}"', f"images_per_label={args.victims_per_label}", *args.set)
+        )
         if "attack" not in args.skip:
             judge = reference_classifier(data, profile, device=device, progress=True).model
             attacked = profile_victims(data, profile)
@@ -54,7 +57,8 @@ def main() -> None:
         if "train" not in args.skip:
             result = train_policy(policy=Policy.identity(), data=data, profile=profile, device=device, progress=True)
             print(
-                f"{norm}: non-private training ({profile.train.epochs} epochs): {result.accuracy.overall:.1%} clean, "
+                f"{norm}: non-private training ({profile.train.epochs} epochs, lr {profile.train.lr:g}): "
+                f"{result.accuracy.overall:.1%} clean, "
                 f"{result.seconds:.0f} s",
                 flush=True,
             )

@@ -78,6 +78,22 @@ def test_baseline_rejects_bad_sigma(tmp_path, data_root, sigma, capsys):
     assert "--sigma must be in" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--sigma", "abc"], "argument --sigma: invalid float value: 'abc'"),
+        (["--max-grad-norm", "0"], "--max-grad-norm must be finite and > 0, got 0.0"),
+        (["--max-grad-norm", "-1"], "--max-grad-norm must be finite and > 0, got -1.0"),
+        (["--set", 'norm="batch"'], "DP-SGD cannot train norm 'batch'"),
+    ],
+)
+def test_baseline_bad_input_is_one_line(tmp_path, data_root, arguments, message, capsys):
+    assert main(["baseline", *arguments, *_common(tmp_path / "x.db", data_root)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.db").exists()
+
+
 def test_report_writes_every_file(studies, data_root, tmp_path, capsys):
     assert main(["baseline", "--sigma", "0.1", *_common(studies, data_root)]) == 0  # no-op when already done
     out = tmp_path / "report"
