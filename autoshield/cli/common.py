@@ -98,3 +98,14 @@ def print_rows(title: str, rows: list[dict[str, str]]) -> None:
     for row in rows:
         table.add_row(*row.values(), style="bold" if row.get("label") == "overall" else None)
     console.print(table)
+
+
+def network_of(profile: Profile) -> str:
+    """The network in words, so that no table is read without knowing which one its numbers come from."""
+    label = {
+        "none": "no normalisation (norm none)",
+        "batch": "BatchNorm (norm batch: DP-SGD cannot train it)",
+        "group": "GroupNorm, gcd(32, channels) groups (norm group)",
+        "layer": "GroupNorm, one group (norm layer)",
+    }
+    return f"ResNet-18 width {profile.width}, {label[profile.norm]}"

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from autoshield.cli.common import POLICY_HELP, add_profile_args, console, data_of, print_rows, profile_of
+from autoshield.cli.common import (
+    POLICY_HELP,
+    add_profile_args,
+    console,
+    data_of,
+    network_of,
+    print_rows,
+    profile_of,
+)
 from autoshield.data.policy import policy_from_argument
 
 
@@ -25,7 +33,7 @@ def run_train(args: argparse.Namespace) -> None:
     policy = policy_from_argument(args.policy)
     data = data_of(args)
     device = resolve_device(profile.device)
-    console.print(f"policy: {policy}  profile: {profile.name}  device: {device}")
+    console.print(f"policy: {policy}  profile: {profile.name}  network: {network_of(profile)}  device: {device}")
     result = train_policy(policy=policy, data=data, profile=profile, device=device, progress=True)
     title = (
         f"clean test accuracy after {profile.train.epochs} epochs "
@@ -77,6 +85,7 @@ def run_attack(args: argparse.Namespace) -> None:
     policy = policy_from_argument(args.policy)
     data = data_of(args)
     device = resolve_device(profile.device)
+    console.print(f"policy: {policy}  profile: {profile.name}  network: {network_of(profile)}  device: {device}")
     reference = reference_classifier(data, profile, device=device, members=args.judge_saw_victims, progress=True)
     saw = "trained on the victims too" if args.judge_saw_victims else "never trained on the victims"
     console.print(f"reference classifier ({saw}): {percent(reference.accuracy.overall)} % clean test accuracy")

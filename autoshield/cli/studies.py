@@ -13,6 +13,7 @@ from autoshield.cli.common import (
     artifacts_of,
     console,
     data_of,
+    network_of,
     print_rows,
     profile_of,
     storage_of,
@@ -72,7 +73,8 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
     launch.check_workers(args.n_jobs)  # before anything is loaded or written
     data = data_of(args)
     study, notes = launch.prepare(job, data)
-    about = f"{space_name}, profile {job.profile.name}" if space_name else f"profile {job.profile.name}"
+    about = f"profile {job.profile.name}, network {network_of(job.profile)}"
+    about = f"{space_name}, {about}" if space_name else about
     console.print(f"study {study.study_name} in {redact(job.storage)} ({about})")
     for note in notes:
         console.print(f"  {note}")
