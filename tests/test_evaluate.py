@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import hashlib
+
 import torch
 
+from autoshield.core.choices import NORMS
 from autoshield.core.config import load_profile
 from autoshield.data.policy import Policy
 from autoshield.evaluation.evaluate import attack_policy, evaluate_policy, profile_splits, victims
+from autoshield.learn.models import build_model
 from autoshield.learn.train import evaluate
-from autoshield.privacy.cache import AttackCache
+from autoshield.privacy.cache import AttackCache, model_digest
 from autoshield.privacy.metrics import mean_interval, proportion
 from autoshield.privacy.reference import reference_classifier
 
@@ -64,3 +68,20 @@ def test_recognizability_utility_is_the_reference_accuracy_on_the_transformed_te
     assert len(test) > len(plain.attack.labels)
     inverted = evaluate_policy(policy=Policy.parse("Invert"), cache=AttackCache(tmp_path), **kwargs)
     assert inverted.model_accuracy < clean.overall  # the reference never saw inverted images
+
+
+def test_attack_cache_keys_tell_every_network_apart():
+    """`group` and `layer` share every weight at initialisation; a key from the weights alone would hand one
+    network's reconstructions to the other. BatchNorm's key is that of its weights and buffers, as before."""
+    digests = {norm: model_digest(build_model(width=8, norm=norm, seed=0)) for norm in NORMS}
+    assert len(set(digests.values())) == len(NORMS)
+    assert digests["batch"] == _weights_only_digest(build_model(width=8, norm="batch", seed=0))
+    assert model_digest(build_model(width=8, norm="none", seed=0)) == digests["none"]  # deterministic
+
+
+def _weights_only_digest(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:24]
