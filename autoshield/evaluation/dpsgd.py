@@ -14,7 +14,9 @@ a low attack accuracy says the attack fails on this network, not that the noise 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +78,9 @@ def _nonprivate(data: Cifar10, profile: Profile, device: torch.device) -> tuple[
     """The profile's network trained without DP on the clean training subset, once per profile and data (every σ
     of a baseline shares it): the utility DP gives up, and the network Identity is attacked on when the target is
     `trained`."""
-    path = cache_dir() / "nonprivate" / f"resnet18-{data.fingerprint}-{profile.fingerprint()}.pt"
+    fields = ("seed", "width", "norm", "train_per_class", "test_per_class", "train")
+    key = hashlib.sha256(json.dumps({f: asdict(profile)[f] for f in fields}, sort_keys=True).encode()).hexdigest()
+    path = cache_dir() / "nonprivate" / f"resnet18-{data.fingerprint}-{key[:12]}.pt"
 
     def load(file: Path) -> dict[str, Any] | None:
         try:
