@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import random
@@ -17,8 +18,9 @@ from autoshield.cli import main
 from autoshield.data.ops import random_signs
 from autoshield.data.policy import Policy
 from autoshield.report.pareto import dominates, hypervolume
+from autoshield.report.studies import incomparable
 from autoshield.study.params import sigma_of
-from autoshield.study.records import ConfirmationRecord, DPRecord, EvaluationRecord
+from autoshield.study.records import ConfirmationRecord, DPRecord, EvaluationRecord, StudyInfo
 from autoshield.study.storage import open_storage
 
 
@@ -213,3 +215,21 @@ def test_confirm_rescores_on_fresh_victims_and_the_report_heads_with_it(studies,
     text = (out / "report.md").read_text()
     assert "Headline (confirmed on fresh victims)" in text and "found attack %" in text
     assert "floor %" in (out / "cells.md").read_text()
+
+
+def test_dp_and_policies_compare_only_like_with_like():
+    """A DP point and a policy are set against each other only on one network, utility and profile."""
+
+    def study(kind: str, **changes) -> optuna.Study:
+        info = StudyInfo(kind, "", (), "quick", "abc", "trained", "d1", norm="none")
+        created = optuna.create_study(study_name=f"x-{kind}", directions=["maximize", "minimize"])
+        dataclasses.replace(info, **changes).write(created)
+        return created
+
+    dp = study("dpsgd")
+    assert incomparable(dp, study("search")) is None
+    assert incomparable(dp, study("search", norm="batch")) == (
+        "not comparable: different networks (DP-SGD norm none, x-search norm batch)"
+    )
+    assert "model accuracy is recognizability" in incomparable(dp, study("search", utility="recognizability"))
+    assert "another profile or data set" in incomparable(dp, study("search", profile_fingerprint="xyz"))
