@@ -17,10 +17,12 @@ from autoshield import load_policy
 from autoshield.cli import main
 from autoshield.data.ops import random_signs
 from autoshield.data.policy import Policy
+from autoshield.privacy.paired import Outcomes
 from autoshield.report.pareto import dominates, hypervolume
-from autoshield.report.studies import incomparable
+from autoshield.report.studies import Studies, incomparable
+from autoshield.report.tables import dominance_lines
 from autoshield.study.params import sigma_of
-from autoshield.study.records import ConfirmationRecord, DPRecord, EvaluationRecord, StudyInfo
+from autoshield.study.records import AttackRecord, ConfirmationRecord, DPRecord, EvaluationRecord, StudyInfo
 from autoshield.study.storage import open_storage
 
 
@@ -233,3 +235,49 @@ def test_dp_and_policies_compare_only_like_with_like():
     )
     assert "model accuracy is recognizability" in incomparable(dp, study("search", utility="recognizability"))
     assert "another profile or data set" in incomparable(dp, study("search", profile_fingerprint="xyz"))
+
+
+def _record(recognised: list[bool]) -> AttackRecord:
+    n = len(recognised)
+    outcomes = Outcomes(
+        tuple(range(n)), tuple(i % 10 for i in range(n)), tuple(recognised), tuple(range(n)), (False,) * n,
+        (False,) * n, (15.0,) * n, (15.0,) * n, (0.3,) * n, (0.3,) * n, (True,) * n,
+    )  # fmt: skip
+    rate = sum(recognised) / n
+    per_label = (rate,) * 10
+    return AttackRecord(rate, per_label, (0.0, 1.0), 15.0, per_label, 15.0, 0.3, 0.3, 1.0, per_label, 1.0, 0, 0,
+                        outcomes=outcomes)  # fmt: skip
+
+
+def test_dominance_is_claimed_only_with_paired_significance_on_the_same_victims():
+    info = StudyInfo("dpsgd", "", (), "quick", "abc", "trained", "d1", norm="none")
+    storage = optuna.storages.InMemoryStorage()
+    dp_study = optuna.create_study(study_name="x-dpsgd", storage=storage, directions=["maximize", "minimize"])
+    info.write(dp_study)
+    search = optuna.create_study(study_name="x-search", storage=storage, directions=["maximize", "minimize"])
+    dataclasses.replace(info, kind="search").write(search)
+    dp_attack = _record([True] * 12 + [False] * 8)  # 12/20 recognised through DP-SGD's network
+    record = DPRecord(0.5, 1.0, 1e-5, 15.0, None, 4, 0.2, (0.2,) * 10, dp_attack, dp_attack, dp_attack, 1.0, 1.0,
+                      norm="none", nonprivate_accuracy=0.4, identity=dp_attack)  # fmt: skip
+    trial = dp_study.ask({"sigma": optuna.distributions.FloatDistribution(1e-3, 1e3, log=True)})
+    record.write(trial)
+    dp_study.tell(trial, record.objectives())
+    for recognised in ([False] * 20, [True] * 11 + [False] * 9):  # 0/20: significant; 11/20: not
+        policy = EvaluationRecord("Identity", "{}", "trained", 0.3, (0.3,) * 10, _record(recognised), 1.0, 1.0)
+        trial = search.ask()
+        policy.write(trial)
+        search.tell(trial, (policy.model_accuracy, policy.attack.attack_accuracy))
+    text = "\n".join(dominance_lines(Studies(grid=None, search=search, dpsgd=dp_study)))
+    assert "2 search policies dominate it by their values" in text
+    rows = [line for line in text.splitlines() if line.startswith("| 0 ") or line.startswith("| 1 ")]
+    assert "| 0/12 (0/12) |" in rows[0] and "| yes |" in rows[0]  # p = 2 · 0.5¹² ≈ 0.0005, Holm over 2
+    assert "| 11/12 (0/1) |" in rows[1] and "| no |" in rows[1]
+    # the same policies against a DP point whose σ = 0 control fails on its network: no claim at all
+    failing = optuna.create_study(study_name="y-dpsgd", storage=storage, directions=["maximize", "minimize"])
+    info.write(failing)
+    trial = failing.ask({"sigma": optuna.distributions.FloatDistribution(1e-3, 1e3, log=True)})
+    dataclasses.replace(record, control=_record([False] * 20)).write(trial)
+    failing.tell(trial, record.objectives())
+    text = "\n".join(dominance_lines(Studies(grid=None, search=search, dpsgd=failing)))
+    assert "not comparable: the attack fails on this network even without noise; no dominance is claimed" in text
+    assert "dominate it" not in text
