@@ -37,6 +37,7 @@ def plot_pareto(studies: Studies, path: Path) -> Path:
     figure = Figure(figsize=(1 + 6 * len(keys), 5))
     axes = figure.subplots(1, len(keys), squeeze=False)
     panel = dict(zip(keys, axes[0], strict=True))
+    captions: dict[tuple[str, str], str] = {}  # per panel: DP-SGD's ε and σ = 0 controls, under the axis
     if studies.grid:
         axis, cells = panel[_panel_of(studies.grid)], completed(studies.grid)
         _scatter(axis, cells, marker="s", s=18, color="tab:gray", alpha=0.5, label="grid cells (one op for all labels)")
@@ -56,21 +57,20 @@ def plot_pareto(studies: Studies, path: Path) -> Path:
     if studies.dpsgd:
         axis, trials = panel[_panel_of(studies.dpsgd)], completed(studies.dpsgd)
         _scatter(axis, trials, marker="D", s=50, color="tab:red", label="DP-SGD (noised)", zorder=6)
-        for trial in trials:
+        details = []
+        for rank, trial in enumerate(sorted(trials, key=lambda t: DPRecord.read(t).sigma)):
             record = DPRecord.read(trial)
-            gate = {True: "", False: "\nnot comparable", None: ""}[record.comparable("noised")]
-            control = f"\nσ=0: {100 * record.control.attack_accuracy:.0f} %" if record.control else ""
-            axis.annotate(
-                f"σ={record.sigma:g}\nε={record.epsilon:,.3g}{control}{gate}",
-                trial.values,
-                fontsize=7,
-                xytext=(5, 5),
-                textcoords="offset points",
-                color="tab:red",
-            )
+            offset = (5, 5) if rank % 2 == 0 else (5, -12)  # σ values often land close together
+            axis.annotate(f"σ={record.sigma:g}", trial.values, fontsize=7, xytext=offset, textcoords="offset points",
+                          color="tab:red")  # fmt: skip
+            gate = {True: "", False: ", not comparable", None: ""}[record.comparable("noised")]
+            control = f", σ=0 control {100 * record.control.attack_accuracy:.0f} %" if record.control else ""
+            details.append(f"σ={record.sigma:g}: ε={record.epsilon:,.3g}{control}{gate}")
+        captions[_panel_of(studies.dpsgd)] = "DP-SGD " + "; ".join(details)
     for (name, norm), axis in panel.items():
         axis.set_title(f"model accuracy = {name}, network norm = {norm}", fontsize=9)
-        axis.set_xlabel("model accuracy (higher is better)")
+        caption = captions.get((name, norm))
+        axis.set_xlabel("model accuracy (higher is better)" + (f"\n{caption}" if caption else ""), fontsize=8)
         axis.set_ylabel("attack accuracy (lower is better)")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7, loc="best")
