@@ -17,20 +17,19 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from autoshield.core.config import Profile
 from autoshield.core.errors import AutoshieldError
-from autoshield.core.files import cache_dir, shared_artifact
+from autoshield.core.files import cache_dir
 from autoshield.data.cifar import Cifar10, normalize
 from autoshield.data.policy import Policy
 from autoshield.dp.config import DPConfig
 from autoshield.evaluation.evaluate import AttackResult, attack_policy, profile_splits, train_policy, victims
 from autoshield.learn.models import build_model
+from autoshield.learn.stored import stored_classifier
 from autoshield.learn.train import Accuracy
 from autoshield.privacy.cache import AttackCache
 from autoshield.privacy.threat import NoisedGradients, leak_gradients, noise_seed, signal_to_noise
@@ -60,14 +59,6 @@ class DPEvaluation:
     train_seconds: float
     attack_seconds: float
 
-    @property
-    def noised_comparable(self) -> bool:
-        return comparable(self.control.overall.attack_accuracy.mean, self.identity.overall.attack_accuracy.mean)
-
-    @property
-    def weights_comparable(self) -> bool:
-        return comparable(self.weights.overall.attack_accuracy.mean, self.identity.overall.attack_accuracy.mean)
-
 
 def comparable(control: float, identity: float) -> bool:
     """The gate of every DP attack result: its σ = 0 control reaches Identity's attack accuracy minus the margin."""
@@ -82,21 +73,15 @@ def _nonprivate(data: Cifar10, profile: Profile, device: torch.device) -> tuple[
     key = hashlib.sha256(json.dumps({f: asdict(profile)[f] for f in fields}, sort_keys=True).encode()).hexdigest()
     path = cache_dir() / "nonprivate" / f"resnet18-{data.fingerprint}-{key[:12]}.pt"
 
-    def load(file: Path) -> dict[str, Any] | None:
-        try:
-            return torch.load(file, weights_only=True, map_location="cpu")
-        except (OSError, RuntimeError, EOFError):
-            return None
+    def make() -> nn.Module:
+        return build_model(width=profile.width, norm=profile.norm, seed=profile.seed)
 
-    def build() -> dict[str, Any]:
+    def train() -> tuple[nn.Module, Accuracy]:
         result = train_policy(policy=Policy.identity(), data=data, profile=profile, device=device)
-        state = {k: v.cpu() for k, v in result.model.state_dict().items()}
-        return {"state_dict": state, "overall": result.accuracy.overall, "per_label": list(result.accuracy.per_label)}
+        return result.model, result.accuracy
 
-    saved, _ = shared_artifact(path, load=load, build=build, save=torch.save)
-    model = build_model(width=profile.width, norm=profile.norm, seed=profile.seed)
-    model.load_state_dict(saved["state_dict"])
-    return model.to(device).eval(), Accuracy(saved["overall"], tuple(saved["per_label"]))
+    model, accuracy, _ = stored_classifier(path, train=train, make=make, device=device)
+    return model, accuracy
 
 
 def evaluate_dpsgd(

@@ -1,8 +1,7 @@
 """The judge: a clean ResNet-18 whose verdict on a reconstruction is the attack accuracy.
 
-It is trained once per (data, reference settings) and cached; workers that
-start together on an empty cache wait while the first one trains it
-(`core.files.shared_artifact`), so it is never trained twice.
+It is trained once per (data, reference settings) and cached (`learn.stored`), so it
+is never trained twice.
 """
 
 from __future__ import annotations
@@ -10,17 +9,17 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from autoshield.core.config import Profile
-from autoshield.core.files import cache_dir, shared_artifact
+from autoshield.core.files import cache_dir
 from autoshield.data.cifar import Cifar10, Split, stratified_subset
 from autoshield.data.victims import victim_pool
 from autoshield.learn.models import build_model
+from autoshield.learn.stored import stored_classifier
 from autoshield.learn.train import Accuracy, evaluate, fit
 
 
@@ -29,13 +28,6 @@ class Reference:
     model: nn.Module
     accuracy: Accuracy  # clean test accuracy
     trained_now: bool
-
-
-def _load(path: Path) -> dict[str, Any] | None:
-    try:
-        return torch.load(path, weights_only=True, map_location="cpu")
-    except (OSError, RuntimeError, EOFError):
-        return None  # a damaged file is trained again
 
 
 def judge_training_split(data: Cifar10, profile: Profile, *, members: bool = False) -> Split:
@@ -65,9 +57,12 @@ def reference_classifier(
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     path = cache_dir() / "reference" / f"resnet18-{data.fingerprint}-{key}.pt"
 
-    def train() -> dict[str, Any]:
+    def make() -> nn.Module:
+        return build_model(width=profile.reference_width, seed=profile.seed)
+
+    def train() -> tuple[nn.Module, Accuracy]:
         subset = judge_training_split(data, profile, members=members)
-        model = build_model(width=profile.reference_width, seed=profile.seed)
+        model = make()
         fit(
             model,
             subset.images,
@@ -78,12 +73,7 @@ def reference_classifier(
             progress=progress,
             description="reference classifier",
         )
-        accuracy = evaluate(model, data.test, batch_size=profile.reference.eval_batch_size, device=device)
-        state = {k: v.cpu() for k, v in model.state_dict().items()}
-        return {"state_dict": state, "overall": accuracy.overall, "per_label": list(accuracy.per_label)}
+        return model, evaluate(model, data.test, batch_size=profile.reference.eval_batch_size, device=device)
 
-    saved, trained_now = shared_artifact(path, load=_load, build=train, save=torch.save)
-    model = build_model(width=profile.reference_width, seed=profile.seed)
-    model.load_state_dict(saved["state_dict"])
-    accuracy = Accuracy(saved["overall"], tuple(saved["per_label"]))
-    return Reference(model.to(device).eval(), accuracy, trained_now)
+    model, accuracy, trained_now = stored_classifier(path, train=train, make=make, device=device)
+    return Reference(model, accuracy, trained_now)
