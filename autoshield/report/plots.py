@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial
 from autoshield.report.pareto import REFERENCE_POINT, hypervolume_history
 from autoshield.report.studies import Studies, grid_identity, network, utility
 from autoshield.study.catalog import completed
+from autoshield.study.params import sigma_of
 from autoshield.study.records import DPRecord
 
 
@@ -58,7 +59,7 @@ def plot_pareto(studies: Studies, path: Path) -> Path:
         axis, trials = panel[_panel_of(studies.dpsgd)], completed(studies.dpsgd)
         _scatter(axis, trials, marker="D", s=50, color="tab:red", label="DP-SGD (noised)", zorder=6)
         details = []
-        for rank, trial in enumerate(sorted(trials, key=lambda t: DPRecord.read(t).sigma)):
+        for rank, trial in enumerate(sorted(trials, key=sigma_of)):
             record = DPRecord.read(trial)
             offset = (5, 5) if rank % 2 == 0 else (5, -12)  # σ values often land close together
             axis.annotate(f"σ={record.sigma:g}", trial.values, fontsize=7, xytext=offset, textcoords="offset points",

@@ -250,11 +250,10 @@ def _per_label_versus_identity(search: optuna.Study, chosen: EvaluationRecord) -
 def _dominance_table(dp: DPRecord, winners: list[FrozenTrial]) -> list[str]:
     """Search trials that dominate a DP point by their values, each paired with DP's noised attack on the same
     victims (exact McNemar, Holm over the winners): only a significant attack difference supports a claim."""
+    records = [EvaluationRecord.read(t) for t in winners]
     tests = [
-        compare(r.attack.outcomes, dp.noised.outcomes)
-        if (r := EvaluationRecord.read(t)).attack.outcomes and dp.noised.outcomes
-        else None
-        for t in winners
+        compare(r.attack.outcomes, dp.noised.outcomes) if r.attack.outcomes and dp.noised.outcomes else None
+        for r in records
     ]
     adjusted = holm([t.p_mcnemar if t else 1.0 for t in tests])
     lines = [
@@ -263,7 +262,7 @@ def _dominance_table(dp: DPRecord, winners: list[FrozenTrial]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     values = dp.objectives()
-    for t, test, p in zip(winners, tests, adjusted, strict=True):
+    for t, record, test, p in zip(winners, records, tests, adjusted, strict=True):
         paired = (
             f"{test.cell_recognised}/{test.baseline_recognised} ({test.only_cell}/{test.only_baseline})"
             if test
@@ -273,7 +272,7 @@ def _dominance_table(dp: DPRecord, winners: list[FrozenTrial]) -> list[str]:
         lines.append(
             f"| {t.number} | {percent(t.values[0])} ({100 * (t.values[0] - values[0]):+.1f}) | "
             f"{percent(t.values[1])} ({100 * (t.values[1] - values[1]):+.1f}) | {paired} | {p:.3g} | {verdict} | "
-            f"{EvaluationRecord.read(t).policy} |"
+            f"{record.policy} |"
         )
     return lines
 
