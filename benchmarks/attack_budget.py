@@ -67,9 +67,7 @@ def main() -> None:
             if members not in judges:
                 judges[members] = reference_classifier(data, profile, device=device, members=members, progress=True)
                 print(f"judge (trained on the victims: {members}): {judges[members].accuracy.overall:.1%} clean")
-            result = judge_reconstructions(
-                found, victims=attacked, profile=profile, reference=judges[members].model, device=device
-            )
+            result = judge_reconstructions(found, profile=profile, reference=judges[members].model, device=device)
             stats = result.overall
             verdicts[members] = torch.tensor(result.outcomes.recognised, dtype=torch.bool)
             print(

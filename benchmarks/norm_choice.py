@@ -46,7 +46,7 @@ def main() -> None:
             found = reconstruct_policy(
                 policy=Policy.identity(), victims=attacked, profile=profile, device=device, cache=cache, progress=True
             )
-            stats = judge_reconstructions(found, victims=attacked, profile=profile, reference=judge, device=device)
+            stats = judge_reconstructions(found, profile=profile, reference=judge, device=device)
             print(
                 f"{norm}: Identity at init, {len(attacked)} victims, {profile.attack.iterations} iterations: attack "
                 f"{interval(stats.overall.attack_accuracy)} %, floor {stats.overall.chance_floor.mean:.0%}, "

@@ -110,6 +110,7 @@ def _picture(images: torch.Tensor) -> torch.Tensor:
 class Reconstructions:
     """What the attacker recovered from `policy(victims)`, before any judge looked at it."""
 
+    victims: Split  # the private images
     transformed: Split  # what the client trained on
     images: torch.Tensor  # float in [0, 1], one per victim
     failed: torch.Tensor  # bool per victim: the optimisation turned non-finite
@@ -187,6 +188,7 @@ def reconstruct_policy(
     failed |= ~torch.isfinite(reconstructions).flatten(1).all(1)
     recovered_label = torch.stack([found[k]["recovered"] for k in keys]).repeat_interleave(leak)
     return Reconstructions(
+        victims=victims,
         transformed=transformed,
         images=reconstructions,
         failed=failed,
@@ -198,10 +200,11 @@ def reconstruct_policy(
 
 
 def judge_reconstructions(
-    found: Reconstructions, *, victims: Split, profile: Profile, reference: nn.Module, device: torch.device
+    found: Reconstructions, *, profile: Profile, reference: nn.Module, device: torch.device
 ) -> AttackResult:
     """The judge's verdict on each reconstruction, its start (the chance floor) and the transformed image."""
-    transformed, reconstructions, failed, labels = found.transformed, found.images, found.failed, victims.labels
+    victims, transformed, reconstructions, failed = found.victims, found.transformed, found.images, found.failed
+    labels = victims.labels
     floor = _judge(reference, _picture(denormalize(found.starts)), profile, device)  # denormalize clamps to the box
     predicted = torch.where(failed, -1, _judge(reference, _picture(reconstructions.nan_to_num(0.0)), profile, device))
     recognisable = _judge(reference, transformed.images, profile, device) == labels
@@ -259,7 +262,7 @@ def attack_policy(
         threat=threat,
         progress=progress,
     )
-    return judge_reconstructions(found, victims=victims, profile=profile, reference=reference, device=device)
+    return judge_reconstructions(found, profile=profile, reference=reference, device=device)
 
 
 def profile_splits(data: Cifar10, profile: Profile) -> tuple[Split, Split]:
