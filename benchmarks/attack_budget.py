@@ -24,7 +24,8 @@ from autoshield.core.files import cache_dir
 from autoshield.core.runtime import resolve_device
 from autoshield.data.cifar import load_cifar10
 from autoshield.data.policy import Policy
-from autoshield.evaluation.evaluate import judge_reconstructions, reconstruct_policy, victims
+from autoshield.evaluation.evaluate import reconstruct_policy, victims
+from autoshield.evaluation.judge import judge_reconstructions
 from autoshield.privacy.cache import AttackCache
 from autoshield.privacy.paired import mcnemar_exact
 from autoshield.privacy.reference import reference_classifier

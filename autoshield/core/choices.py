@@ -8,3 +8,8 @@ NORMS: tuple[Norm, ...] = ("batch", "group", "layer", "none")
 UTILITIES = ("trained", "recognizability")  # what "model accuracy" means (docs/design.md §1)
 SAMPLERS = ("tpe", "nsga2", "gp", "random")  # Optuna samplers a search can use
 DEFAULT_TOLERANCE = 0.05  # allowed per-label model-accuracy drop of a grid's best cell
+
+# Who attacks (issue #15, docs/design.md §9): the naive attacker ignores the policy; the post-hoc one undoes the
+# policy's op on the naive reconstruction; the adaptive one puts the op inside the inversion.
+Attacker = Literal["naive", "posthoc", "adaptive"]
+ATTACKERS: tuple[Attacker, ...] = ("naive", "posthoc", "adaptive")

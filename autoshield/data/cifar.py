@@ -196,8 +196,13 @@ def _channel_stats(device: torch.device | str) -> tuple[torch.Tensor, torch.Tens
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """uint8 `[N,3,H,W]` -> float normalised with the CIFAR-10 channel statistics."""
-    mean, std = _channel_stats(images.device)
-    return (images.float() / 255.0 - mean) / std
+    return standardize(images.float() / 255.0)
+
+
+def standardize(pixels: torch.Tensor) -> torch.Tensor:
+    """Float pixels in [0, 1] -> normalised, differentiably (the adaptive attacker's ops work on pixels)."""
+    mean, std = _channel_stats(pixels.device)
+    return (pixels - mean) / std
 
 
 def image_box(device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:

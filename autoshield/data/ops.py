@@ -138,14 +138,34 @@ def apply_op(images: torch.Tensor, name: str, magnitude: int, *, signs: torch.Te
     if images.dtype != torch.uint8 or images.ndim != 4:
         raise AutoshieldError(f"expected uint8 images [N,C,H,W], got {images.dtype} {tuple(images.shape)}")
     op = get_op(name)
-    value = op_value(name, magnitude, height=images.shape[-2], width=images.shape[-1])
+    return apply_signed(
+        op.apply,
+        images,
+        op_value(name, magnitude, height=images.shape[-2], width=images.shape[-1]),
+        signed=op.signed,
+        signs=signs,
+    )
+
+
+def apply_signed(
+    function: Callable[[torch.Tensor, float], torch.Tensor],
+    images: torch.Tensor,
+    value: float | None,
+    *,
+    signed: bool,
+    signs: torch.Tensor | None,
+) -> torch.Tensor:
+    """`function(images, ±value)` with each image's sign; images sharing a sign go through one call.
+
+    Shared by the uint8 operations and their differentiable twins (`data.soft_ops`), so both read signs alike.
+    """
     if value is None:
-        return op.apply(images, 0.0)
-    if not op.signed or signs is None:
-        return op.apply(images, value)
-    out = torch.empty_like(images)
+        return function(images, 0.0)
+    if not signed or signs is None:
+        return function(images, value)
+    out = torch.zeros_like(images)
     for sign in (1, -1):
         members = signs == sign
         if members.any():
-            out[members] = op.apply(images[members], sign * value)
+            out = out.index_put((members,), function(images[members], sign * value))
     return out

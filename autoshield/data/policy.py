@@ -9,6 +9,7 @@ and, for other people's pipelines, as a `transforms.v2` transform.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,8 +135,19 @@ class Policy:
             if self.cells[CLASSES.index(label)] != IDENTITY
         )
 
-    def apply(self, images: torch.Tensor, labels: torch.Tensor, *, signs: torch.Tensor) -> torch.Tensor:
-        """Transform a uint8 batch; labels sharing a cell go through one vectorised call per sign."""
+    def apply(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        signs: torch.Tensor,
+        using: Callable[..., torch.Tensor] = apply_op,
+    ) -> torch.Tensor:
+        """Transform a uint8 batch; labels sharing a cell go through one vectorised call per sign.
+
+        `using` swaps the per-cell function, `(images, op, magnitude, signs=) -> images`: the differentiable twins
+        (`data.soft_ops.soft_apply`) and the inverses (`data.inverse.invert_op`) walk the policy the same way.
+        """
         out = images.clone()
         for cell in set(self.cells):
             if cell == IDENTITY:
@@ -143,13 +155,18 @@ class Policy:
             wanted = torch.tensor([i for i, c in enumerate(self.cells) if c == cell], device=labels.device)
             members = torch.isin(labels, wanted)
             if members.any():
-                out[members] = apply_op(images[members], cell.op, cell.magnitude, signs=signs[members])
+                out[members] = using(images[members], cell.op, cell.magnitude, signs=signs[members])
         return out
 
 
+def split_signs(split: Split, *, seed: int) -> torch.Tensor:
+    """One seeded ±1 per image, indexed by dataset position, so an image's sign does not depend on its company."""
+    return random_signs(int(split.indices.max()) + 1, generator=torch.Generator().manual_seed(seed))[split.indices]
+
+
 def transform_split(split: Split, policy: Policy, *, seed: int) -> Split:
-    """The policy applied to a split, with one seeded sign per image (indexed by dataset position)."""
-    signs = random_signs(int(split.indices.max()) + 1, generator=torch.Generator().manual_seed(seed))[split.indices]
+    """The policy applied to a split, with each image's seeded sign (`split_signs`)."""
+    signs = split_signs(split, seed=seed)
     return Split(policy.apply(split.images, split.labels, signs=signs), split.labels, split.indices)
 
 

@@ -27,7 +27,8 @@ from autoshield.core.files import cache_dir
 from autoshield.data.cifar import Cifar10, normalize
 from autoshield.data.policy import Policy
 from autoshield.dp.config import DPConfig
-from autoshield.evaluation.evaluate import AttackResult, attack_policy, profile_splits, train_policy, victims
+from autoshield.evaluation.evaluate import attack_policy, profile_splits, train_policy, victims
+from autoshield.evaluation.judge import AttackResult
 from autoshield.learn.models import build_model
 from autoshield.learn.stored import stored_classifier
 from autoshield.learn.train import Accuracy

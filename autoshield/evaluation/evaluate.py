@@ -16,46 +16,20 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from autoshield.core.choices import UTILITIES
+from autoshield.core.choices import ATTACKERS, UTILITIES, Attacker
 from autoshield.core.config import Profile
 from autoshield.core.errors import AutoshieldError
-from autoshield.data.cifar import CLASSES, Cifar10, Split, denormalize, image_box, normalize, stratified_subset
-from autoshield.data.policy import Policy, transform_split
+from autoshield.data.cifar import Cifar10, Split, denormalize, image_box, normalize, stratified_subset
+from autoshield.data.inverse import invert_op
+from autoshield.data.policy import IDENTITY, Policy, split_signs, transform_split
 from autoshield.data.victims import victim_pool
+from autoshield.evaluation.judge import AttackResult, Reconstructions, judge_reconstructions
 from autoshield.learn.models import build_model
-from autoshield.learn.train import TrainResult, evaluate, predict, train_classifier
+from autoshield.learn.train import TrainResult, evaluate, train_classifier
+from autoshield.privacy.adaptive import PolicyPreImage
 from autoshield.privacy.attack import GradientInversion, recover_labels
 from autoshield.privacy.cache import AttackCache, attack_key, model_digest
-from autoshield.privacy.metrics import Estimate, mean_interval, proportion, psnr, ssim
-from autoshield.privacy.paired import Outcomes
 from autoshield.privacy.threat import ExactGradients, ThreatModel
-
-
-@dataclass(frozen=True)
-class PrivacyStats:
-    attack_accuracy: Estimate  # the judge recognises the reconstruction; a failed reconstruction counts as not
-    chance_floor: Estimate  # the judge gives an information-free image (the attack's start) the victim's label
-    psnr_original: Estimate  # reconstruction vs the private image (finite reconstructions only)
-    psnr_transformed: Estimate  # reconstruction vs what was actually trained on
-    ssim_original: Estimate
-    ssim_transformed: Estimate
-    recognisability: Estimate  # the judge recognises the transformed image
-    label_recovery: Estimate  # iDLG recovers the label (single-image gradients only)
-    failed: int  # reconstructions that turned non-finite: counted as unrecognised in attack_accuracy
-    unrecognised_as: tuple[int, ...]  # per class: how often the judge gave an unrecognised reconstruction that label
-
-
-@dataclass(frozen=True)
-class AttackResult:
-    overall: PrivacyStats
-    per_label: tuple[PrivacyStats, ...]
-    outcomes: Outcomes  # per victim, for paired tests against another cell on the same victims
-    originals: torch.Tensor  # uint8
-    transformed: torch.Tensor  # uint8
-    reconstructions: torch.Tensor  # float in [0, 1]
-    labels: torch.Tensor
-    seconds: float  # time spent attacking now (0 when every result came from the cache)
-    cached: int  # problems whose result came from the cache
 
 
 def victims(data: Cifar10, profile: Profile) -> Split:
@@ -74,52 +48,6 @@ def start_seed(victim_ids: Sequence[int], *, seed: int) -> int:
     return int(hashlib.sha256(f"{seed}:{list(victim_ids)}".encode()).hexdigest()[:12], 16)
 
 
-def _stats(outcomes: Outcomes, recovered: torch.Tensor, positions: list[int]) -> PrivacyStats:
-    def column(values: tuple) -> torch.Tensor:
-        return torch.tensor([values[i] for i in positions], dtype=torch.float64)
-
-    ok = column(outcomes.failed) == 0
-    recognised = column(outcomes.recognised)
-    predicted = column(outcomes.predicted).long()
-    missed = predicted[(recognised == 0) & ok]
-    return PrivacyStats(
-        attack_accuracy=proportion(recognised),
-        chance_floor=proportion(column(outcomes.floor)),
-        psnr_original=mean_interval(column(outcomes.psnr_original)[ok]),
-        psnr_transformed=mean_interval(column(outcomes.psnr_transformed)[ok]),
-        ssim_original=mean_interval(column(outcomes.ssim_original)[ok]),
-        ssim_transformed=mean_interval(column(outcomes.ssim_transformed)[ok]),
-        recognisability=proportion(column(outcomes.recognisable)),
-        label_recovery=proportion(recovered[positions][recovered[positions] >= 0] == 1),  # -1: leak batch > 1
-        failed=int((~ok).sum()),
-        unrecognised_as=tuple(torch.bincount(missed, minlength=len(CLASSES)).tolist()),
-    )
-
-
-def _judge(reference: nn.Module, pictures: torch.Tensor, profile: Profile, device: torch.device) -> torch.Tensor:
-    """The reference classifier's labels for uint8 pictures."""
-    return predict(reference, pictures, batch_size=profile.reference.eval_batch_size, device=device)
-
-
-def _picture(images: torch.Tensor) -> torch.Tensor:
-    """Float images in [0, 1] quantised to uint8, as an attacker would look at them."""
-    return images.mul(255).round().to(torch.uint8)
-
-
-@dataclass(frozen=True)
-class Reconstructions:
-    """What the attacker recovered from `policy(victims)`, before any judge looked at it."""
-
-    victims: Split  # the private images
-    transformed: Split  # what the client trained on
-    images: torch.Tensor  # float in [0, 1], one per victim
-    failed: torch.Tensor  # bool per victim: the optimisation turned non-finite
-    recovered: torch.Tensor  # per victim: 1 iDLG recovered the label, 0 it did not, -1 leak batch > 1
-    starts: torch.Tensor  # normalised restart-0 start per victim: information-free, what the floor judges
-    seconds: float  # time spent attacking now (0 when every result came from the cache)
-    cached: int  # problems whose result came from the cache
-
-
 def reconstruct_policy(
     *,
     policy: Policy,
@@ -129,6 +57,7 @@ def reconstruct_policy(
     model: nn.Module | None = None,
     cache: AttackCache | None = None,
     threat: ThreatModel | None = None,
+    attacker: Attacker = "naive",
     progress: bool = False,
 ) -> Reconstructions:
     """Invert the gradients of `policy(victims)` through `model` (default: the seeded untrained network, `init`).
@@ -136,7 +65,13 @@ def reconstruct_policy(
     Apart from judging, so that attacks can be computed (and cached) before the judge exists, and one set of
     reconstructions can be judged by two judges (membership). `threat` is what the server sees (default: the
     exact gradients of `attack.leak_batch` images); only views that are functions of their inputs are cached.
+    `attacker` knows the policy unless it is naive (docs/design.md §9): `posthoc` undoes each victim's op on the
+    naive reconstruction, with the victim's sign; `adaptive` inverts through the op, trying both signs. Against
+    Identity both are the naive attack, and share its cache entries.
     """
+    if attacker not in ATTACKERS:
+        raise AutoshieldError(f"unknown attacker {attacker!r} ({', '.join(ATTACKERS)})")
+    adaptive = attacker == "adaptive" and any(cell != IDENTITY for cell in policy.cells)
     config = profile.attack
     leak = config.leak_batch
     if len(victims) == 0:
@@ -150,12 +85,22 @@ def reconstruct_policy(
     problems = len(victims) // leak
     groups = [slice(p * leak, (p + 1) * leak) for p in range(problems)]
     seeds = [start_seed(victims.indices[g].tolist(), seed=profile.seed) for g in groups]
+
+    def knows(labels: torch.Tensor) -> dict[str, object]:
+        """What the adaptive attacker's result depends on beyond the naive one's: the cells it inverts through."""
+        return {"attacker": "adaptive", "cells": [str(policy.cells[y]) for y in labels.tolist()]}
+
     keys = [
         attack_key(
             image=transformed.images[g],
             label=int(transformed.labels[g][0]),
             model=digest,
-            settings={**settings, "seed": profile.seed, "start": seeds[p]},
+            settings={
+                **settings,
+                "seed": profile.seed,
+                "start": seeds[p],
+                **(knows(victims.labels[g]) if adaptive else {}),
+            },
         )
         + ("" if leak == 1 else f"-{transformed.labels[g].tolist()}")
         for p, g in enumerate(groups)
@@ -165,14 +110,21 @@ def reconstruct_policy(
         cache = None
     found = {k: v for k in keys if cache is not None and (v := cache.get(k)) is not None}
     missing = [p for p, k in enumerate(keys) if k not in found]
-    attacker = GradientInversion(config, box=image_box())
+    inversion = GradientInversion(config, box=image_box())
     seconds = 0.0
     if missing:
         index = torch.cat([torch.arange(groups[p].start, groups[p].stop) for p in missing])
         images, labels = normalize(transformed.images[index]).to(device), transformed.labels[index].to(device)
         gradients = threat.observe(model, images, labels)
         recovered = recover_labels(model, gradients).cpu() if leak == 1 else torch.full((len(missing),), -1)
-        result = attacker.reconstruct(model, gradients, labels, seeds=[seeds[p] for p in missing], progress=progress)
+        result = inversion.reconstruct(
+            model,
+            gradients,
+            labels,
+            seeds=[seeds[p] for p in missing],
+            pre_image=PolicyPreImage(policy, labels.cpu()) if adaptive else None,
+            progress=progress,
+        )
         seconds = result.seconds
         for j, p in enumerate(missing):
             entry = {
@@ -187,55 +139,18 @@ def reconstruct_policy(
     failed = torch.stack([~torch.isfinite(found[k]["gradient_loss"]) for k in keys]).repeat_interleave(leak)
     failed |= ~torch.isfinite(reconstructions).flatten(1).all(1)
     recovered_label = torch.stack([found[k]["recovered"] for k in keys]).repeat_interleave(leak)
+    if attacker == "posthoc":
+        signs = split_signs(victims, seed=profile.seed)
+        reconstructions = policy.apply(reconstructions, victims.labels, signs=signs, using=invert_op)
     return Reconstructions(
         victims=victims,
         transformed=transformed,
         images=reconstructions,
         failed=failed,
         recovered=torch.where(recovered_label >= 0, (recovered_label == victims.labels).long(), -1),
-        starts=attacker.starts(seeds, leak=leak)[:problems].flatten(0, 1),  # restart 0 of every problem
+        starts=inversion.starts(seeds, leak=leak)[:problems].flatten(0, 1),  # restart 0 of every problem
         seconds=seconds,
         cached=problems - len(missing),
-    )
-
-
-def judge_reconstructions(
-    found: Reconstructions, *, profile: Profile, reference: nn.Module, device: torch.device
-) -> AttackResult:
-    """The judge's verdict on each reconstruction, its start (the chance floor) and the transformed image."""
-    victims, transformed, reconstructions, failed = found.victims, found.transformed, found.images, found.failed
-    labels = victims.labels
-    floor = _judge(reference, _picture(denormalize(found.starts)), profile, device)  # denormalize clamps to the box
-    predicted = torch.where(failed, -1, _judge(reference, _picture(reconstructions.nan_to_num(0.0)), profile, device))
-    recognisable = _judge(reference, transformed.images, profile, device) == labels
-    originals, seen = victims.images.float() / 255, transformed.images.float() / 255
-
-    def metric(values: torch.Tensor) -> tuple[float, ...]:
-        return tuple(torch.where(failed, torch.nan, values.double()).tolist())
-
-    outcomes = Outcomes(
-        victims=tuple(victims.indices.tolist()),
-        labels=tuple(labels.tolist()),
-        recognised=tuple((predicted == labels).tolist()),
-        predicted=tuple(predicted.tolist()),
-        floor=tuple((floor == labels).tolist()),
-        failed=tuple(failed.tolist()),
-        psnr_original=metric(psnr(reconstructions, originals)),
-        psnr_transformed=metric(psnr(reconstructions, seen)),
-        ssim_original=metric(ssim(reconstructions.nan_to_num(0.0), originals)),
-        ssim_transformed=metric(ssim(reconstructions.nan_to_num(0.0), seen)),
-        recognisable=tuple(recognisable.tolist()),
-    )
-    return AttackResult(
-        overall=_stats(outcomes, found.recovered, outcomes.where(None)),
-        per_label=tuple(_stats(outcomes, found.recovered, outcomes.where(label)) for label in range(len(CLASSES))),
-        outcomes=outcomes,
-        originals=victims.images,
-        transformed=transformed.images,
-        reconstructions=reconstructions,
-        labels=labels,
-        seconds=found.seconds,
-        cached=found.cached,
     )
 
 
@@ -249,6 +164,7 @@ def attack_policy(
     model: nn.Module | None = None,
     cache: AttackCache | None = None,
     threat: ThreatModel | None = None,
+    attacker: Attacker = "naive",
     progress: bool = False,
 ) -> AttackResult:
     """Attack `policy(victims)` (`reconstruct_policy`) and judge the reconstructions (`judge_reconstructions`)."""
@@ -260,6 +176,7 @@ def attack_policy(
         model=model,
         cache=cache,
         threat=threat,
+        attacker=attacker,
         progress=progress,
     )
     return judge_reconstructions(found, profile=profile, reference=reference, device=device)

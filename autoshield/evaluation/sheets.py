@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from autoshield.data.cifar import CLASSES
 from autoshield.data.ops import apply_op
 from autoshield.data.policy import Cell
-from autoshield.evaluation.evaluate import AttackResult
+from autoshield.evaluation.judge import AttackResult
 from autoshield.privacy.metrics import psnr
 
 

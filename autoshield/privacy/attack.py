@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -25,6 +26,21 @@ from autoshield.core.runtime import progress_bar
 from autoshield.privacy.threat import Gradients, loss_fn, params_and_buffers
 
 Box = tuple[torch.Tensor, torch.Tensor]  # lowest and highest valid pixel per channel `[3,1,1]`, normalised
+Step = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # stacked images -> (d objective/d images, loss)
+
+
+class PreImage(Protocol):
+    """The client's transformation as a policy-aware attacker models it (`privacy.adaptive`).
+
+    The attacker then optimises the pre-image x̂ so that the gradient of `pre_image(x̂)` matches the observed one.
+    What it cannot know (a signed op's per-image sign) becomes `hypotheses`, each solved as extra restarts.
+    """
+
+    hypotheses: int
+
+    def __call__(self, images: torch.Tensor, *, index: torch.Tensor, hypothesis: int) -> torch.Tensor:
+        """Normalised images `[N,3,H,W]` and which attacked image each is `[N]` -> what the client trained on."""
+        ...
 
 
 def recover_labels(model: nn.Module, gradients: Gradients) -> torch.Tensor:
@@ -51,6 +67,7 @@ class Reconstruction:
     images: torch.Tensor
     gradient_loss: torch.Tensor  # 1 - cosine similarity at the end, per problem
     restart: torch.Tensor  # which restart was kept, per problem
+    hypothesis: torch.Tensor  # which of the pre-image's hypotheses was kept, per problem (0 for the naive attack)
     failed: torch.Tensor  # bool per problem: the optimisation turned non-finite (loss is inf)
     seconds: float
     mode: str  # "batched" or "sequential"
@@ -84,12 +101,14 @@ class GradientInversion:
         *,
         image_shape: tuple[int, int, int] = (3, 32, 32),
         seeds: Sequence[int] | None = None,
+        pre_image: PreImage | None = None,
         progress: bool = False,
     ) -> Reconstruction:
         """Reconstruct the images behind each observed gradient; `labels` is `[P*leak_batch]`.
 
         `seeds` (one per problem) fix each problem's random start, so a result does not depend on
-        which other problems share its batch.
+        which other problems share its batch. With `pre_image` the attack is adaptive: it reconstructs the image
+        before the client's transformation, and every hypothesis starts from the naive attack's start.
         """
         device = next(model.parameters()).device
         params, buffers = params_and_buffers(model)
@@ -101,7 +120,7 @@ class GradientInversion:
         seeds = list(range(problems)) if seeds is None else list(seeds)
         model.eval()
         mode = self.choose_mode(model, device)
-        step_fn = self._step_fn(model, params, buffers, mode)
+        step_fn = self._step_fn(model, params, buffers, mode, tv_weight=0.0 if pre_image else self.config.tv_weight)
         size = self.config.batch_size
         start = time.perf_counter()
         with progress_bar(progress) as bar:
@@ -115,14 +134,17 @@ class GradientInversion:
                     seeds[i : i + size],
                     image_shape,
                     lambda: bar.advance(task) if bar else None,
+                    pre_image=pre_image,
+                    first=i,
                 )
                 for i in range(0, problems, size)
             ]
-        images, losses, restarts = (torch.cat(part) for part in zip(*parts, strict=True))
+        images, losses, kept = (torch.cat(part) for part in zip(*parts, strict=True))
         return Reconstruction(
             images=images,
             gradient_loss=losses,
-            restart=restarts,
+            restart=kept % self.config.restarts,
+            hypothesis=kept // self.config.restarts,
             failed=~torch.isfinite(losses),
             seconds=time.perf_counter() - start,
             mode=mode,
@@ -136,22 +158,33 @@ class GradientInversion:
         seeds: Sequence[int],
         image_shape: tuple[int, int, int],
         tick: Callable[[], None],
+        *,
+        pre_image: PreImage | None,
+        first: int,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One stacked optimisation of (restarts x problems); returns images, loss, restart kept."""
+        """One stacked optimisation of (hypotheses x restarts x problems); returns images, loss, which
+        hypothesis x restart was kept. `first` is the index of this chunk's first problem."""
         config = self.config
         device = labels.device
-        problems, restarts = len(seeds), config.restarts
+        problems, hypotheses = len(seeds), pre_image.hypotheses if pre_image else 1
+        stacks = hypotheses * config.restarts
         leak = len(labels) // problems
-        targets = tuple(g.repeat(restarts, *([1] * (g.ndim - 1))) for g in gradients)
+        targets = tuple(g.repeat(stacks, *([1] * (g.ndim - 1))) for g in gradients)
         target_norm = torch.sqrt(sum(t.pow(2).flatten(1).sum(1) for t in targets))
-        ys = labels.reshape(problems, leak).repeat(restarts, 1)
-        x = self.starts(seeds, leak=leak, shape=image_shape).to(device).requires_grad_(True)
+        ys = labels.reshape(problems, leak).repeat(stacks, 1)
+
+        def naive(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return step_fn(images, ys, targets, target_norm)
+
+        step = naive if pre_image is None else self._adaptive(naive, pre_image, problems, first, hypotheses)
+        x = self.starts(seeds, leak=leak, shape=image_shape).repeat(hypotheses, 1, 1, 1, 1).to(device)
+        x.requires_grad_(True)
         low, high = (bound.to(device) for bound in self.box)
         optimizer = torch.optim.Adam([x], lr=config.lr)
         milestones = [round(config.iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)] if config.lr_decay else []
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
         for _ in range(config.iterations):
-            image_grad, _ = step_fn(x.detach(), ys, targets, target_norm)
+            image_grad, _ = step(x.detach())
             x.grad = image_grad.sign() if config.signed else image_grad
             optimizer.step()
             scheduler.step()
@@ -159,12 +192,35 @@ class GradientInversion:
                 with torch.no_grad():
                     x.data = torch.maximum(torch.minimum(x.data, high), low)
             tick()
-        _, final = step_fn(x.detach(), ys, targets, target_norm)
+        _, final = step(x.detach())
         finite = torch.isfinite(final) & torch.isfinite(x.detach()).flatten(1).all(1)
-        final = torch.where(finite, final, torch.full_like(final, math.inf)).reshape(restarts, problems)
+        final = torch.where(finite, final, torch.full_like(final, math.inf)).reshape(stacks, problems)
         best = final.argmin(0)
-        chosen = x.detach().reshape(restarts, problems, leak, *image_shape)[best, torch.arange(problems)]
+        chosen = x.detach().reshape(stacks, problems, leak, *image_shape)[best, torch.arange(problems)]
         return chosen.reshape(problems * leak, *image_shape).cpu(), final.min(0).values.cpu(), best.cpu()
+
+    def _adaptive(self, naive: Step, pre_image: PreImage, problems: int, first: int, hypotheses: int) -> Step:
+        """The naive step on `pre_image(x̂)`, chained back to x̂ by autograd, with the image prior (TV) on x̂.
+
+        The transformation runs once per step on the whole stack, outside the per-problem double backward, so the
+        ops need no vmap support and cost one batched forward and backward."""
+        tv_weight, restarts = self.config.tv_weight, self.config.restarts
+
+        def step(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            stacked = images.shape  # [hypotheses x restarts x problems, leak, 3, H, W]
+            leak = stacked[1]
+            owner = torch.arange(first * leak, (first + problems) * leak, device=images.device).repeat(restarts)
+            with torch.enable_grad():
+                pre = images.detach().requires_grad_(True)
+                parts = pre.reshape(hypotheses, -1, *stacked[-3:])
+                seen = torch.stack([pre_image(parts[h], index=owner, hypothesis=h) for h in range(hypotheses)])
+                seen = seen.reshape(stacked)
+                prior = tv_weight * total_variation(pre).sum()
+            seen_grad, loss = naive(seen.detach())
+            (image_grad,) = torch.autograd.grad([seen, prior], [pre], [seen_grad, torch.ones_like(prior)])
+            return image_grad, loss
+
+        return step
 
     def _check_inputs(self, params: dict[str, torch.Tensor], gradients: Gradients, labels: torch.Tensor) -> None:
         if len(labels) == 0:
@@ -194,12 +250,17 @@ class GradientInversion:
         return torch.stack(starts)
 
     def _step_fn(
-        self, model: nn.Module, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], mode: str
+        self,
+        model: nn.Module,
+        params: dict[str, torch.Tensor],
+        buffers: dict[str, torch.Tensor],
+        mode: str,
+        *,
+        tv_weight: float,
     ) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
         """(images, labels, targets, target_norm) -> (d objective / d images, gradient loss) per problem."""
         loss = loss_fn(model, buffers)
         names = list(params)
-        tv_weight = self.config.tv_weight
 
         def objective(
             x: torch.Tensor, y: torch.Tensor, target: Gradients, norm: torch.Tensor

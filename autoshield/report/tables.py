@@ -9,7 +9,7 @@ from optuna.trial import FrozenTrial
 
 from autoshield.data.cifar import CLASSES
 from autoshield.data.policy import Policy
-from autoshield.evaluation.evaluate import AttackResult
+from autoshield.evaluation.judge import AttackResult
 from autoshield.learn.train import Accuracy
 from autoshield.privacy.paired import compare, holm, significantly_fewer
 from autoshield.report.format import Rows, interval, percent

@@ -30,7 +30,8 @@ from autoshield.data.policy import IDENTITY, Cell, Policy
 from autoshield.data.spaces import SearchSpace
 from autoshield.dp.config import require_private_trainable
 from autoshield.evaluation.dpsgd import evaluate_dpsgd
-from autoshield.evaluation.evaluate import AttackResult, evaluate_policy
+from autoshield.evaluation.evaluate import evaluate_policy
+from autoshield.evaluation.judge import AttackResult
 from autoshield.evaluation.sheets import reconstruction_sheet
 from autoshield.privacy.cache import AttackCache
 from autoshield.study.analysis import best_cells, best_policy

@@ -20,7 +20,8 @@ from optuna.trial import BaseTrial, FrozenTrial, Trial
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.policy import Cell
 from autoshield.evaluation.dpsgd import DPEvaluation, comparable
-from autoshield.evaluation.evaluate import AttackResult, Evaluation
+from autoshield.evaluation.evaluate import Evaluation
+from autoshield.evaluation.judge import AttackResult
 from autoshield.privacy.paired import Outcomes
 from autoshield.study.params import cell_of
 

@@ -1,0 +1,131 @@
+"""The judge's side of an attack: what a reference classifier says of the reconstructions, and the statistics.
+
+Kept apart from attacking (`evaluation.evaluate`) so that one set of reconstructions can be judged by two judges
+(membership) or be changed by a post-hoc attacker before it is judged (`evaluation.attackers`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from autoshield.core.config import Profile
+from autoshield.data.cifar import CLASSES, Split, denormalize
+from autoshield.learn.train import predict
+from autoshield.privacy.metrics import Estimate, mean_interval, proportion, psnr, ssim
+from autoshield.privacy.paired import Outcomes
+
+
+@dataclass(frozen=True)
+class PrivacyStats:
+    attack_accuracy: Estimate  # the judge recognises the reconstruction; a failed reconstruction counts as not
+    chance_floor: Estimate  # the judge gives an information-free image (the attack's start) the victim's label
+    psnr_original: Estimate  # reconstruction vs the private image (finite reconstructions only)
+    psnr_transformed: Estimate  # reconstruction vs what was actually trained on
+    ssim_original: Estimate
+    ssim_transformed: Estimate
+    recognisability: Estimate  # the judge recognises the transformed image
+    label_recovery: Estimate  # iDLG recovers the label (single-image gradients only)
+    failed: int  # reconstructions that turned non-finite: counted as unrecognised in attack_accuracy
+    unrecognised_as: tuple[int, ...]  # per class: how often the judge gave an unrecognised reconstruction that label
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    overall: PrivacyStats
+    per_label: tuple[PrivacyStats, ...]
+    outcomes: Outcomes  # per victim, for paired tests against another cell on the same victims
+    originals: torch.Tensor  # uint8
+    transformed: torch.Tensor  # uint8
+    reconstructions: torch.Tensor  # float in [0, 1]
+    labels: torch.Tensor
+    seconds: float  # time spent attacking now (0 when every result came from the cache)
+    cached: int  # problems whose result came from the cache
+
+
+def _stats(outcomes: Outcomes, recovered: torch.Tensor, positions: list[int]) -> PrivacyStats:
+    def column(values: tuple) -> torch.Tensor:
+        return torch.tensor([values[i] for i in positions], dtype=torch.float64)
+
+    ok = column(outcomes.failed) == 0
+    recognised = column(outcomes.recognised)
+    predicted = column(outcomes.predicted).long()
+    missed = predicted[(recognised == 0) & ok]
+    return PrivacyStats(
+        attack_accuracy=proportion(recognised),
+        chance_floor=proportion(column(outcomes.floor)),
+        psnr_original=mean_interval(column(outcomes.psnr_original)[ok]),
+        psnr_transformed=mean_interval(column(outcomes.psnr_transformed)[ok]),
+        ssim_original=mean_interval(column(outcomes.ssim_original)[ok]),
+        ssim_transformed=mean_interval(column(outcomes.ssim_transformed)[ok]),
+        recognisability=proportion(column(outcomes.recognisable)),
+        label_recovery=proportion(recovered[positions][recovered[positions] >= 0] == 1),  # -1: leak batch > 1
+        failed=int((~ok).sum()),
+        unrecognised_as=tuple(torch.bincount(missed, minlength=len(CLASSES)).tolist()),
+    )
+
+
+def _judge(reference: nn.Module, pictures: torch.Tensor, profile: Profile, device: torch.device) -> torch.Tensor:
+    """The reference classifier's labels for uint8 pictures."""
+    return predict(reference, pictures, batch_size=profile.reference.eval_batch_size, device=device)
+
+
+def _picture(images: torch.Tensor) -> torch.Tensor:
+    """Float images in [0, 1] quantised to uint8, as an attacker would look at them."""
+    return images.mul(255).round().to(torch.uint8)
+
+
+@dataclass(frozen=True)
+class Reconstructions:
+    """What the attacker recovered from `policy(victims)`, before any judge looked at it."""
+
+    victims: Split  # the private images
+    transformed: Split  # what the client trained on
+    images: torch.Tensor  # float in [0, 1], one per victim
+    failed: torch.Tensor  # bool per victim: the optimisation turned non-finite
+    recovered: torch.Tensor  # per victim: 1 iDLG recovered the label, 0 it did not, -1 leak batch > 1
+    starts: torch.Tensor  # normalised restart-0 start per victim: information-free, what the floor judges
+    seconds: float  # time spent attacking now (0 when every result came from the cache)
+    cached: int  # problems whose result came from the cache
+
+
+def judge_reconstructions(
+    found: Reconstructions, *, profile: Profile, reference: nn.Module, device: torch.device
+) -> AttackResult:
+    """The judge's verdict on each reconstruction, its start (the chance floor) and the transformed image."""
+    victims, transformed, reconstructions, failed = found.victims, found.transformed, found.images, found.failed
+    labels = victims.labels
+    floor = _judge(reference, _picture(denormalize(found.starts)), profile, device)  # denormalize clamps to the box
+    predicted = torch.where(failed, -1, _judge(reference, _picture(reconstructions.nan_to_num(0.0)), profile, device))
+    recognisable = _judge(reference, transformed.images, profile, device) == labels
+    originals, seen = victims.images.float() / 255, transformed.images.float() / 255
+
+    def metric(values: torch.Tensor) -> tuple[float, ...]:
+        return tuple(torch.where(failed, torch.nan, values.double()).tolist())
+
+    outcomes = Outcomes(
+        victims=tuple(victims.indices.tolist()),
+        labels=tuple(labels.tolist()),
+        recognised=tuple((predicted == labels).tolist()),
+        predicted=tuple(predicted.tolist()),
+        floor=tuple((floor == labels).tolist()),
+        failed=tuple(failed.tolist()),
+        psnr_original=metric(psnr(reconstructions, originals)),
+        psnr_transformed=metric(psnr(reconstructions, seen)),
+        ssim_original=metric(ssim(reconstructions.nan_to_num(0.0), originals)),
+        ssim_transformed=metric(ssim(reconstructions.nan_to_num(0.0), seen)),
+        recognisable=tuple(recognisable.tolist()),
+    )
+    return AttackResult(
+        overall=_stats(outcomes, found.recovered, outcomes.where(None)),
+        per_label=tuple(_stats(outcomes, found.recovered, outcomes.where(label)) for label in range(len(CLASSES))),
+        outcomes=outcomes,
+        originals=victims.images,
+        transformed=transformed.images,
+        reconstructions=reconstructions,
+        labels=labels,
+        seconds=found.seconds,
+        cached=found.cached,
+    )

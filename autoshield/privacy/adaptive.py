@@ -1,0 +1,40 @@
+"""The policy-aware attacker's model of the client (Kerckhoffs: a published policy is known to the attacker).
+
+It knows each image's cell (the policy's cell for the label, which iDLG recovers) but not the per-image sign of a
+signed op, a secret coin of the client: each sign is a hypothesis, solved as extra restarts, and the one whose
+gradient matches best is kept, which uses no private information (issue #15, docs/design.md §9).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from autoshield.data.cifar import denormalize, standardize
+from autoshield.data.ops import OPS
+from autoshield.data.policy import Policy
+from autoshield.data.soft_ops import soft_apply
+
+
+@dataclass(frozen=True)
+class PolicyPreImage:
+    """`privacy.attack.PreImage` for a policy: images -> `policy(images)` with the differentiable ops.
+
+    `labels` are those of the attacked images, in order; `index` in a call says which attacked image each input
+    is. With several images behind one gradient every image shares the hypothesis' sign; mixed signs are not
+    tried (2^leak hypotheses)."""
+
+    policy: Policy
+    labels: torch.Tensor
+
+    @property
+    def hypotheses(self) -> int:
+        present = {self.policy.cells[label] for label in self.labels.unique().tolist()}
+        return 2 if any(OPS[cell.op].signed and cell.magnitude > 0 for cell in present) else 1
+
+    def __call__(self, images: torch.Tensor, *, index: torch.Tensor, hypothesis: int) -> torch.Tensor:
+        sign = 1 - 2 * hypothesis
+        labels = self.labels.to(images.device)[index]
+        signs = torch.full_like(labels, sign)
+        return standardize(self.policy.apply(denormalize(images), labels, signs=signs, using=soft_apply))
