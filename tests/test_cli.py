@@ -44,6 +44,8 @@ def test_train_smoke(data_root, capsys):
         (("train", "--profile", "smoke", "--policy", "missing.json"), "does not exist"),
         (("data", "--data-root", "/nonexistent/cifar"), "does not exist"),
         (("ops", "--space", "nope"), "search space 'nope' not found"),
+        (("attack", "--attacker", "oracle"), "invalid choice: 'oracle'"),
+        (("grid", "--attacker", "posthoc"), "invalid choice: 'posthoc'"),  # a study scores naive, adaptive or worst
     ],
 )
 def test_bad_input_is_one_line(args, message, data_root, capsys):
@@ -73,3 +75,17 @@ def test_attack_command_writes_sheet(data_root, tmp_path, capsys):
         assert image.format == "PNG" and image.height > 500
     assert run(*args) == 0
     assert "10 from cache" in capsys.readouterr().out
+
+
+def test_attack_command_compares_the_attackers_on_the_same_victims(data_root, tmp_path, capsys):
+    """Issue #15: `--attacker worst` runs the naive, post-hoc and adaptive attackers, pairs each with the naive one
+    and draws one column per attacker."""
+    sheet = tmp_path / "attackers.png"
+    args = ("attack", "--profile", "smoke", "--policy", "Brightness:5", "--attacker", "worst", "--sheet", str(sheet))
+    assert run(*args, "--set", "attack.iterations=20", "--data-root", str(data_root)) == 0
+    out = capsys.readouterr().out
+    assert "against the naive one" in out and "p McNemar" in out
+    for attacker in ("naive", "posthoc", "adaptive"):
+        assert f"│ {attacker} " in out
+    with Image.open(sheet) as image:  # original | transformed | three reconstructions
+        assert image.width > 5 * 100

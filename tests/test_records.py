@@ -14,7 +14,8 @@ import pytest
 
 from autoshield.privacy.paired import Outcomes
 from autoshield.report.tables import NOT_COMPARABLE, dp_rows
-from autoshield.study.records import AttackRecord, DPRecord, EvaluationRecord, StudyInfo
+from autoshield.study.dp_records import DPRecord
+from autoshield.study.records import AttackRecord, EvaluationRecord, StudyInfo
 
 ATTACK_KEYS = [
     "attack_accuracy",
@@ -64,10 +65,37 @@ def test_evaluation_attributes_are_the_stored_schema():
     )
     trial = _stored(record.write, 0.5)
     expected = ["policy", "policy_json", "utility", "model_accuracy_per_label", *ATTACK_KEYS]
-    assert list(trial.user_attrs) == [*expected, "train_seconds", "attack_seconds"]
+    assert list(trial.user_attrs) == [*expected, "train_seconds", "attack_seconds", "attacker", "attackers"]
     assert all(isinstance(trial.user_attrs[k], list) for k in LISTS | {"model_accuracy_per_label"})
     assert isinstance(trial.user_attrs["failed_reconstructions"], int)
     assert EvaluationRecord.read(trial) == record
+
+
+def test_every_attacker_is_stored_once_and_read_back():
+    """Issue #15: the objective's attack unprefixed (what every reader reads), the other attackers under their
+    name; a trial stored before attackers existed reads as naive."""
+    attacks = {"naive": _attack(0.3), "posthoc": _attack(0.35), "adaptive": _attack(0.5)}
+    record = EvaluationRecord(
+        policy="Rotate:5",
+        policy_json='{"airplane": "Rotate:5"}',
+        utility="trained",
+        model_accuracy=0.5,
+        model_accuracy_per_label=tuple(0.5 for _ in range(10)),
+        attack=attacks["adaptive"],
+        train_seconds=10.0,
+        attack_seconds=5.0,
+        attacker="adaptive",
+        attacks=attacks,
+    )
+    trial = _stored(record.write, 0.5)
+    assert trial.user_attrs["attack_accuracy"] == 0.5 and "adaptive_attack_accuracy" not in trial.user_attrs
+    assert trial.user_attrs["naive_attack_accuracy"] == 0.3 and trial.user_attrs["posthoc_attack_accuracy"] == 0.35
+    assert EvaluationRecord.read(trial) == record
+    old = {k: v for k, v in trial.user_attrs.items() if k not in ("attacker", "attackers")}
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.add_trial(optuna.trial.create_trial(values=[0.5, 0.5], user_attrs=old))
+    legacy = EvaluationRecord.read(study.trials[0])
+    assert legacy.attacker == "naive" and legacy.attacks == {"naive": legacy.attack}
 
 
 def _dp_record(**changes) -> DPRecord:
@@ -147,6 +175,7 @@ def test_study_info_attributes_and_refusal_of_a_differing_worker():
         "data": "d1",
         "merged": [],
         "norm": "none",
+        "attacker": "naive",
     }
     assert StudyInfo.read(study) == info and info.differences(study) == []
     other = dataclasses.replace(info, profile_fingerprint="xyz")
@@ -156,6 +185,12 @@ def test_study_info_attributes_and_refusal_of_a_differing_worker():
         old = optuna.create_study(directions=["maximize", "minimize"])
         old.set_user_attr("autoshield", {k: v for k, v in {**info.as_attrs(), "kind": kind}.items() if k != "norm"})
         assert StudyInfo.read(old).norm == norm
+    # studies older than the stored attacker scored the naive one: a naive run joins them, another is refused
+    old = optuna.create_study(directions=["maximize", "minimize"])
+    old.set_user_attr("autoshield", {k: v for k, v in info.as_attrs().items() if k != "attacker"})
+    assert StudyInfo.read(old).attacker == "naive" and info.differences(old) == []
+    adaptive = dataclasses.replace(info, attacker="adaptive")
+    assert adaptive.differences(old) == ["attacker: study has 'naive', this run 'adaptive'"]
 
 
 def test_per_victim_outcomes_round_trip_with_failures_as_null():

@@ -21,8 +21,9 @@ from autoshield.privacy.paired import Outcomes
 from autoshield.report.pareto import dominates, hypervolume
 from autoshield.report.studies import Studies, incomparable
 from autoshield.report.tables import dominance_lines
+from autoshield.study.dp_records import DPRecord
 from autoshield.study.params import sigma_of
-from autoshield.study.records import AttackRecord, ConfirmationRecord, DPRecord, EvaluationRecord, StudyInfo
+from autoshield.study.records import AttackRecord, ConfirmationRecord, EvaluationRecord, StudyInfo
 from autoshield.study.storage import open_storage
 
 

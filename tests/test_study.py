@@ -142,6 +142,7 @@ def test_artifact_is_png_and_dashboard_serves_study(tmp_path, data_root, space):
         (("search", "--trials", "0"), "--trials must be >= 1"),
         (("search", "--n-jobs", "0"), "--n-jobs must be >= 1"),
         (("grid", "--set", "width=4"), "refusing to mix results"),
+        (("grid", "--attacker", "adaptive"), "attacker: study has 'naive', this run 'adaptive'"),
         (("grid", "--storage", "postgresql+psycopg://nobody:secret@127.0.0.1:1/none"), "cannot open storage"),
     ],
 )
@@ -229,3 +230,27 @@ def test_trial_killed_before_its_first_heartbeat_is_requeued(tmp_path, fast_hear
     assert sorted(t.params["cell"] for t in trials if t.state == TrialState.COMPLETE) == ["a", "b"]
     assert trials[orphan.number].state == TrialState.FAIL
     assert RetryHeartbeatStaleTrialCallback.retried_trial_number(trials[-1]) == orphan.number
+
+
+def test_worst_case_grid_scores_the_strongest_attacker_and_reports_survivors(tmp_path, data_root, space, capsys):
+    """Issue #15: `--attacker worst` stores every attacker's result on each cell and scores the strongest."""
+    from autoshield.report.attackers import survivor_rows
+    from autoshield.study.records import EvaluationRecord
+
+    db = tmp_path / "s.db"
+    assert main(_args("grid", db, data_root, space, "--utility", "recognizability", "--attacker", "worst")) == 0
+    assert "attacker worst" in capsys.readouterr().out
+    trials = _trials(db, "autoshield-grid")
+    for trial in trials:
+        record = EvaluationRecord.read(trial)
+        assert set(record.attacks) == {"naive", "posthoc", "adaptive"}
+        strongest = max(a.attack_accuracy for a in record.attacks.values())
+        assert trial.values[1] == record.attack.attack_accuracy == strongest
+        assert record.attacks[record.attacker] == record.attack
+    study = optuna.load_study(study_name="autoshield-grid", storage=open_storage(f"sqlite:///{db}", heartbeat=False))
+    rows = survivor_rows(study)
+    assert [row["label"] for row in rows][-1] == "overall" and len(rows) == 11
+    assert {"protect vs naive", "still vs posthoc", "still vs adaptive", "still vs worst case"} <= set(rows[0])
+    out = tmp_path / "report"
+    assert main(["report", "--storage", f"sqlite:///{db}", "--out", str(out)]) == 0
+    assert "still vs adaptive" in (out / "report.md").read_text()

@@ -17,7 +17,7 @@ if not console.is_terminal:
     console.width = 160  # logs and pipes: wide tables instead of 80-column wrapping
 
 POLICY_HELP = "'airplane=Rotate:5,cat=Equalize' (unlisted labels: Identity), one cell for all, or a policy .json"
-_LEFT = ("label", "op", "policy", "cell")
+_LEFT = ("label", "op", "policy", "cell", "attacker")
 
 
 class Parser(argparse.ArgumentParser):

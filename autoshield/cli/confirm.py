@@ -67,15 +67,17 @@ def run_confirm(args: argparse.Namespace) -> None:
     if grid is None and search is None:
         raise AutoshieldError(f"no grid or search study named {args.study!r} in {redact(storage_of(args))}")
     data = data_of(args)
-    for study in (grid, search):
-        if study is not None:
-            check_profile(study, profile, data)
+    attackers = {check_profile(study, profile, data).attacker for study in (grid, search) if study is not None}
+    if len(attackers) > 1:
+        raise AutoshieldError(f"the grid and the search of {args.study!r} score different attackers: {attackers}")
+    (attacker,) = attackers
     chosen = candidates(grid=grid, search=search, tolerance=args.tolerance)
     pool = victim_pool(profile)
     slots_end = profile.images_per_label + victims
     console.print(
         f"confirming {len(chosen)} policies on {victims} fresh victims per label (pool slots "
-        f"{profile.images_per_label}–{profile.images_per_label + victims - 1} of {pool.per_label})"
+        f"{profile.images_per_label}–{profile.images_per_label + victims - 1} of {pool.per_label}), attacker "
+        f"{attacker}"
     )
     used = [r for s in (grid, search) if s for r in ConfirmationRecord.read_all(s) if r.first_slot < slots_end]
     if used:
@@ -92,6 +94,7 @@ def run_confirm(args: argparse.Namespace) -> None:
         reference=reference.model,
         device=device,
         victims_per_label=victims,
+        attacker=attacker,
         cache=AttackCache(cache_dir() / "attacks"),
         progress=True,
     )

@@ -14,7 +14,10 @@ from autoshield.cli.common import (
     print_rows,
     profile_of,
 )
+from autoshield.core.choices import ATTACKERS
 from autoshield.data.policy import policy_from_argument
+
+ATTACK_CHOICES = (*ATTACKERS, "worst")
 
 
 def register_train(commands: argparse._SubParsersAction) -> None:
@@ -54,6 +57,14 @@ def register_attack(commands: argparse._SubParsersAction) -> None:
         default=None,
         help="attacked weights: the seeded untrained network (init, default) or the policy-trained one",
     )
+    parser.add_argument(
+        "--attacker",
+        choices=ATTACK_CHOICES,
+        default="naive",
+        help="naive (default): ignores the policy; posthoc: undoes each victim's op on the naive reconstruction, "
+        "given its sign; adaptive: inverts through the op, trying both signs (about 2x the time for signed ops); "
+        "worst: all three, compared on the same victims, the strongest scored",
+    )
     parser.add_argument("--sheet", type=Path, default=Path("studies/attack.png"), help="PNG sheet path")
     parser.add_argument("--no-cache", action="store_true", help="recompute every attack instead of reusing results")
     parser.add_argument(
@@ -69,10 +80,12 @@ def register_attack(commands: argparse._SubParsersAction) -> None:
 def run_attack(args: argparse.Namespace) -> None:
     from autoshield.core.files import cache_dir
     from autoshield.core.runtime import resolve_device
+    from autoshield.evaluation.attackers import strongest
     from autoshield.evaluation.evaluate import attack_policy, train_policy, victims
     from autoshield.evaluation.sheets import reconstruction_sheet
     from autoshield.privacy.cache import AttackCache
     from autoshield.privacy.reference import reference_classifier
+    from autoshield.report.attackers import attacker_rows
     from autoshield.report.format import percent
     from autoshield.report.tables import privacy_rows
 
@@ -93,26 +106,34 @@ def run_attack(args: argparse.Namespace) -> None:
     if profile.attack.target == "trained":
         model = train_policy(policy=policy, data=data, profile=profile, device=device, progress=True).model
     cache = None if args.no_cache else AttackCache(cache_dir() / "attacks")
-    result = attack_policy(
-        policy=policy,
-        victims=victims(data, profile),
-        profile=profile,
-        reference=reference.model,
-        device=device,
-        model=model,
-        cache=cache,
-        progress=True,
-    )
+    results = {
+        name: attack_policy(
+            policy=policy,
+            victims=victims(data, profile),
+            profile=profile,
+            reference=reference.model,
+            device=device,
+            model=model,
+            cache=cache,
+            attacker=name,
+            progress=True,
+        )
+        for name in (ATTACKERS if args.attacker == "worst" else (args.attacker,))
+    }
+    chosen = strongest(results)
+    result = results[chosen]
     title = (
-        f"gradient inversion of {len(result.labels)} images ({profile.attack.iterations} iterations, target "
-        f"{profile.attack.target}); {result.cached} from cache, {result.seconds:.0f} s attacking"
+        f"gradient inversion of {len(result.labels)} images by the {chosen} attacker ({profile.attack.iterations} "
+        f"iterations, target {profile.attack.target}); {result.cached} from cache, {result.seconds:.0f} s attacking"
     )
     print_rows(title, privacy_rows(result, policy))
+    if len(results) > 1:
+        print_rows("the attackers on the same victims and starts, against the naive one", attacker_rows(results))
     if result.overall.failed:
         console.print(f"[red]{result.overall.failed} reconstructions turned non-finite: counted as not recognised")
     console.print(
         "floor %: how often the judge gives the attack's information-free random start the victim's label; an "
         "attack accuracy near it carries no evidence of leakage"
     )
-    sheet = reconstruction_sheet(result, args.sheet, title=f"policy {policy}")
-    console.print(f"wrote {sheet}: per label original | transformed | reconstruction")
+    sheet = reconstruction_sheet(results, args.sheet, title=f"policy {policy}")
+    console.print(f"wrote {sheet}: per label original | transformed | {' | '.join(results)}")

@@ -18,7 +18,7 @@ from autoshield.cli.common import (
     profile_of,
     storage_of,
 )
-from autoshield.core.choices import DEFAULT_TOLERANCE, UTILITIES
+from autoshield.core.choices import ATTACKER_CHOICES, DEFAULT_TOLERANCE, UTILITIES
 from autoshield.data.spaces import load_search_space
 
 if TYPE_CHECKING:
@@ -45,6 +45,14 @@ def _add_policy_study_args(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=DEFAULT_TOLERANCE,
         help=f"best cell per label: allowed model-accuracy drop ({DEFAULT_TOLERANCE:g})",
+    )
+    parser.add_argument(
+        "--attacker",
+        choices=ATTACKER_CHOICES,
+        default="naive",
+        help="privacy objective: the attacker who ignores the policy (naive, default), the one who inverts through "
+        "it (adaptive: about twice the attack time for signed ops), or per policy the strongest of naive, post-hoc "
+        "inverse and adaptive (worst). A published policy is known to attackers; a study keeps its first choice",
     )
     _add_workers_arg(parser)
     add_study_args(parser)
@@ -74,6 +82,8 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
     data = data_of(args)
     study, notes = launch.prepare(job, data)
     about = f"profile {job.profile.name}, network {network_of(job.profile)}"
+    if (attacker := getattr(job, "attacker", "naive")) != "naive":
+        about += f", attacker {attacker}"
     about = f"{space_name}, {about}" if space_name else about
     console.print(f"study {study.study_name} in {redact(job.storage)} ({about})")
     for note in notes:
@@ -121,7 +131,7 @@ def run_grid(args: argparse.Namespace) -> None:
     from autoshield.study.jobs import GridJob
 
     space = load_search_space(args.space)
-    job = GridJob(space=space, utility=args.utility, **_where(args))
+    job = GridJob(space=space, utility=args.utility, attacker=args.attacker, **_where(args))
     study = run_study(job, args, space_name=space.name)
     table, rule = best_cells(study, tolerance=args.tolerance)
     rows = grid_best_rows(table)
@@ -150,6 +160,7 @@ def run_search(args: argparse.Namespace) -> None:
     job = SearchJob(
         space=space,
         utility=args.utility,
+        attacker=args.attacker,
         trials=args.trials,
         sampler_name=args.sampler,
         tolerance=args.tolerance,

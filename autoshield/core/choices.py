@@ -9,7 +9,10 @@ UTILITIES = ("trained", "recognizability")  # what "model accuracy" means (docs/
 SAMPLERS = ("tpe", "nsga2", "gp", "random")  # Optuna samplers a search can use
 DEFAULT_TOLERANCE = 0.05  # allowed per-label model-accuracy drop of a grid's best cell
 
-# Who attacks (issue #15, docs/design.md §9): the naive attacker ignores the policy; the post-hoc one undoes the
+# Who attacks (issue #15, docs/design.md §10): the naive attacker ignores the policy; the post-hoc one undoes the
 # policy's op on the naive reconstruction; the adaptive one puts the op inside the inversion.
 Attacker = Literal["naive", "posthoc", "adaptive"]
 ATTACKERS: tuple[Attacker, ...] = ("naive", "posthoc", "adaptive")
+# What a study scores as its privacy objective: one attacker, or the strongest of the three on each policy.
+AttackerChoice = Literal["naive", "adaptive", "worst"]
+ATTACKER_CHOICES: tuple[AttackerChoice, ...] = ("naive", "adaptive", "worst")

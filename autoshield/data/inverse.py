@@ -1,6 +1,6 @@
 """Post-hoc inverses: undo a known operation on an image, for a cheap policy-aware attacker.
 
-The naive attack recovers the *transformed* image well (docs/design.md §9); an attacker who knows the policy
+The naive attack recovers the *transformed* image well (docs/design.md §10); an attacker who knows the policy
 can then undo the operation where an inverse exists:
 - Brightness, Color and Contrast are blends with a known factor f. Brightness blends with black; Color with
   the image's own greyscale, which the blend leaves unchanged; Contrast with its mean grey, which the blend also

@@ -6,7 +6,7 @@ brightness, colour and contrast blends) it is used as is; Sharpness and AutoCont
 torchvision's in-place updates, which autograd refuses; Solarize is a `where`, differentiable almost
 everywhere. Posterize and Equalize are step functions whose gradient is zero almost everywhere, so they use a
 straight-through estimator: the forward pass is the exact uint8 operation of the quantised pixels, the backward
-pass the identity (docs/design.md §9).
+pass the identity (docs/design.md §10).
 """
 
 from __future__ import annotations

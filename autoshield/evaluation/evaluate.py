@@ -23,6 +23,7 @@ from autoshield.data.cifar import Cifar10, Split, denormalize, image_box, normal
 from autoshield.data.inverse import invert_op
 from autoshield.data.policy import IDENTITY, Policy, split_signs, transform_split
 from autoshield.data.victims import victim_pool
+from autoshield.evaluation.attackers import attackers_of, strongest
 from autoshield.evaluation.judge import AttackResult, Reconstructions, judge_reconstructions
 from autoshield.learn.models import build_model
 from autoshield.learn.train import TrainResult, evaluate, train_classifier
@@ -65,7 +66,7 @@ def reconstruct_policy(
     Apart from judging, so that attacks can be computed (and cached) before the judge exists, and one set of
     reconstructions can be judged by two judges (membership). `threat` is what the server sees (default: the
     exact gradients of `attack.leak_batch` images); only views that are functions of their inputs are cached.
-    `attacker` knows the policy unless it is naive (docs/design.md §9): `posthoc` undoes each victim's op on the
+    `attacker` knows the policy unless it is naive (docs/design.md §10): `posthoc` undoes each victim's op on the
     naive reconstruction, with the victim's sign; `adaptive` inverts through the op, trying both signs. Against
     Identity both are the naive attack, and share its cache entries.
     """
@@ -216,9 +217,11 @@ class Evaluation:
     utility: str  # "trained": clean test accuracy; "recognizability": reference accuracy on policy(test)
     model_accuracy: float
     model_accuracy_per_label: tuple[float, ...]
-    attack: AttackResult
+    attack: AttackResult  # the objective: the strongest of the attackers run
     train_seconds: float
     attack_seconds: float
+    attacker: Attacker = "naive"  # whose result `attack` is
+    attacks: dict[Attacker, AttackResult] = dataclasses.field(default_factory=dict)  # every attacker run
 
     @property
     def attack_accuracy(self) -> float:
@@ -233,10 +236,13 @@ def evaluate_policy(
     reference: nn.Module,
     device: torch.device,
     utility: str = "trained",
+    attacker: str = "naive",
     cache: AttackCache | None = None,
     progress: bool = False,
 ) -> Evaluation:
-    """Train on `policy(train)` (unless utility is recognisability) and attack `policy(victims)`."""
+    """Train on `policy(train)` (unless utility is recognisability) and attack `policy(victims)` with the
+    attackers `attacker` names (`evaluation.attackers`), scoring it by the strongest."""
+    attackers = attackers_of(attacker)
     if utility not in UTILITIES:
         raise AutoshieldError(f"unknown utility {utility!r} ({', '.join(UTILITIES)})")
     model, train_seconds, accuracy = None, 0.0, None
@@ -245,16 +251,21 @@ def evaluate_policy(
         train_seconds = result.seconds + result.policy_seconds
         accuracy = (result.accuracy.overall, result.accuracy.per_label)
         model = result.model if profile.attack.target == "trained" else None
-    attacked = attack_policy(
-        policy=policy,
-        victims=victims(data, profile),
-        profile=profile,
-        reference=reference,
-        device=device,
-        model=model,
-        cache=cache,
-        progress=progress,
-    )
+    attacks = {
+        name: attack_policy(
+            policy=policy,
+            victims=victims(data, profile),
+            profile=profile,
+            reference=reference,
+            device=device,
+            model=model,
+            cache=cache,
+            attacker=name,
+            progress=progress,
+        )
+        for name in attackers
+    }
+    chosen = strongest(attacks)
     if accuracy is None:  # the poster's protocol, measured on the test subset rather than the few victims
         _, test = profile_splits(data, profile)
         seen = evaluate(
@@ -264,4 +275,14 @@ def evaluate_policy(
             device=device,
         )
         accuracy = (seen.overall, seen.per_label)
-    return Evaluation(policy, utility, accuracy[0], accuracy[1], attacked, train_seconds, attacked.seconds)
+    return Evaluation(
+        policy=policy,
+        utility=utility,
+        model_accuracy=accuracy[0],
+        model_accuracy_per_label=accuracy[1],
+        attack=attacks[chosen],
+        train_seconds=train_seconds,
+        attack_seconds=sum(a.seconds for a in attacks.values()),
+        attacker=chosen,
+        attacks=attacks,
+    )

@@ -7,7 +7,7 @@ and touches no global backend or pyplot state.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -70,23 +70,24 @@ def image_grid_sheet(
     return path
 
 
-def reconstruction_sheet(result: AttackResult, path: Path, *, title: str | None = None) -> Path:
-    """First victim of each label: original | transformed | reconstruction, with its PSNR."""
+def reconstruction_sheet(
+    results: AttackResult | Mapping[str, AttackResult], path: Path, *, title: str | None = None
+) -> Path:
+    """First victim of each label: original | transformed | one reconstruction per attacker, with its PSNR.
+
+    Several results must come from the same victims (the attackers of one policy)."""
+    named = {"recon": results} if isinstance(results, AttackResult) else dict(results)
+    first = next(iter(named.values()))
     rows = []
     for label, name in enumerate(CLASSES):
-        members = torch.nonzero(result.labels == label).flatten()
+        members = torch.nonzero(first.labels == label).flatten()
         if len(members) == 0:
             continue
         i = int(members[0])
-        value = psnr(result.reconstructions[i : i + 1], result.originals[i : i + 1].float() / 255)[0]
-        rows.append(
-            (
-                name,
-                [
-                    ("original", result.originals[i]),
-                    ("transformed", result.transformed[i]),
-                    (f"recon {float(value):.1f} dB", result.reconstructions[i]),
-                ],
-            )
-        )
+        original = first.originals[i : i + 1].float() / 255
+        shown = [("original", first.originals[i]), ("transformed", first.transformed[i])]
+        for attacker, result in named.items():
+            value = psnr(result.reconstructions[i : i + 1], original)[0]
+            shown.append((f"{attacker} {float(value):.1f} dB", result.reconstructions[i]))
+        rows.append((name, shown))
     return image_grid_sheet(rows, path, title=title)

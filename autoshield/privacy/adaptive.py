@@ -2,7 +2,7 @@
 
 It knows each image's cell (the policy's cell for the label, which iDLG recovers) but not the per-image sign of a
 signed op, a secret coin of the client: each sign is a hypothesis, solved as extra restarts, and the one whose
-gradient matches best is kept, which uses no private information (issue #15, docs/design.md §9).
+gradient matches best is kept, which uses no private information (issue #15, docs/design.md §10).
 """
 
 from __future__ import annotations

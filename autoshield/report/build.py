@@ -13,6 +13,7 @@ from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all
 from optuna.trial import FrozenTrial
 
 from autoshield.data.policy import IDENTITY
+from autoshield.report.attackers import survivor_rows
 from autoshield.report.cells import cell_rows
 from autoshield.report.confirmed import confirmation_rows, confirmed_claims
 from autoshield.report.format import Rows, markdown_table, percent, write_rows
@@ -177,6 +178,14 @@ def _report_text(studies: Studies, rows: Rows, *, tolerance: float, has_reconstr
             "[cells.md](cells.md) ([cells.csv](cells.csv)).",
             "",
         ]
+        if survivors := survivor_rows(studies.grid):
+            lines += [
+                f"Attacker: `{grid_info and grid_info.attacker}` (the privacy objective is the strongest attacker "
+                "per cell). Cells that protect against the naive attacker (significantly fewer victims recognised "
+                "than Identity, Holm over the cells) and how many still do against attackers that know the policy:",
+                "",
+                markdown_table(survivors),
+            ]
     if studies.search and completed(studies.search):
         search = studies.search
         front = search.best_trials

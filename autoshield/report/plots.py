@@ -18,8 +18,8 @@ from optuna.trial import FrozenTrial
 from autoshield.report.pareto import REFERENCE_POINT, hypervolume_history
 from autoshield.report.studies import Studies, grid_identity, network, utility
 from autoshield.study.catalog import completed
+from autoshield.study.dp_records import DPRecord
 from autoshield.study.params import sigma_of
-from autoshield.study.records import DPRecord
 
 
 def _scatter(axis: Axes, trials: Sequence[FrozenTrial], **style: Any) -> None:

@@ -17,8 +17,9 @@ from autoshield.report.pareto import best_tradeoff, dominates
 from autoshield.report.studies import COMPARE_SIGMA, Studies, dp_at, incomparable, search_identity
 from autoshield.study.analysis import NONE_BETTER, BestCell, best_cells, compare_all
 from autoshield.study.catalog import completed
+from autoshield.study.dp_records import DPRecord
 from autoshield.study.params import policy_of, sigma_of
-from autoshield.study.records import DPRecord, EvaluationRecord
+from autoshield.study.records import EvaluationRecord
 
 LOOSE_EPSILON = 100  # above this, ε is no meaningful guarantee (ε ≤ 10 is the usual bar)
 NO_NOISE_NOTE = (

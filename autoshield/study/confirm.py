@@ -21,6 +21,7 @@ from autoshield.core.config import Profile
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.cifar import Cifar10
 from autoshield.data.policy import IDENTITY, Cell, Policy
+from autoshield.evaluation.attackers import attackers_of, strongest
 from autoshield.evaluation.evaluate import attack_policy, fresh_victims
 from autoshield.privacy.cache import AttackCache
 from autoshield.study.analysis import Comparison, best_cells, best_policy, compare_all, grid_cells, grid_comparisons
@@ -80,9 +81,9 @@ def candidates(
     return list(found.values())
 
 
-def check_profile(study: optuna.Study, profile: Profile, data: Cifar10) -> None:
+def check_profile(study: optuna.Study, profile: Profile, data: Cifar10) -> StudyInfo:
     """Confirmation must use the study's profile and data, or its victims and attack are not the study's; it
-    attacks the untrained network, as a study's `init` target does."""
+    attacks the untrained network, as a study's `init` target does. Returns the study's info (its attacker)."""
     if profile.attack.target != "init":
         raise AutoshieldError("confirm attacks the seeded untrained network: it needs attack.target = 'init'")
     info = StudyInfo.read(study)
@@ -93,6 +94,7 @@ def check_profile(study: optuna.Study, profile: Profile, data: Cifar10) -> None:
             f"study {study.study_name!r} was run with profile {info.profile!r} ({info.profile_fingerprint}) on data "
             f"{info.data}; pass the same --profile/--set and --data-root"
         )
+    return info
 
 
 def confirm(
@@ -103,24 +105,31 @@ def confirm(
     reference: nn.Module,
     device: torch.device,
     victims_per_label: int,
+    attacker: str = "naive",
     cache: AttackCache | None = None,
     progress: bool = False,
 ) -> list[ConfirmationRecord]:
     """Attack every candidate on `victims_per_label` fresh victims per label (the same victims and starts for
-    all, so they pair with Identity's)."""
+    all, so they pair with Identity's), scored as the study scored it: by the strongest of `attacker`'s."""
     victims = fresh_victims(data, profile, per_label=victims_per_label)
     records = []
     for candidate in chosen:
         start = time.perf_counter()
-        result = attack_policy(
-            policy=candidate.policy,
-            victims=victims,
-            profile=profile,
-            reference=reference,
-            device=device,
-            cache=cache,
-            progress=progress,
-        )
+        results = {
+            name: attack_policy(
+                policy=candidate.policy,
+                victims=victims,
+                profile=profile,
+                reference=reference,
+                device=device,
+                cache=cache,
+                attacker=name,
+                progress=progress,
+            )
+            for name in attackers_of(attacker)
+        }
+        chosen_attacker = strongest(results)
+        result = results[chosen_attacker]
         records.append(
             ConfirmationRecord(
                 source=candidate.source,
@@ -130,6 +139,7 @@ def confirm(
                 found_attack_accuracy=candidate.found_attack_accuracy,
                 attack=AttackRecord.of(result),
                 seconds=time.perf_counter() - start,
+                attacker=chosen_attacker,
             )
         )
     return records

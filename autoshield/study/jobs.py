@@ -29,6 +29,7 @@ from autoshield.data.effects import identity_equivalent
 from autoshield.data.policy import IDENTITY, Cell, Policy
 from autoshield.data.spaces import SearchSpace
 from autoshield.dp.config import require_private_trainable
+from autoshield.evaluation.attackers import attackers_of
 from autoshield.evaluation.dpsgd import evaluate_dpsgd
 from autoshield.evaluation.evaluate import evaluate_policy
 from autoshield.evaluation.judge import AttackResult
@@ -36,6 +37,7 @@ from autoshield.evaluation.sheets import reconstruction_sheet
 from autoshield.privacy.cache import AttackCache
 from autoshield.study.analysis import best_cells, best_policy
 from autoshield.study.catalog import completed, enqueue_once, find_study
+from autoshield.study.dp_records import DPRecord
 from autoshield.study.params import (
     dp_params,
     grid_params,
@@ -45,7 +47,7 @@ from autoshield.study.params import (
     suggest_policy,
     suggest_sigma,
 )
-from autoshield.study.records import DPRecord, EvaluationRecord, StudyInfo
+from autoshield.study.records import EvaluationRecord, StudyInfo
 from autoshield.study.worker import Objective
 
 SIGMA_RANGE = (1e-3, 1e3)  # DP-SGD noise multipliers a baseline study accepts
@@ -136,14 +138,17 @@ class Job(ABC):
 
 @dataclass(frozen=True, kw_only=True)
 class _PolicyJob(Job):
-    """Grid and search: policies drawn from a space, judged by one utility."""
+    """Grid and search: policies drawn from a space, judged by one utility and scored against one attacker
+    choice (`evaluation.attackers`)."""
 
     space: SearchSpace
     utility: str = "trained"
+    attacker: str = "naive"
 
     def __post_init__(self) -> None:
         if self.utility not in UTILITIES:
             raise AutoshieldError(f"unknown utility {self.utility!r} ({', '.join(UTILITIES)})")
+        attackers_of(self.attacker)  # an unknown attacker fails before anything is written
 
     def cells(self, data: Cifar10) -> list[Cell]:
         """Identity (the baseline every paired test needs, added when the space lacks it), then the space's
@@ -169,6 +174,7 @@ class _PolicyJob(Job):
             utility=self.utility,
             data=data.fingerprint,
             merged=tuple(str(c) for c in merged),
+            attacker=self.attacker,
         )
 
     @staticmethod
@@ -191,9 +197,13 @@ class _PolicyJob(Job):
             reference=context.reference,
             device=context.device,
             utility=self.utility,
+            attacker=self.attacker,
             cache=context.cache,
         )
-        return EvaluationRecord.of(evaluation), {"reconstructions": evaluation.attack}
+        sheets = {"reconstructions": evaluation.attack}
+        if len(evaluation.attacks) > 1:  # the objective's sheet, then every attacker's under its name
+            sheets |= {f"reconstructions-{name}": attack for name, attack in evaluation.attacks.items()}
+        return EvaluationRecord.of(evaluation), sheets
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -269,6 +279,7 @@ class SearchJob(_PolicyJob):
             and info.space == self.space.name
             and info.profile_fingerprint == self.profile.fingerprint()
             and info.data == data.fingerprint
+            and info.attacker == self.attacker
         )
         return grid if same and completed(grid) else None
 

@@ -1,9 +1,10 @@
 """The stored-results schema: what a study and its trials keep, as typed records.
 
-Optuna keeps results as loose JSON user attributes. Every record here has one
-writer to those attributes and one reader back, and no code outside this
-module spells an attribute or parameter name, so the schema can be read in one
-place and old studies stay readable (fields added later read as None).
+Optuna keeps results as loose JSON user attributes. Every record here (and
+DP-SGD's, in `study.dp_records`) has one writer to those attributes and one
+reader back, and no code outside these modules spells an attribute or parameter
+name, so the schema can be read in one place and old studies stay readable
+(fields added later read as None or as what older studies did).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from optuna.trial import BaseTrial, FrozenTrial, Trial
 
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.policy import Cell
-from autoshield.evaluation.dpsgd import DPEvaluation, comparable
 from autoshield.evaluation.evaluate import Evaluation
 from autoshield.evaluation.judge import AttackResult
 from autoshield.privacy.paired import Outcomes
@@ -52,6 +52,7 @@ class StudyInfo:
     data: str  # data fingerprint
     merged: tuple[str, ...] = ()  # cells left out because they leave every probed image unchanged (= Identity)
     norm: str = ""  # the network's normalisation (learn/models.py): DP and augmentation compare only on one
+    attacker: str = "naive"  # whose attack accuracy is the privacy objective (evaluation.attackers)
 
     def write(self, study: optuna.Study) -> None:
         study.set_user_attr(INFO_ATTR, self.as_attrs())
@@ -60,20 +61,22 @@ class StudyInfo:
         return {field.name: _jsonable(getattr(self, field.name)) for field in dataclasses.fields(self)}
 
     def differences(self, study: optuna.Study) -> list[str]:
-        """The fields whose stored value differs from this info's, in words; a field the study lacks differs."""
-        stored, current = study.user_attrs.get(INFO_ATTR, {}), self.as_attrs()
+        """The fields whose stored value differs from this info's, in words; a field the study lacks has the
+        value studies had before it existed (`read`)."""
+        info = StudyInfo.read(study)
+        stored, current = (info.as_attrs() if info else {}), self.as_attrs()
         return [f"{k}: study has {stored.get(k)!r}, this run {v!r}" for k, v in current.items() if stored.get(k) != v]
 
     @classmethod
     def read(cls, study: optuna.Study) -> StudyInfo | None:
         """The info a study was created with; None for a study autoshield did not create. Studies older than
         the `utility` field measured trained accuracy; older than `norm`, DP-SGD ran on GroupNorm and policies
-        on BatchNorm."""
+        on BatchNorm; older than `attacker`, the attacker was naive."""
         stored = study.user_attrs.get(INFO_ATTR)
         if stored is None:
             return None
         old_norm = "group" if stored.get("kind") == "dpsgd" else "batch"  # before studies stored it
-        defaults = {"utility": "trained", "cells": [], "merged": [], "norm": old_norm}
+        defaults = {"utility": "trained", "cells": [], "merged": [], "norm": old_norm, "attacker": "naive"}
         return cls(**{f.name: _tupled(stored.get(f.name, defaults.get(f.name, ""))) for f in dataclasses.fields(cls)})
 
 
@@ -149,7 +152,7 @@ def _outcomes_of(columns: dict[str, list[Any]]) -> Outcomes:
     )
 
 
-def _store(trial: BaseTrial, attrs: dict[str, Any]) -> None:
+def store_attrs(trial: BaseTrial, attrs: dict[str, Any]) -> None:
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
 
@@ -163,9 +166,11 @@ class EvaluationRecord:
     utility: str
     model_accuracy: float
     model_accuracy_per_label: tuple[float, ...]
-    attack: AttackRecord
+    attack: AttackRecord  # the objective's: the strongest attacker run
     train_seconds: float
     attack_seconds: float
+    attacker: str = "naive"  # whose attack `attack` is
+    attacks: dict[str, AttackRecord] = dataclasses.field(default_factory=dict)  # every attacker run, `attack` too
 
     @classmethod
     def of(cls, evaluation: Evaluation) -> EvaluationRecord:
@@ -178,13 +183,15 @@ class EvaluationRecord:
             attack=AttackRecord.of(evaluation.attack),
             train_seconds=evaluation.train_seconds,
             attack_seconds=evaluation.attack_seconds,
+            attacker=evaluation.attacker,
+            attacks={name: AttackRecord.of(attack) for name, attack in evaluation.attacks.items()},
         )
 
     def objectives(self) -> tuple[float, float]:
         return self.model_accuracy, self.attack.attack_accuracy
 
     def write(self, trial: Trial) -> None:
-        _store(trial, self.as_attrs())
+        store_attrs(trial, self.as_attrs())
 
     def as_attrs(self) -> dict[str, Any]:
         return {
@@ -195,6 +202,14 @@ class EvaluationRecord:
             **self.attack.as_attrs(),
             "train_seconds": self.train_seconds,
             "attack_seconds": self.attack_seconds,
+            "attacker": self.attacker,
+            "attackers": list(self.attacks),
+            **{
+                k: v
+                for name in self.attacks
+                if name != self.attacker
+                for k, v in self.attacks[name].as_attrs(f"{name}_").items()
+            },
         }
 
     @classmethod
@@ -212,6 +227,11 @@ class EvaluationRecord:
             attack=attack,
             train_seconds=attrs["train_seconds"],
             attack_seconds=attrs["attack_seconds"],
+            attacker=attrs.get("attacker", "naive"),
+            attacks={
+                name: attack if name == attrs.get("attacker", "naive") else AttackRecord.from_attrs(attrs, f"{name}_")
+                for name in attrs.get("attackers", ["naive"])  # before issue #15 every study was naive
+            },
         )
 
 
@@ -228,115 +248,6 @@ class GridCellRecord:
 
 
 @dataclass(frozen=True)
-class DPRecord:
-    """DP-SGD at one σ as stored on its trial: the attack objective is the `noised` setting (docs/design.md §4)."""
-
-    sigma: float
-    max_grad_norm: float
-    delta: float
-    epsilon: float
-    epsilon_prv: float | None
-    epochs: int
-    model_accuracy: float
-    model_accuracy_per_label: tuple[float, ...]
-    noised: AttackRecord
-    weights: AttackRecord
-    control: AttackRecord | None  # None in studies older than the no-noise control
-    train_seconds: float
-    attack_seconds: float
-    # None in studies older than the like-with-like comparison (issue #14): their DP network was GroupNorm
-    norm: str | None = None
-    nonprivate_accuracy: float | None = None
-    identity: AttackRecord | None = None  # Identity on the augmentation side's network, the controls' bar
-    signal_to_noise: tuple[float, ...] = ()  # per victim ‖clipped g‖ / (σ·C·√d)
-
-    @classmethod
-    def of(cls, evaluation: DPEvaluation) -> DPRecord:
-        return cls(
-            sigma=evaluation.sigma,
-            max_grad_norm=evaluation.max_grad_norm,
-            delta=evaluation.delta,
-            epsilon=evaluation.epsilon,
-            epsilon_prv=evaluation.epsilon_prv,
-            epochs=evaluation.epochs,
-            model_accuracy=evaluation.model_accuracy,
-            model_accuracy_per_label=evaluation.model_accuracy_per_label,
-            noised=AttackRecord.of(evaluation.noised),
-            weights=AttackRecord.of(evaluation.weights),
-            control=AttackRecord.of(evaluation.control),
-            train_seconds=evaluation.train_seconds,
-            attack_seconds=evaluation.attack_seconds,
-            norm=evaluation.norm,
-            nonprivate_accuracy=evaluation.nonprivate_accuracy,
-            identity=AttackRecord.of(evaluation.identity),
-            signal_to_noise=evaluation.signal_to_noise,
-        )
-
-    def comparable(self, setting: str) -> bool | None:
-        """Whether the `noised` or `weights` result may be compared with the augmentation side: its σ = 0
-        control reaches Identity's attack accuracy minus the margin. None where the study predates the gate."""
-        control = self.control if setting == "noised" else self.weights
-        if control is None or self.identity is None:
-            return None
-        return comparable(control.attack_accuracy, self.identity.attack_accuracy)
-
-    def objectives(self) -> tuple[float, float]:
-        return self.model_accuracy, self.noised.attack_accuracy
-
-    def write(self, trial: Trial) -> None:
-        _store(
-            trial,
-            {
-                "sigma": self.sigma,
-                "max_grad_norm": self.max_grad_norm,
-                "delta": self.delta,
-                "epsilon": self.epsilon,
-                "epsilon_prv": self.epsilon_prv,
-                "epochs": self.epochs,
-                "setting": "noised",
-                "model_accuracy_per_label": list(self.model_accuracy_per_label),
-                **self.noised.as_attrs(),
-                **self.weights.as_attrs("weights_"),
-                **(self.control.as_attrs("control_") if self.control else {}),
-                **(self.identity.as_attrs("identity_") if self.identity else {}),
-                "norm": self.norm,
-                "nonprivate_accuracy": self.nonprivate_accuracy,
-                "signal_to_noise": list(self.signal_to_noise),
-                "noised_comparable": self.comparable("noised"),
-                "weights_comparable": self.comparable("weights"),
-                "train_seconds": self.train_seconds,
-                "attack_seconds": self.attack_seconds,
-            },
-        )
-
-    @classmethod
-    def read(cls, trial: FrozenTrial) -> DPRecord:
-        attrs = trial.user_attrs
-        noised, weights = AttackRecord.from_attrs(attrs), AttackRecord.from_attrs(attrs, "weights_")
-        if noised is None or weights is None:
-            raise AutoshieldError(f"trial {trial.number} holds no DP-SGD evaluation")
-        return cls(
-            sigma=attrs["sigma"],
-            max_grad_norm=attrs["max_grad_norm"],
-            delta=attrs["delta"],
-            epsilon=attrs["epsilon"],
-            epsilon_prv=attrs.get("epsilon_prv"),
-            epochs=attrs["epochs"],
-            model_accuracy=trial.values[0],
-            model_accuracy_per_label=tuple(attrs["model_accuracy_per_label"]),
-            noised=noised,
-            weights=weights,
-            control=AttackRecord.from_attrs(attrs, "control_"),
-            train_seconds=attrs["train_seconds"],
-            attack_seconds=attrs["attack_seconds"],
-            norm=attrs.get("norm"),
-            nonprivate_accuracy=attrs.get("nonprivate_accuracy"),
-            identity=AttackRecord.from_attrs(attrs, "identity_"),
-            signal_to_noise=tuple(attrs.get("signal_to_noise", ())),
-        )
-
-
-@dataclass(frozen=True)
 class ConfirmationRecord:
     """A policy re-attacked on fresh victims (pool slots the study never scored), kept on the study it came from
     so that `report` can put the found and the confirmed numbers side by side."""
@@ -348,6 +259,7 @@ class ConfirmationRecord:
     found_attack_accuracy: float | None  # on the study's own victims
     attack: AttackRecord
     seconds: float
+    attacker: str = "naive"  # whose attack `attack` is: the strongest of the study's attacker choice
 
     def as_attrs(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "attack"}

@@ -1,0 +1,89 @@
+"""The attackers of one policy side by side: what knowing the policy adds (issue #15, docs/design.md §10)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import optuna
+
+from autoshield.data.cifar import CLASSES
+from autoshield.data.policy import IDENTITY
+from autoshield.evaluation.judge import AttackResult
+from autoshield.privacy.paired import Outcomes, compare
+from autoshield.report.format import Rows, interval, percent
+from autoshield.study.analysis import compare_all, grid_cells
+
+
+def attacker_rows(results: Mapping[str, AttackResult]) -> Rows:
+    """One row per attacker, each paired with the naive attack on the same victims and starts: exact McNemar on
+    the recognised verdicts, Wilcoxon on PSNR against the original. Not corrected for multiplicity: two tests per
+    policy, read as the size of what the policy leaks to an attacker who knows it."""
+    naive = results.get("naive")
+    rows = []
+    for name, result in results.items():
+        stats = result.overall
+        row = {
+            "attacker": name,
+            "attack acc %": interval(stats.attack_accuracy),
+            "floor %": percent(stats.chance_floor.mean),
+            "failed": str(stats.failed),
+            "PSNR orig dB": f"{stats.psnr_original.mean:.1f}",
+            "SSIM orig": f"{stats.ssim_original.mean:.3f}",
+            "s attacking": f"{result.seconds:.0f}",
+        }
+        if naive is not None:
+            test = compare(result.outcomes, naive.outcomes)
+            versus = name != "naive"
+            row |= {
+                "k/n vs naive": f"{test.cell_recognised}/{test.n} vs {test.baseline_recognised}/{test.n}",
+                "only this / only naive": f"{test.only_cell}/{test.only_baseline}" if versus else "—",
+                "p McNemar": f"{test.p_mcnemar:.3g}" if versus else "—",
+                "ΔPSNR dB (median)": f"{test.psnr_delta:+.2f}" if versus else "—",
+                "p Wilcoxon": f"{test.p_wilcoxon:.3g}" if versus else "—",
+            }
+        rows.append(row)
+    return rows
+
+
+def survivor_rows(grid: optuna.Study) -> Rows:
+    """Per label (and over all labels), the grid cells that protect against the naive attacker (recognised
+    significantly fewer victims than Identity, Holm over the cells) and how many of them still do against each
+    attacker that knows the policy, and against the study's objective (the strongest per cell). Empty unless the
+    grid scored several attackers (`--attacker worst`)."""
+    cells = grid_cells(grid)
+    identity = cells.get(IDENTITY)
+    if identity is None or len(identity.evaluation.attacks) < 2:
+        return []
+    others = {cell: record.evaluation for cell, record in cells.items() if cell != IDENTITY}
+
+    def protective(outcomes: dict[str, Outcomes], baseline: Outcomes) -> dict[int | None, set[str]]:
+        found: dict[int | None, set[str]] = {}
+        for (name, label), comparison in compare_all(outcomes, baseline).items():
+            found.setdefault(label, set())
+            if comparison.significant:
+                found[label].add(name)
+        return found
+
+    attackers = list(identity.evaluation.attacks)
+    by_attacker = {
+        name: protective(
+            {str(c): e.attacks[name].outcomes for c, e in others.items() if e.attacks.get(name)},
+            identity.evaluation.attacks[name].outcomes,
+        )
+        for name in attackers
+    }
+    worst = protective({str(c): e.attack.outcomes for c, e in others.items()}, identity.evaluation.attack.outcomes)
+    rows = []
+    for label in (*range(len(CLASSES)), None):
+        naive = by_attacker.get("naive", {}).get(label, set())
+        row = {"label": "overall" if label is None else CLASSES[label], "protect vs naive": _named(naive)}
+        for name in attackers:
+            if name != "naive":
+                row[f"still vs {name}"] = _named(naive & by_attacker[name].get(label, set()))
+        row["still vs worst case"] = _named(naive & worst.get(label, set()))
+        rows.append(row)
+    return rows
+
+
+def _named(cells: set[str]) -> str:
+    return f"{len(cells)}" + (f" ({', '.join(sorted(cells))})" if cells else "")
