@@ -254,3 +254,5 @@ def test_worst_case_grid_scores_the_strongest_attacker_and_reports_survivors(tmp
     out = tmp_path / "report"
     assert main(["report", "--storage", f"sqlite:///{db}", "--out", str(out)]) == 0
     assert "still vs adaptive" in (out / "report.md").read_text()
+    table = (out / "attackers.csv").read_text().splitlines()
+    assert len(table) == 1 + 3 * 3 and table[0].startswith("cell,attacker,attack acc %")  # 3 cells x 3 attackers

@@ -45,6 +45,43 @@ def attacker_rows(results: Mapping[str, AttackResult]) -> Rows:
     return rows
 
 
+def attacker_cell_rows(grid: optuna.Study) -> Rows:
+    """Every cell under every attacker the grid scored, each paired with Identity under the same attacker on the
+    same victims (exact McNemar, Holm over the cells within each attacker; Wilcoxon on PSNR against the original).
+    Empty unless the grid scored several attackers."""
+    cells = grid_cells(grid)
+    identity = cells.get(IDENTITY)
+    if identity is None or len(identity.evaluation.attacks) < 2:
+        return []
+    rows = []
+    for name, baseline in identity.evaluation.attacks.items():
+        scored = {str(c): r.evaluation.attacks[name] for c, r in cells.items() if r.evaluation.attacks.get(name)}
+        tests = compare_all(
+            {c: a.outcomes for c, a in scored.items() if c != str(IDENTITY)}, baseline.outcomes, labels=(None,)
+        )
+        for cell, attack in scored.items():
+            comparison = tests.get((cell, None))
+            test = comparison.test if comparison else None
+            rows.append(
+                {
+                    "cell": cell,
+                    "attacker": name,
+                    "attack acc %": percent(attack.attack_accuracy),
+                    "k/n": f"{test.cell_recognised}/{test.n}" if test else "—",
+                    "Identity k/n": f"{test.baseline_recognised}/{test.n}" if test else "—",
+                    "floor %": percent(attack.chance_floor),
+                    "PSNR orig dB": f"{attack.psnr_original:.1f}",
+                    "SSIM orig": f"{attack.ssim_original:.3f}",
+                    "p Holm": f"{comparison.p_holm:.3g}" if comparison else "—",
+                    "protects": ("yes" if comparison.significant else "no") if comparison else "—",
+                    "ΔPSNR dB vs Identity": f"{test.psnr_delta:+.2f}" if test else "—",
+                    "p Wilcoxon": f"{test.p_wilcoxon:.3g}" if test else "—",
+                }
+            )
+    order = [str(cell) for cell in cells]
+    return sorted(rows, key=lambda row: order.index(row["cell"]))
+
+
 def survivor_rows(grid: optuna.Study) -> Rows:
     """Per label (and over all labels), the grid cells that protect against the naive attacker (recognised
     significantly fewer victims than Identity, Holm over the cells) and how many of them still do against each

@@ -13,7 +13,7 @@ from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all
 from optuna.trial import FrozenTrial
 
 from autoshield.data.policy import IDENTITY
-from autoshield.report.attackers import survivor_rows
+from autoshield.report.attackers import attacker_cell_rows, survivor_rows
 from autoshield.report.cells import cell_rows
 from autoshield.report.confirmed import confirmation_rows, confirmed_claims
 from autoshield.report.format import Rows, markdown_table, percent, write_rows
@@ -91,6 +91,8 @@ def build_report(
     write_rows(rows, out / "per_label")
     if studies.grid and completed(studies.grid):
         write_rows(cell_rows(studies.grid), out / "cells")
+        if attackers := attacker_cell_rows(studies.grid):
+            write_rows(attackers, out / "attackers")
     (out / "dominance.md").write_text(
         "# Search policies that dominate DP-SGD\n\n" + "\n".join(dominance_lines(studies))
     )
@@ -185,6 +187,9 @@ def _report_text(studies: Studies, rows: Rows, *, tolerance: float, has_reconstr
                 "than Identity, Holm over the cells) and how many still do against attackers that know the policy:",
                 "",
                 markdown_table(survivors),
+                "Every cell under every attacker, paired with Identity under the same attacker: "
+                "[attackers.md](attackers.md) ([attackers.csv](attackers.csv)).",
+                "",
             ]
     if studies.search and completed(studies.search):
         search = studies.search
