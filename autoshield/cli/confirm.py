@@ -62,7 +62,7 @@ def run_confirm(args: argparse.Namespace) -> None:
             f"label: victim_pool_per_label {profile.victim_pool_per_label} - images_per_label "
             f"{profile.images_per_label})"
         )
-    storage = open_storage(storage_of(args), heartbeat=False)
+    storage = open_storage(storage_of(args), heartbeat=False, create=False)
     grid, search = find_study(storage, args.study, "grid"), find_study(storage, args.study, "search")
     if grid is None and search is None:
         raise AutoshieldError(f"no grid or search study named {args.study!r} in {redact(storage_of(args))}")

@@ -30,7 +30,7 @@ def run_report(args: argparse.Namespace) -> None:
     from autoshield.study.storage import artifact_store, open_storage
 
     out = args.out or artifacts_of(args).parent / f"{args.study}-report"
-    storage = open_storage(storage_of(args), heartbeat=False)
+    storage = open_storage(storage_of(args), heartbeat=False, create=False)
     path = build_report(
         storage=storage, name=args.study, store=artifact_store(artifacts_of(args)), out=out, tolerance=args.tolerance
     )
@@ -61,7 +61,7 @@ def run_export(args: argparse.Namespace) -> None:
     from autoshield.study.records import fail_reason
     from autoshield.study.storage import open_storage, study_name
 
-    storage = open_storage(storage_of(args), heartbeat=False)
+    storage = open_storage(storage_of(args), heartbeat=False, create=False)
     study = find_study(storage, args.study, args.kind)
     if study is None:
         raise AutoshieldError(f"no study {study_name(args.study, args.kind)!r} in this storage")
@@ -87,18 +87,47 @@ def run_export(args: argparse.Namespace) -> None:
 def register_dashboard(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("dashboard", help="open the studies in optuna-dashboard, with reconstruction sheets")
     add_study_args(parser)
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="refuse every change (optuna-dashboard can delete studies with their artifacts, rename them, add "
+        "notes); always on with --allow-remote",
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="needed for any --host other than loopback: optuna-dashboard has no authentication, so everyone who "
+        "can reach the port sees every study; the dashboard is then read-only",
+    )
     parser.set_defaults(func=run_dashboard)
 
 
 def run_dashboard(args: argparse.Namespace) -> None:
+    from autoshield.report.dashboard import guarded, is_loopback, listen, log_line
     from autoshield.study.storage import artifact_store, open_storage, redact
 
+    remote = not is_loopback(args.host)
+    if remote and not args.allow_remote:
+        raise AutoshieldError(
+            f"--host {args.host} is reachable from other machines and optuna-dashboard has no authentication: "
+            "anyone who reaches it could delete studies and their artifacts; add --allow-remote (read-only) to proceed"
+        )
+    read_only = args.read_only or remote
+    url = f"http://{args.host}:{args.port}/"
+    mode = "read-only" if read_only else "read-write (--read-only refuses changes)"
+    console.print(f"optuna-dashboard for {redact(storage_of(args))} at {url}, {mode}; starting... (Ctrl-C stops)")
     try:
-        from optuna_dashboard import run_server
+        from optuna_dashboard import wsgi
     except ModuleNotFoundError:
         raise AutoshieldError("optuna-dashboard is not installed: pip install 'autoshield[dashboard]'") from None
-    storage = open_storage(storage_of(args), heartbeat=False)
-    console.print(f"optuna-dashboard for {redact(storage_of(args))} at http://{args.host}:{args.port}/ (Ctrl-C stops)")
-    run_server(storage, host=args.host, port=args.port, artifact_store=artifact_store(artifacts_of(args)))
+    storage = open_storage(storage_of(args), heartbeat=False, create=False)
+    folder = artifacts_of(args)
+    app = guarded(
+        wsgi(storage, artifact_store=artifact_store(folder)), read_only=read_only, artifacts=folder, log=log_line
+    )
+    server = listen(app, host=args.host, port=args.port)
+    console.print(f"serving {url}")
+    with server:
+        server.serve_forever()

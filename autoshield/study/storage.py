@@ -60,13 +60,16 @@ def default_artifacts(url: str) -> Path:
     return Path("studies/artifacts")
 
 
-def _check_sqlite_file(url: str) -> None:
-    """Refuse a file that is not SQLite, or a SQLite database of another program, before Optuna writes to it.
+def _check_sqlite_file(url: str, *, create: bool) -> None:
+    """Refuse a file that is not SQLite, or a SQLite database of another program, before Optuna writes to it;
+    refuse a missing one unless `create`.
 
     The check opens the file read-write (never creating it) because a worker killed mid-write leaves a
     hot journal that only a read-write connection can roll back; reading the table list writes nothing else."""
     path = Path(url.removeprefix("sqlite:///"))
     if not path.exists() or path.stat().st_size == 0:
+        if not create:
+            raise AutoshieldError(f"no study database at {path} (check --storage; nothing was created)")
         path.parent.mkdir(parents=True, exist_ok=True)
         return
     try:
@@ -78,16 +81,21 @@ def _check_sqlite_file(url: str) -> None:
         raise AutoshieldError(f"{path} is a SQLite database of another program (no Optuna tables); not touching it")
 
 
-def open_storage(url: str | None = None, *, heartbeat: bool = True) -> optuna.storages.BaseStorage:
-    """`sqlite:///…`, `postgresql+psycopg://…` (any SQLAlchemy URL) or `journal:PATH` for a shared file system."""
+def open_storage(url: str | None = None, *, heartbeat: bool = True, create: bool = True) -> optuna.storages.BaseStorage:
+    """`sqlite:///…`, `postgresql+psycopg://…` (any SQLAlchemy URL) or `journal:PATH` for a shared file system.
+
+    Commands that only read studies (`report`, `export`, `dashboard`, `confirm`) pass `create=False`: a mistyped
+    SQLite or journal path is then an error, not a new empty storage."""
     url = url or DEFAULT_STORAGE
     if url.startswith("journal:"):
         path = Path(url.removeprefix("journal:"))
+        if not create and not path.is_file():
+            raise AutoshieldError(f"no journal storage at {path} (check --storage; nothing was created)")
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:///"):
-        _check_sqlite_file(url)
+        _check_sqlite_file(url, create=create)
         engine_kwargs = {"connect_args": {"timeout": 120}}  # workers queue for the lock instead of failing
     elif url.startswith("postgresql"):
         engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
