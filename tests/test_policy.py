@@ -22,6 +22,7 @@ def test_parse_string_fills_identity_and_canonicalises():
     assert policy.cells[2] == Cell("Equalize", 0)
     assert all(c == Cell("Identity") for c in policy.cells[3:])
     assert Policy.parse(str(policy)) == policy
+    assert str(policy) == "airplane=Rotate:5, automobile=Brightness:5, bird=Equalize"  # wraps on a trial page
 
 
 def test_json_round_trip():

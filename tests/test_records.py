@@ -11,7 +11,9 @@ import math
 
 import optuna
 import pytest
+import torch
 
+from autoshield.data.cifar import CLASSES
 from autoshield.privacy.paired import Outcomes
 from autoshield.report.tables import NOT_COMPARABLE, dp_rows
 from autoshield.study.dp_records import DPRecord
@@ -35,7 +37,7 @@ ATTACK_KEYS = [
     "chance_floor_per_label",
     "outcomes",
 ]
-LISTS = {"attack_accuracy_per_label", "attack_accuracy_ci", "psnr_original_per_label", "recognisability_per_label"}
+PER_LABEL = {"attack_accuracy_per_label", "psnr_original_per_label", "recognisability_per_label"}
 
 
 def _attack(base: float) -> AttackRecord:
@@ -66,9 +68,23 @@ def test_evaluation_attributes_are_the_stored_schema():
     trial = _stored(record.write, 0.5)
     expected = ["policy", "policy_json", "utility", "model_accuracy_per_label", *ATTACK_KEYS]
     assert list(trial.user_attrs) == [*expected, "train_seconds", "attack_seconds", "attacker", "attackers"]
-    assert all(isinstance(trial.user_attrs[k], list) for k in LISTS | {"model_accuracy_per_label"})
+    for key in PER_LABEL | {"model_accuracy_per_label"}:  # issue #16: a trial page names each label's figure
+        assert list(trial.user_attrs[key]) == list(CLASSES)
+    assert isinstance(trial.user_attrs["attack_accuracy_ci"], list)
     assert isinstance(trial.user_attrs["failed_reconstructions"], int)
     assert EvaluationRecord.read(trial) == record
+
+
+def test_stored_figures_are_rounded_and_old_lists_still_read():
+    """Issue #16: float32 noise (0.8999999761581421) is not stored; studies that stored plain lists still read."""
+    noisy = float(torch.tensor(0.9, dtype=torch.float32))
+    assert noisy != 0.9
+    record = dataclasses.replace(_attack(0.4), recognisability=noisy, attack_accuracy_per_label=(noisy,) * 10)
+    assert record.recognisability == 0.9 and record.attack_accuracy_per_label == (0.9,) * 10
+    attrs = record.as_attrs()
+    assert attrs["attack_accuracy_per_label"]["cat"] == 0.9
+    old = {**attrs, "attack_accuracy_per_label": [0.9] * 10}
+    assert AttackRecord.from_attrs(old) == AttackRecord.from_attrs(attrs) == record
 
 
 def test_every_attacker_is_stored_once_and_read_back():

@@ -12,6 +12,7 @@ import optuna
 import pytest
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
+from PIL import Image
 
 from autoshield.cli import main
 from autoshield.core.errors import AutoshieldError
@@ -119,9 +120,13 @@ def test_artifact_is_png_and_dashboard_serves_study(tmp_path, data_root, space):
     study = optuna.load_study(study_name="autoshield-grid", storage=storage)
     trial = study.get_trials(states=(TrialState.COMPLETE,))[0]
     metas = optuna.artifacts.get_all_artifact_meta(trial, storage=storage)
-    assert len(metas) == 1 and metas[0].mimetype == "image/png"
-    with (tmp_path / "artifacts" / metas[0].artifact_id).open("rb") as handle:
-        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert len(metas) == 2 and {m.mimetype for m in metas} == {"image/png"}
+    assert metas[0].filename.endswith("-reconstructions-wide.png")  # issue #16: legible as a dashboard thumbnail
+    for meta in metas:
+        with (tmp_path / "artifacts" / meta.artifact_id).open("rb") as handle:
+            assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    with Image.open(tmp_path / "artifacts" / metas[0].artifact_id) as wide:
+        assert wide.width > 2 * wide.height
 
     from optuna_dashboard import wsgi
 

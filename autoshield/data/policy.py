@@ -127,9 +127,10 @@ class Policy:
         return {label: str(cell) for label, cell in zip(CLASSES, self.cells, strict=True)}
 
     def __str__(self) -> str:
+        """One cell, or the labels that are not Identity, comma and space separated so that a page can wrap it."""
         if len(set(self.cells)) == 1:
             return str(self.cells[0])
-        return ",".join(
+        return ", ".join(
             f"{label}={cell}"
             for label, cell in self.as_mapping().items()
             if self.cells[CLASSES.index(label)] != IDENTITY

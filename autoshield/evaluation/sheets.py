@@ -91,3 +91,19 @@ def reconstruction_sheet(
             shown.append((f"{attacker} {float(value):.1f} dB", result.reconstructions[i]))
         rows.append((name, shown))
     return image_grid_sheet(rows, path, title=title)
+
+
+def landscape_sheet(result: AttackResult, path: Path, *, title: str | None = None) -> Path:
+    """Three rows (original, transformed, reconstruction) of one victim per label: wide, so that a dashboard's
+    artifact thumbnail, which fits the page's width, stays legible (the portrait sheet becomes 43 px wide)."""
+    first = [int(torch.nonzero(result.labels == label).flatten()[0]) for label in range(len(CLASSES))
+             if (result.labels == label).any()]  # fmt: skip
+    rows = [
+        (kind, [(CLASSES[int(result.labels[i])], images[i]) for i in first])
+        for kind, images in (
+            ("original", result.originals),
+            ("transformed", result.transformed),
+            ("reconstruction", result.reconstructions),
+        )
+    ]
+    return image_grid_sheet(rows, path, title=title)

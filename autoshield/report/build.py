@@ -47,10 +47,10 @@ def _sheet(
     *,
     study: str,
 ) -> Path | None:
-    """Download the trial's reconstruction sheet (the artifact whose file name contains `name`); trial
+    """Download the trial's portrait reconstruction sheet `trial-<n>-<name>.png` (not its wide twin); trial
     numbers repeat across studies, so the local file starts with the study's name."""
     for meta in get_all_artifact_meta(trial, storage=storage):
-        if name in meta.filename:
+        if meta.filename.endswith(f"-{name}.png"):
             path = folder / f"{study}-{meta.filename}"
             if not path.exists():
                 download_artifact(artifact_store=store, artifact_id=meta.artifact_id, file_path=str(path))

@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial, Trial
 
 from autoshield.core.errors import AutoshieldError
 from autoshield.evaluation.dpsgd import DPEvaluation, comparable
-from autoshield.study.records import AttackRecord, store_attrs
+from autoshield.study.records import AttackRecord, labelled, meaningful, store_attrs, unlabelled
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,9 @@ class DPRecord:
     nonprivate_accuracy: float | None = None
     identity: AttackRecord | None = None  # Identity on the augmentation side's network, the controls' bar
     signal_to_noise: tuple[float, ...] = ()  # per victim ‖clipped g‖ / (σ·C·√d)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model_accuracy_per_label", meaningful(tuple(self.model_accuracy_per_label)))
 
     @classmethod
     def of(cls, evaluation: DPEvaluation) -> DPRecord:
@@ -81,7 +84,7 @@ class DPRecord:
                 "epsilon_prv": self.epsilon_prv,
                 "epochs": self.epochs,
                 "setting": "noised",
-                "model_accuracy_per_label": list(self.model_accuracy_per_label),
+                "model_accuracy_per_label": labelled(self.model_accuracy_per_label),
                 **self.noised.as_attrs(),
                 **self.weights.as_attrs("weights_"),
                 **(self.control.as_attrs("control_") if self.control else {}),
@@ -110,7 +113,7 @@ class DPRecord:
             epsilon_prv=attrs.get("epsilon_prv"),
             epochs=attrs["epochs"],
             model_accuracy=trial.values[0],
-            model_accuracy_per_label=tuple(attrs["model_accuracy_per_label"]),
+            model_accuracy_per_label=unlabelled(attrs["model_accuracy_per_label"]),
             noised=noised,
             weights=weights,
             control=AttackRecord.from_attrs(attrs, "control_"),

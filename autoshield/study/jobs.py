@@ -33,7 +33,7 @@ from autoshield.evaluation.attackers import attackers_of
 from autoshield.evaluation.dpsgd import evaluate_dpsgd
 from autoshield.evaluation.evaluate import evaluate_policy
 from autoshield.evaluation.judge import AttackResult
-from autoshield.evaluation.sheets import reconstruction_sheet
+from autoshield.evaluation.sheets import landscape_sheet, reconstruction_sheet
 from autoshield.privacy.cache import AttackCache
 from autoshield.study.analysis import best_cells, best_policy
 from autoshield.study.catalog import completed, enqueue_once, find_study
@@ -78,12 +78,16 @@ def make_sampler(name: str, *, seed: int) -> optuna.samplers.BaseSampler:
 
 
 def upload_sheets(trial: Trial, sheets: dict[str, AttackResult], store: FileSystemArtifactStore) -> None:
-    """One reconstruction sheet (PNG artifact) per named attack, shown by optuna-dashboard."""
+    """Reconstruction sheets (PNG artifacts) per named attack, shown by optuna-dashboard: a wide one that its
+    thumbnail keeps legible, then the full portrait one."""
     with tempfile.TemporaryDirectory() as folder:
         for name, attack in sheets.items():
-            path = Path(folder) / f"trial-{trial.number}-{name}.png"
-            reconstruction_sheet(attack, path, title=f"trial {trial.number}: {name}")
-            upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial, mimetype="image/png")
+            wide = Path(folder) / f"trial-{trial.number}-{name}-wide.png"
+            full = Path(folder) / f"trial-{trial.number}-{name}.png"
+            landscape_sheet(attack, wide, title=f"trial {trial.number}: {name}")
+            reconstruction_sheet(attack, full, title=f"trial {trial.number}: {name}")
+            for path in (wide, full):
+                upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial, mimetype="image/png")
 
 
 @dataclass(frozen=True, kw_only=True)

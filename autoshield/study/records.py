@@ -19,6 +19,7 @@ import optuna
 from optuna.trial import BaseTrial, FrozenTrial, Trial
 
 from autoshield.core.errors import AutoshieldError
+from autoshield.data.cifar import CLASSES
 from autoshield.data.policy import Cell
 from autoshield.evaluation.evaluate import Evaluation
 from autoshield.evaluation.judge import AttackResult
@@ -31,12 +32,36 @@ _SURPLUS = "surplus"
 _CONFIRMATIONS = "confirmations"  # study user attr: the ConfirmationRecords of `autoshield confirm`
 
 
+DIGITS = 4  # stored fractions and dB keep 0.01 % and 1e-4 dB, far below any interval, and lose float32 noise
+
+
 def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
 def _tupled(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
+
+
+def meaningful(value: Any) -> Any:
+    """A float (or a tuple of them) rounded to `DIGITS`: `0.8999999761581421` is stored and shown as `0.9`."""
+    if isinstance(value, float):
+        return round(value, DIGITS) if math.isfinite(value) else value
+    if isinstance(value, tuple) and value and all(isinstance(v, float) for v in value):
+        return tuple(meaningful(v) for v in value)
+    return value
+
+
+def labelled(values: tuple[float, ...] | None) -> dict[str, float] | None:
+    """Per-label figures as stored: keyed by label name, so a trial page says whose figure each is."""
+    return None if values is None else dict(zip(CLASSES, values, strict=True))
+
+
+def unlabelled(value: dict[str, float] | list[float] | None) -> tuple[float, ...] | None:
+    """Per-label figures read back in `CLASSES` order; studies older than the names stored plain lists."""
+    if value is None:
+        return None
+    return tuple(value[label] for label in CLASSES) if isinstance(value, dict) else tuple(value)
 
 
 @dataclass(frozen=True)
@@ -101,6 +126,10 @@ class AttackRecord:
     chance_floor_per_label: tuple[float, ...] | None = None
     outcomes: Outcomes | None = None  # per victim, for paired tests
 
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            object.__setattr__(self, field.name, meaningful(getattr(self, field.name)))
+
     @classmethod
     def of(cls, attack: AttackResult) -> AttackRecord:
         overall, per_label = attack.overall, attack.per_label
@@ -124,7 +153,10 @@ class AttackRecord:
         )
 
     def as_attrs(self, prefix: str = "") -> dict[str, Any]:
-        attrs = {prefix + f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        attrs = {
+            prefix + f.name: (labelled if f.name.endswith("_per_label") else _jsonable)(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+        }
         attrs[prefix + "outcomes"] = None if self.outcomes is None else _outcomes_json(self.outcomes)
         return attrs
 
@@ -133,7 +165,10 @@ class AttackRecord:
         """None when the attack was not stored (e.g. the DP control of studies older than it)."""
         if prefix + "attack_accuracy" not in attrs:
             return None
-        values = {f.name: _tupled(attrs.get(prefix + f.name)) for f in dataclasses.fields(cls)}
+        values = {
+            f.name: (unlabelled if f.name.endswith("_per_label") else _tupled)(attrs.get(prefix + f.name))
+            for f in dataclasses.fields(cls)
+        }
         values["outcomes"] = None if values["outcomes"] is None else _outcomes_of(attrs[prefix + "outcomes"])
         return cls(**values)
 
@@ -172,6 +207,9 @@ class EvaluationRecord:
     attacker: str = "naive"  # whose attack `attack` is
     attacks: dict[str, AttackRecord] = dataclasses.field(default_factory=dict)  # every attacker run, `attack` too
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model_accuracy_per_label", meaningful(tuple(self.model_accuracy_per_label)))
+
     @classmethod
     def of(cls, evaluation: Evaluation) -> EvaluationRecord:
         return cls(
@@ -198,7 +236,7 @@ class EvaluationRecord:
             "policy": self.policy,
             "policy_json": self.policy_json,
             "utility": self.utility,
-            "model_accuracy_per_label": list(self.model_accuracy_per_label),
+            "model_accuracy_per_label": labelled(self.model_accuracy_per_label),
             **self.attack.as_attrs(),
             "train_seconds": self.train_seconds,
             "attack_seconds": self.attack_seconds,
@@ -223,7 +261,7 @@ class EvaluationRecord:
             policy_json=attrs["policy_json"],
             utility=attrs.get("utility", "trained"),
             model_accuracy=trial.values[0],
-            model_accuracy_per_label=tuple(attrs["model_accuracy_per_label"]),
+            model_accuracy_per_label=unlabelled(attrs["model_accuracy_per_label"]),
             attack=attack,
             train_seconds=attrs["train_seconds"],
             attack_seconds=attrs["attack_seconds"],
