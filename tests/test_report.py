@@ -20,7 +20,7 @@ from autoshield.data.policy import Policy
 from autoshield.privacy.paired import Outcomes
 from autoshield.report.pareto import dominates, hypervolume
 from autoshield.report.studies import Studies, incomparable
-from autoshield.report.tables import dominance_lines
+from autoshield.report.tables import dominance_lines, per_label_rows
 from autoshield.study.dp_records import DPRecord
 from autoshield.study.params import sigma_of
 from autoshield.study.records import AttackRecord, ConfirmationRecord, EvaluationRecord, StudyInfo
@@ -114,12 +114,15 @@ def test_report_writes_every_file(studies, data_root, tmp_path, capsys):
     assert "No meaningful privacy guarantee (ε above 100): σ = 0.1" in text
     assert "no noise %" in text and "'no noise' is the same attack" in text and "non-private %" in text
     assert "autoshield-grid `recognizability`" in text and "autoshield-dpsgd `trained`" in text
+    assert "> **`smoke` profile**" in text  # issue #16: what must be read before any figure
     sheets = sorted(path.name for path in (out / "sheets").iterdir())  # no defence first, then each study's pick
     assert "autoshield-grid-trial-0-reconstructions.png" in sheets  # the enqueued Identity cell
     studies_shown = {name.rsplit("-trial-", 1)[0] for name in sheets}
     assert studies_shown == {"autoshield-grid", "autoshield-search", "autoshield-dpsgd"}
     rows = (out / "per_label.csv").read_text().splitlines()
-    assert len(rows) == 11 and "grid cell" in rows[0] and "beats DP on both" in rows[0]
+    assert len(rows) == 11 and "grid cell" in rows[0] and "search cell" in rows[0]
+    assert "DP σ" not in rows[0]  # issue #16: one utility per table; DP-SGD's trained accuracy is left out
+    assert "left out, as measured on another scale: autoshield-dpsgd (model accuracy `trained`)" in text
     dominance = (out / "dominance.md").read_text()  # the search measured recognizability, DP-SGD trained accuracy
     assert "not comparable: autoshield-search's model accuracy is recognizability" in dominance
     assert "no dominance is claimed" in dominance
@@ -282,3 +285,31 @@ def test_dominance_is_claimed_only_with_paired_significance_on_the_same_victims(
     text = "\n".join(dominance_lines(Studies(grid=None, search=search, dpsgd=failing)))
     assert "not comparable: the attack fails on this network even without noise; no dominance is claimed" in text
     assert "dominate it" not in text
+
+
+@pytest.mark.parametrize(
+    ("model", "recognised", "verdict"),
+    [(0.2, 10, "no"), (0.3, 12, "no"), (0.3, 10, "yes")],  # DP-SGD: model 0.2, attack 12/20
+)
+def test_a_tie_with_dp_sgd_is_not_a_win(model, recognised, verdict):
+    """Issue #16: "beats DP on both" needs strictly better model and attack accuracy."""
+    info = StudyInfo("dpsgd", "", (), "quick", "abc", "trained", "d1", norm="none")
+    storage = optuna.storages.InMemoryStorage()
+    dp_study = optuna.create_study(study_name="x-dpsgd", storage=storage, directions=["maximize", "minimize"])
+    info.write(dp_study)
+    dp_attack = _record([True] * 12 + [False] * 8)
+    record = DPRecord(0.5, 1.0, 1e-5, 15.0, None, 4, 0.2, (0.2,) * 10, dp_attack, dp_attack, dp_attack, 1.0, 1.0,
+                      norm="none", nonprivate_accuracy=0.4, identity=dp_attack)  # fmt: skip
+    dp_study.enqueue_trial({"sigma": 0.5})
+    trial = dp_study.ask({"sigma": optuna.distributions.FloatDistribution(1e-3, 1e3, log=True)})
+    record.write(trial)
+    dp_study.tell(trial, record.objectives())
+    search = optuna.create_study(study_name="x-search", storage=storage, directions=["maximize", "minimize"])
+    dataclasses.replace(info, kind="search").write(search)
+    attack = _record([True] * recognised + [False] * (20 - recognised))
+    policy = EvaluationRecord("Identity", "{}", "trained", model, (model,) * 10, attack, 1.0, 1.0)
+    trial = search.ask()
+    policy.write(trial)
+    search.tell(trial, (policy.model_accuracy, policy.attack.attack_accuracy))
+    rows = per_label_rows(Studies(grid=None, search=search, dpsgd=dp_study), tolerance=0.05)
+    assert {row["beats DP on both"] for row in rows} == {verdict}

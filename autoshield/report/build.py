@@ -18,8 +18,8 @@ from autoshield.report.cells import cell_rows
 from autoshield.report.confirmed import confirmation_rows, confirmed_claims
 from autoshield.report.format import Rows, markdown_table, percent, write_rows
 from autoshield.report.pareto import REFERENCE_POINT, best_tradeoff, hypervolume_history
-from autoshield.report.plots import plot_hypervolume, plot_pareto, plot_reconstructions
-from autoshield.report.studies import COMPARE_SIGMA, Studies, dp_at, grid_identity, load_studies, utility
+from autoshield.report.plots import CHANCE, plot_hypervolume, plot_pareto, plot_reconstructions
+from autoshield.report.studies import COMPARE_SIGMA, Studies, dp_at, grid_identity, identities, load_studies, utility
 from autoshield.report.tables import (
     LOOSE_EPSILON,
     NO_NOISE_NOTE,
@@ -31,6 +31,7 @@ from autoshield.report.tables import (
     loose_guarantees,
     pareto_rows,
     per_label_rows,
+    table_utility,
 )
 from autoshield.study.analysis import best_cells
 from autoshield.study.catalog import completed
@@ -135,6 +136,27 @@ def _confirmed_lines(studies: Studies) -> list[str]:
     ]
 
 
+def _banners(studies: Studies, info: StudyInfo | None) -> list[str]:
+    """What must be read before any figure: a `smoke` run, or an undefended attack that is not above chance."""
+    lines = []
+    if info and info.profile == "smoke":
+        lines.append(
+            "> **`smoke` profile**: a test of the machinery on a tiny network and one victim per label; no figure "
+            "in this report says anything about privacy."
+        )
+    for study, identity in identities(studies):
+        attack = EvaluationRecord.read(identity).attack
+        floor = attack.chance_floor if attack.chance_floor is not None else CHANCE
+        if attack.attack_accuracy_ci[0] <= floor:
+            lines.append(
+                f"> **The undefended attack is at chance in {study.study_name}**: Identity is recognised in "
+                f"{percent(attack.attack_accuracy)} % (95 % interval from {percent(attack.attack_accuracy_ci[0])} %), "
+                f"against a chance floor of {percent(floor)} %. No defence can show an effect against an attack "
+                "that does not work: raise the attack budget (`--set attack.iterations=…`) before reading on."
+            )
+    return [line for banner in lines for line in (banner, "")]
+
+
 def _report_text(studies: Studies, rows: Rows, *, tolerance: float, has_reconstructions: bool) -> str:
     any_study = studies.search or studies.grid or studies.dpsgd
     first = StudyInfo.read(any_study)
@@ -151,6 +173,7 @@ def _report_text(studies: Studies, rows: Rows, *, tolerance: float, has_reconstr
         "held-out training images the reference classifier never trained on; a failed reconstruction counts as "
         "not recognised.",
         "",
+        *_banners(studies, first),
         *_confirmed_lines(studies),
         "![Pareto front](pareto.png)",
         "",
@@ -219,8 +242,17 @@ def _report_text(studies: Studies, rows: Rows, *, tolerance: float, has_reconstr
             listed = ", ".join(f"σ = {r.sigma:g} (ε = {r.epsilon:,.4g})" for r in loose)
             lines += [f"No meaningful privacy guarantee (ε above {LOOSE_EPSILON}): {listed}.", ""]
         lines += [NO_NOISE_NOTE, ""]
+    same = table_utility(studies)
+    left_out = [
+        f"{study.study_name} (model accuracy `{utility(study)}`)"
+        for study in (studies.grid, studies.dpsgd)
+        if study and completed(study) and utility(study) != same
+    ]
     lines += [
         "## Per label (the poster's comparison)",
+        "",
+        f"Model accuracy in this table is `{same}`"
+        + (f"; left out, as measured on another scale: {', '.join(left_out)}." if left_out else "."),
         "",
         f"Grid best cell: as in the grid section (significant against Identity on that label, within "
         f"{100 * tolerance:.0f} points of its model accuracy). These are found numbers, on the victims the cells were "

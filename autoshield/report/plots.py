@@ -13,17 +13,45 @@ import optuna
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.image import imread
+from matplotlib.ticker import MaxNLocator
 from optuna.trial import FrozenTrial
 
-from autoshield.report.pareto import REFERENCE_POINT, hypervolume_history
-from autoshield.report.studies import Studies, grid_identity, network, utility
+from autoshield.data.policy import IDENTITY
+from autoshield.report.pareto import REFERENCE_POINT, best_tradeoff, hypervolume_history
+from autoshield.report.studies import Studies, grid_identity, identities, network, search_identity, utility
 from autoshield.study.catalog import completed
 from autoshield.study.dp_records import DPRecord
-from autoshield.study.params import sigma_of
+from autoshield.study.params import cell_of, sigma_of
+from autoshield.study.records import EvaluationRecord
+
+CHANCE = 0.1  # one in ten labels: the floor a study that predates the measured chance floor is read against
 
 
 def _scatter(axis: Axes, trials: Sequence[FrozenTrial], **style: Any) -> None:
     axis.scatter([t.values[0] for t in trials], [t.values[1] for t in trials], **style)
+
+
+def _error_bars(axis: Axes, points: Sequence[tuple[float, float, tuple[float, float]]], color: str) -> None:
+    """Each point's 95 % interval of attack accuracy: at 50 victims it spans about ±14 points, which is what
+    separates a front from noise."""
+    if points:
+        x, y, ci = zip(*points, strict=True)
+        low = [max(0.0, v - c[0]) for v, c in zip(y, ci, strict=True)]
+        high = [max(0.0, c[1] - v) for v, c in zip(y, ci, strict=True)]
+        axis.errorbar(x, y, yerr=[low, high], fmt="none", ecolor=color, alpha=0.35, lw=0.8, zorder=2)
+
+
+def _policy_bars(trials: Sequence[FrozenTrial]) -> list[tuple[float, float, tuple[float, float]]]:
+    return [(t.values[0], t.values[1], EvaluationRecord.read(t).attack.attack_accuracy_ci) for t in trials]
+
+
+def _floor(studies: Studies) -> tuple[float, str]:
+    """The chance floor to draw: measured on Identity's victims where a study has it, else one in ten."""
+    for _, identity in identities(studies):
+        floor = EvaluationRecord.read(identity).attack.chance_floor
+        if floor is not None:
+            return floor, f"chance floor {100 * floor:.0f} % (judge on information-free starts)"
+    return CHANCE, "chance (1 in 10 labels)"
 
 
 def _panel_of(study: optuna.Study) -> tuple[str, str]:
@@ -42,14 +70,23 @@ def plot_pareto(studies: Studies, path: Path) -> Path:
     if studies.grid:
         axis, cells = panel[_panel_of(studies.grid)], completed(studies.grid)
         _scatter(axis, cells, marker="s", s=18, color="tab:gray", alpha=0.5, label="grid cells (one op for all labels)")
+        _error_bars(axis, _policy_bars(cells), "tab:gray")
+        if cells and cell_of(best := best_tradeoff(studies.grid)) != IDENTITY:
+            axis.scatter(*best.values, marker="s", s=60, facecolor="none", edgecolor="tab:green", lw=1.5, zorder=6,
+                         label=f"best grid trade-off: {cell_of(best)}")  # fmt: skip
+            axis.annotate(str(cell_of(best)), best.values, fontsize=7, xytext=(6, 6), textcoords="offset points",
+                          color="tab:green")  # fmt: skip
         if identity := grid_identity(studies.grid):
-            axis.scatter(*identity.values, marker="*", s=180, color="black", label="Identity (no defence)", zorder=5)
+            _no_defence(axis, identity)
     if studies.search:
         axis, trials = panel[_panel_of(studies.search)], completed(studies.search)
         front = studies.search.best_trials
         numbers = {t.number for t in front}
         dominated = [t for t in trials if t.number not in numbers]
         _scatter(axis, dominated, s=14, color="tab:blue", alpha=0.25, label="search trials (dominated)")
+        _error_bars(axis, _policy_bars(front), "tab:blue")
+        if (identity := search_identity(studies.search)) and not studies.grid:
+            _no_defence(axis, identity)
         steps = sorted((t.values for t in front), key=lambda v: -v[0])
         axis.step(
             [v[0] for v in steps], [v[1] for v in steps], where="post", color="tab:blue", label="search Pareto front"
@@ -57,10 +94,12 @@ def plot_pareto(studies: Studies, path: Path) -> Path:
         axis.scatter([v[0] for v in steps], [v[1] for v in steps], s=26, color="tab:blue", zorder=4)
     if studies.dpsgd:
         axis, trials = panel[_panel_of(studies.dpsgd)], completed(studies.dpsgd)
-        _scatter(axis, trials, marker="D", s=50, color="tab:red", label="DP-SGD (noised)", zorder=6)
+        _scatter(axis, trials, marker="D", s=50, color="tab:red", label="DP-SGD (noised)", zorder=4)
         details = []
+        bars = []
         for rank, trial in enumerate(sorted(trials, key=sigma_of)):
             record = DPRecord.read(trial)
+            bars.append((*trial.values, record.noised.attack_accuracy_ci))
             offset = (5, 5) if rank % 2 == 0 else (5, -12)  # σ values often land close together
             axis.annotate(f"σ={record.sigma:g}", trial.values, fontsize=7, xytext=offset, textcoords="offset points",
                           color="tab:red")  # fmt: skip
@@ -68,7 +107,12 @@ def plot_pareto(studies: Studies, path: Path) -> Path:
             control = f", σ=0 control {100 * record.control.attack_accuracy:.0f} %" if record.control else ""
             details.append(f"σ={record.sigma:g}: ε={record.epsilon:,.3g}{control}{gate}")
         captions[_panel_of(studies.dpsgd)] = "DP-SGD " + "; ".join(details)
+        _error_bars(axis, bars, "tab:red")
+    floor, floor_label = _floor(studies)
     for (name, norm), axis in panel.items():
+        axis.axhline(floor, color="tab:purple", ls="--", lw=1, label=floor_label)
+        axis.set_xlim(0, 1)  # the whole scale: a zoomed axis turns noise at chance into a front
+        axis.set_ylim(0, 1)
         axis.set_title(f"model accuracy = {name}, network norm = {norm}", fontsize=9)
         caption = captions.get((name, norm))
         axis.set_xlabel("model accuracy (higher is better)" + (f"\n{caption}" if caption else ""), fontsize=8)
@@ -80,12 +124,20 @@ def plot_pareto(studies: Studies, path: Path) -> Path:
     return path
 
 
+def _no_defence(axis: Axes, identity: FrozenTrial) -> None:
+    """Identity, drawn above every other marker and named, so that no DP diamond hides it."""
+    axis.scatter(*identity.values, marker="*", s=200, color="black", label="Identity (no defence)", zorder=8)
+    axis.annotate("no defence", identity.values, fontsize=7, xytext=(6, -12), textcoords="offset points")
+
+
 def plot_hypervolume(studies: Sequence[optuna.Study], path: Path) -> Path:
     figure = Figure(figsize=(6, 4))
     axis = figure.subplots()
     for study in studies:
         history = hypervolume_history(study)
-        axis.plot(range(1, len(history) + 1), history, label=study.study_name)
+        axis.plot(range(1, len(history) + 1), history, marker="o", ms=3, label=study.study_name)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials are counted, never fractional
+    axis.set_ylim(bottom=0)
     axis.set_xlabel("completed trials")
     axis.set_ylabel("hypervolume")
     axis.set_title(
@@ -99,12 +151,16 @@ def plot_hypervolume(studies: Sequence[optuna.Study], path: Path) -> Path:
 
 
 def plot_reconstructions(panels: Sequence[tuple[str, Path]], path: Path) -> Path:
-    figure = Figure(figsize=(5 * len(panels), 10))
+    """The sheets side by side at their own aspect ratio, so the figure is images, not margins."""
+    images = [imread(sheet) for _, sheet in panels]
+    width = 4.0
+    height = width * max(image.shape[0] / image.shape[1] for image in images)
+    figure = Figure(figsize=(width * len(panels), height + 0.4))
     axes = figure.subplots(1, len(panels), squeeze=False)
-    for axis, (title, sheet) in zip(axes[0], panels, strict=True):
-        axis.imshow(imread(sheet))
-        axis.set_title(title, fontsize=9)
+    for axis, (title, _), image in zip(axes[0], panels, images, strict=True):
+        axis.imshow(image)
+        axis.set_title(title, fontsize=10)
         axis.axis("off")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.subplots_adjust(left=0.005, right=0.995, bottom=0.005, top=1 - 0.35 / (height + 0.4), wspace=0.02)
+    figure.savefig(path, dpi=130)
     return path

@@ -80,3 +80,12 @@ def grid_identity(grid: optuna.Study) -> FrozenTrial | None:
 def search_identity(search: optuna.Study) -> FrozenTrial | None:
     """The search's completed Identity policy (queued first): the baseline of its paired tests."""
     return next((t for t in completed(search) if policy_of(t) == Policy.identity()), None)
+
+
+def identities(studies: Studies) -> list[tuple[optuna.Study, FrozenTrial]]:
+    """Each policy study's completed Identity (no-defence) trial: the grid's cell, the search's queued policy."""
+    found = []
+    for study, find in ((studies.grid, grid_identity), (studies.search, search_identity)):
+        if study and completed(study) and (identity := find(study)):
+            found.append((study, identity))
+    return found

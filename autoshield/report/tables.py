@@ -14,7 +14,7 @@ from autoshield.learn.train import Accuracy
 from autoshield.privacy.paired import compare, holm, significantly_fewer
 from autoshield.report.format import Rows, interval, percent
 from autoshield.report.pareto import best_tradeoff, dominates
-from autoshield.report.studies import COMPARE_SIGMA, Studies, dp_at, incomparable, search_identity
+from autoshield.report.studies import COMPARE_SIGMA, Studies, dp_at, incomparable, search_identity, utility
 from autoshield.study.analysis import NONE_BETTER, BestCell, best_cells, compare_all
 from autoshield.study.catalog import completed
 from autoshield.study.dp_records import DPRecord
@@ -188,13 +188,25 @@ def loose_guarantees(records: list[DPRecord]) -> list[DPRecord]:
     return [r for r in records if r.epsilon > LOOSE_EPSILON]
 
 
+def table_utility(studies: Studies) -> str:
+    """The one utility the per-label table uses: the search's if there is one, else the grid's, else trained."""
+    first = next((s for s in (studies.search, studies.grid) if s and completed(s)), None)
+    return utility(first) if first else "trained"
+
+
 def per_label_rows(studies: Studies, *, tolerance: float) -> Rows:
-    """The poster's table: per label, grid best cell, search choice, and DP-SGD at COMPARE_SIGMA beside them."""
-    grid = best_cells(studies.grid, tolerance=tolerance)[0] if studies.grid and completed(studies.grid) else None
+    """The poster's table: per label, grid best cell, search choice, and DP-SGD at COMPARE_SIGMA beside them.
+
+    One utility per table (`table_utility`): a grid or DP-SGD study scored by another one is left out (DP-SGD's
+    is always trained accuracy), so a recognisability figure never stands beside a trained accuracy."""
+    same = table_utility(studies)
+    grid = None
+    if studies.grid and completed(studies.grid) and utility(studies.grid) == same:
+        grid = best_cells(studies.grid, tolerance=tolerance)[0]
     chosen = best_tradeoff(studies.search) if studies.search and completed(studies.search) else None
     chosen_record = EvaluationRecord.read(chosen) if chosen else None
     versus = _per_label_versus_identity(studies.search, chosen_record) if chosen_record else {}
-    dp_trial = dp_at(studies, COMPARE_SIGMA)
+    dp_trial = dp_at(studies, COMPARE_SIGMA) if same == "trained" else None
     dp = DPRecord.read(dp_trial) if dp_trial else None
     dp_name = f"DP σ={COMPARE_SIGMA:g}"
     gate = None  # why the search's per-label figures may not be set against DP's, if they may not
@@ -226,7 +238,7 @@ def per_label_rows(studies: Studies, *, tolerance: float) -> Rows:
                 row["beats DP on both"] = gate
             elif chosen_record:
                 advantage = (model - dp_model) + (dp_attack - attack)
-                beats = model >= dp_model and attack <= dp_attack
+                beats = model > dp_model and attack < dp_attack  # a tie is not a win
                 row |= {"advantage (pts)": f"{100 * advantage:+.1f}", "beats DP on both": "yes" if beats else "no"}
         rows.append(row)
     return rows
