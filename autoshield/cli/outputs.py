@@ -34,7 +34,8 @@ def run_report(args: argparse.Namespace) -> None:
     path = build_report(
         storage=storage, name=args.study, store=artifact_store(artifacts_of(args)), out=out, tolerance=args.tolerance
     )
-    console.print(f"wrote {path} (with pareto.png, hypervolume.png, per_label.md/.csv, dominance.md)")
+    written = sorted(p.name for p in out.iterdir() if p.is_file() and p != path)
+    console.print(f"wrote {path} with {', '.join(written)} and sheets/ beside it")
     console.print(Markdown(path.read_text().split("## Per label")[0].replace("![", "[")))
 
 

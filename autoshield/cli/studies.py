@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from autoshield.cli.common import (
     add_profile_args,
@@ -96,6 +96,8 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
         MofNCompleteColumn(),
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),  # from this run's completed trials: unknown until the first one ends
         console=console,
     ) as bar:
         task = bar.add_task(job.kind, total=job.total(study), completed=job.finished(study), status="")
@@ -107,7 +109,8 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
             bar.update(
                 task,
                 completed=job.finished(study),
-                status=f"front {len(front)}: model ≤{percent(best_model)} %, attack ≥{percent(best_attack)} %",
+                status=f"best so far: model {percent(best_model)} %, attack {percent(best_attack)} % "
+                f"({len(front)} on the front)",
             )
 
         launch.run(job, n_jobs=args.n_jobs, on_trial=update, data=data)
