@@ -12,7 +12,7 @@ from optuna.artifacts import upload_artifact
 
 from autoshield.cli import main
 from autoshield.core.errors import AutoshieldError
-from autoshield.report.dashboard import guarded, is_loopback, listen
+from autoshield.report.dashboard import WRAP_STYLE, guarded, is_loopback, listen
 from autoshield.study.storage import artifact_store, open_storage
 
 
@@ -115,3 +115,19 @@ def test_bad_dashboard_and_read_commands_are_one_line_and_create_nothing(args, m
 def test_dashboard_help_explains_the_risk(capsys):
     assert main(["dashboard", "--help"]) == 0
     assert "no authentication" in capsys.readouterr().out.replace("\n", " ")
+
+
+def test_served_pages_let_long_values_wrap(served):
+    """optuna-dashboard shows each attribute on one unbroken line; the pages autoshield serves carry a style that
+    lets them wrap (a trial page measured 8,264 px wide at a 1,400 px window without it, 1,400 px with it)."""
+    _, _, app, folder, _ = served
+    environ = {"PATH_INFO": "/dashboard/", "REQUEST_METHOD": "GET"}
+    setup_testing_defaults(environ)
+    answer = {}
+    body = b"".join(
+        guarded(app, read_only=True, artifacts=folder, log=print)(
+            environ, lambda status, headers, exc_info=None: answer.update(status=status, headers=dict(headers))
+        )
+    )
+    assert answer["status"].startswith("200") and WRAP_STYLE in body
+    assert int(answer["headers"]["Content-Length"]) == len(body)

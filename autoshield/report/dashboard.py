@@ -22,6 +22,17 @@ from autoshield.core.errors import AutoshieldError
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _ARTIFACT = re.compile(r"^/artifacts/\d+(?:/\d+)?/([0-9a-fA-F-]+)$")
+# optuna-dashboard shows every attribute on one unbroken line (`white-space: nowrap`), so one long value (a
+# policy, per-victim verdicts) widens a trial page to thousands of pixels, and it shows artifacts as 200 x 150 px
+# thumbnails, in which a sheet of 30 images is unreadable. This style, added to the pages autoshield serves, lets
+# values wrap inside the window and shows each sheet at up to the page's width.
+WRAP_STYLE = (
+    b"<style>main p,main .MuiBox-root{white-space:normal!important;overflow-wrap:anywhere}"
+    b"main .MuiCard-root:has(img){width:auto!important;max-width:100%}"
+    b"main .MuiCard-root:has(img) *{height:auto!important;max-height:none!important;position:static!important}"
+    b"main .MuiCard-root img{width:auto!important;max-width:100%}"
+    b"</style>"
+)
 
 
 def is_loopback(host: str) -> bool:
@@ -57,9 +68,29 @@ def guarded(app: WSGIApp, *, read_only: bool, artifacts: Path, log: Callable[[st
         if (found := _ARTIFACT.match(path)) and not (artifacts / found.group(1)).is_file():
             log(f"artifact {found.group(1)} is missing from {artifacts} (moved or deleted); answered 404")
             return _answer(start_response, "404 Not Found", "artifact file missing")
-        return app(environ, start_response)
+        if path.startswith(("/api/", "/artifacts/")):
+            return app(environ, start_response)
+        return _styled(app, environ, start_response)
 
     return guard
+
+
+def _styled(app: WSGIApp, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """The app's answer, with `WRAP_STYLE` in the head of an (unencoded) HTML page."""
+    captured: dict[str, Any] = {}
+
+    def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+        captured.update(status=status, headers=headers)
+        return lambda data: None  # bottle returns its body; it never calls write()
+
+    body = b"".join(app(environ, capture))
+    headers = captured["headers"]
+    named = {key.lower(): value for key, value in headers}
+    if named.get("content-type", "").startswith("text/html") and "content-encoding" not in named:
+        body = body.replace(b"</head>", WRAP_STYLE + b"</head>", 1)
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [("Content-Length", str(len(body)))]
+    start_response(captured["status"], headers)
+    return [body]
 
 
 class _QuietHandler(WSGIRequestHandler):

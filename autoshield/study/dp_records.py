@@ -38,6 +38,7 @@ class DPRecord:
     signal_to_noise: tuple[float, ...] = ()  # per victim ‖clipped g‖ / (σ·C·√d)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "model_accuracy", meaningful(float(self.model_accuracy)))
         object.__setattr__(self, "model_accuracy_per_label", meaningful(tuple(self.model_accuracy_per_label)))
 
     @classmethod

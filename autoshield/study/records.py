@@ -208,6 +208,7 @@ class EvaluationRecord:
     attacks: dict[str, AttackRecord] = dataclasses.field(default_factory=dict)  # every attacker run, `attack` too
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "model_accuracy", meaningful(float(self.model_accuracy)))
         object.__setattr__(self, "model_accuracy_per_label", meaningful(tuple(self.model_accuracy_per_label)))
 
     @classmethod
