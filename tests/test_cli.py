@@ -89,3 +89,21 @@ def test_attack_command_compares_the_attackers_on_the_same_victims(data_root, tm
         assert f"│ {attacker} " in out
     with Image.open(sheet) as image:  # original | transformed | three reconstructions
         assert image.width > 5 * 100
+
+
+def test_tables_fold_instead_of_cutting_at_80_columns():
+    """Issue #16: a narrow terminal gets more lines, never 'epsil…'."""
+    from rich.console import Console
+
+    from autoshield.cli.common import print_rows
+
+    narrow = Console(width=80, record=True)
+    row = {
+        "epsilon (RDP)": "1,955",
+        "policy": "airplane=Rotate:5, automobile=Brightness:5, bird=Equalize, cat=Contrast:9",
+        "comparable": "not comparable: the attack fails on this network even without noise",
+    }
+    print_rows("DP-SGD", [row], to=narrow)
+    text = narrow.export_text()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    assert all(word in text for word in ("epsilon", "(RDP)", "1,955", "noise", "Equali"))

@@ -90,14 +90,15 @@ def artifacts_of(args: argparse.Namespace) -> Path:
     return args.artifacts or default_artifacts(storage_of(args))
 
 
-def print_rows(title: str, rows: list[dict[str, str]]) -> None:
-    """Rows (one dict per row, same keys) as a terminal table; an 'overall' row is bold."""
+def print_rows(title: str, rows: list[dict[str, str]], *, to: Console | None = None) -> None:
+    """Rows (one dict per row, same keys) as a terminal table; an 'overall' row is bold. Narrow terminals fold
+    cells and headers onto more lines instead of cutting them ("epsil…")."""
     table = Table(title=title)
     for key in rows[0]:
-        table.add_column(key, justify="left" if key in _LEFT else "right")
+        table.add_column(key, justify="left" if key in _LEFT else "right", overflow="fold")
     for row in rows:
         table.add_row(*row.values(), style="bold" if row.get("label") == "overall" else None)
-    console.print(table)
+    (to or console).print(table)
 
 
 def network_of(profile: Profile) -> str:
