@@ -11,7 +11,7 @@ import pytest
 
 from autoshield.cli import main
 from autoshield.data.cifar import CLASSES
-from autoshield.study.storage import open_storage
+from autoshield.study.storage import open_storage, redact
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +93,22 @@ def test_hostile_input(case, world, data_root, capsys):
     assert _count(world / "other.db", "autoshield-search") == 1
     with sqlite3.connect(world / "foreign.db") as connection:
         assert [r[0] for r in connection.execute("select name from sqlite_master")] == ["invoices"]
+
+
+@pytest.mark.parametrize("password", ["pl@in", "ngPW@s3cret", "co:lon", "sla/sh", "per%cent", "mi@x:e/d%25"])
+def test_no_piece_of_a_password_reaches_the_terminal(password, capsys):
+    """Issue #18: a password holding `@`, `:`, `/` or `%` is redacted whole, in our lines and in the driver's."""
+    url = f"postgresql+psycopg://nobody:{password}@127.0.0.1:9/none"
+    assert redact(url) == "postgresql+psycopg://nobody:***@127.0.0.1:9/none"
+    assert main(["report", "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert "cannot open storage postgresql+psycopg://nobody:***@127.0.0.1:9/none" in err and err.count("\n") == 1
+    for piece in {password, *password.split("@")}:
+        assert len(piece) < 3 or piece not in err, piece
+
+
+def test_the_storage_can_come_from_the_environment(tmp_path, monkeypatch, capsys):
+    """Issue #18: $AUTOSHIELD_STORAGE keeps a password out of the process list."""
+    monkeypatch.setenv("AUTOSHIELD_STORAGE", f"sqlite:///{tmp_path / 'env.db'}")
+    assert main(["report"]) == 2
+    assert f"no study database at {tmp_path / 'env.db'}" in capsys.readouterr().err

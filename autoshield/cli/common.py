@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import NoReturn
 
@@ -58,7 +59,8 @@ def add_study_args(parser: argparse.ArgumentParser) -> None:
         "--storage",
         default=None,
         help="Optuna storage URL: sqlite:///studies/autoshield.db (default), postgresql+psycopg://user@host/db, "
-        "or journal:PATH for a shared file system",
+        "or journal:PATH for a shared file system. A URL with a password is better given as $AUTOSHIELD_STORAGE, "
+        "or without one and with libpq's PGPASSWORD or ~/.pgpass, since arguments are visible to every local user",
     )
     parser.add_argument("--study", default="autoshield", help="study name prefix (default: autoshield)")
     parser.add_argument(
@@ -79,9 +81,11 @@ def data_of(args: argparse.Namespace) -> Cifar10:
 
 
 def storage_of(args: argparse.Namespace) -> str:
+    """`--storage`, else $AUTOSHIELD_STORAGE (a URL with a password need not appear in the process list), else the
+    default SQLite file."""
     from autoshield.study.storage import DEFAULT_STORAGE
 
-    return args.storage or DEFAULT_STORAGE
+    return args.storage or os.environ.get("AUTOSHIELD_STORAGE") or DEFAULT_STORAGE
 
 
 def artifacts_of(args: argparse.Namespace) -> Path:

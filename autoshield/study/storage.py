@@ -14,6 +14,7 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote, unquote
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
@@ -40,17 +41,49 @@ def quiet_optuna() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
-def redact(url: str) -> str:
-    """The storage URL safe to print: any password replaced by ***."""
-    if "://" not in url or "@" not in url:
-        return url
-    from sqlalchemy.engine import make_url
+def _credentials(url: str) -> tuple[str, str, str | None, str] | None:
+    """(scheme, user, password, host and the rest) of a URL with credentials, split at the *last* `@` of the
+    part before the path: a password with an unescaped `@`, `:` or `/` stays whole. None without credentials."""
+    if "://" not in url:
+        return None
+    scheme, rest = url.split("://", 1)
+    credentials, at, host = rest.rpartition("@")
+    if not at:
+        return None
+    user, colon, password = credentials.partition(":")
+    return scheme, user, password if colon else None, host
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL is printed without its credentials part
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.rsplit('@', 1)[-1]}"
+
+def redact(url: str) -> str:
+    """The storage URL safe to print: the password replaced by ***, whatever characters it holds."""
+    parts = _credentials(url)
+    if parts is None or parts[2] is None:
+        return url
+    scheme, user, _, host = parts
+    return f"{scheme}://{user}:***@{host}"
+
+
+def scrub(text: str, url: str) -> str:
+    """`text` (e.g. a driver's error) without the URL's password, or any `@`-separated piece of it, which a
+    driver that split the URL at the wrong `@` may quote as a host name."""
+    parts = _credentials(url)
+    text = text.replace(url, redact(url))
+    if parts is None or not parts[2]:
+        return text
+    for secret in sorted({parts[2], *parts[2].split("@")}, key=len, reverse=True):
+        if len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text
+
+
+def quoted(url: str) -> str:
+    """The URL with its password percent-encoded, so that SQLAlchemy parses a password holding `@`, `:`, `/`
+    or `%` as the user meant it (an already encoded password is left as it is)."""
+    parts = _credentials(url)
+    if parts is None or parts[2] is None or ("%" in parts[2] and unquote(parts[2]) != parts[2]):
+        return url
+    scheme, user, password, host = parts
+    return f"{scheme}://{user}:{quote(password, safe='')}@{host}"
 
 
 def default_artifacts(url: str) -> Path:
@@ -100,14 +133,14 @@ def open_storage(url: str | None = None, *, heartbeat: bool = True, create: bool
     elif url.startswith("postgresql"):
         engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
     try:
-        return _rdb_storage(url, engine_kwargs, heartbeat)
+        return _rdb_storage(quoted(url), engine_kwargs, heartbeat)
     except ModuleNotFoundError as error:
         raise AutoshieldError(
             f"storage {redact(url)} needs the '{error.name}' driver: pip install 'autoshield[postgres]'"
         ) from None
     except Exception as error:  # SQLAlchemy/driver errors: one line, never the password
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise AutoshieldError(f"cannot open storage {redact(url)}: {reason.replace(url, redact(url))}") from None
+        raise AutoshieldError(f"cannot open storage {redact(url)}: {scrub(reason, quoted(url))}") from None
 
 
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any], beating: bool) -> RDBStorage:
