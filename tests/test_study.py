@@ -261,3 +261,31 @@ def test_worst_case_grid_scores_the_strongest_attacker_and_reports_survivors(tmp
     assert "still vs adaptive" in (out / "report.md").read_text()
     table = (out / "attackers.csv").read_text().splitlines()
     assert len(table) == 1 + 3 * 3 and table[0].startswith("cell,attacker,attack acc %")  # 3 cells x 3 attackers
+
+
+def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, data_root, space):
+    """Issue #18: Ctrl-C reaches every worker; the user sees one line, no Optuna or multiprocessing traceback."""
+    import os
+    import signal
+    import subprocess
+
+    db = tmp_path / "s.db"
+    command = [sys.executable, "-m", "autoshield.cli", *_args("search", db, data_root, space, "--trials", "50"),
+               "--n-jobs", "2"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # fmt: skip
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        try:
+            if any(t.state == TrialState.COMPLETE for t in _trials(db, "autoshield-search")):
+                break
+        except (KeyError, AutoshieldError):  # the study does not exist yet
+            pass
+        time.sleep(0.5)
+    time.sleep(1.0)  # the workers are inside their next trials
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines() == [
+        "interrupted: finished work is saved; rerun the same command to resume"
+    ], err

@@ -9,6 +9,7 @@ resumes.
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,7 +71,13 @@ def _threads_per_worker(n_jobs: int) -> int:
 def _child(job: Job, worker: int, threads: int) -> None:
     quiet_optuna()
     torch.set_num_threads(threads)
-    work(job, worker)
+    try:
+        work(job, worker)
+    except KeyboardInterrupt:  # Ctrl-C reaches every worker; the parent says it once
+        return
+    except AutoshieldError as error:  # one line, not multiprocessing's traceback
+        print(f"error: worker {worker}: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 def run(

@@ -9,6 +9,7 @@ that have only a shared file system. Passwords never reach the terminal.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 import warnings
@@ -34,11 +35,29 @@ def study_name(name: str, kind: str) -> str:
     return f"{name}-{kind}"
 
 
+class _OneLine(logging.Filter):
+    """Optuna logs a failed trial with its whole traceback, then again as "failed with value None". A user needs
+    the first line only (the reason is also stored on the trial), and nothing for Ctrl-C, which the command
+    reports itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is KeyboardInterrupt:
+            return False
+        if record.getMessage().endswith("failed with value None."):
+            return False
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
 def quiet_optuna() -> None:
     """Optuna's per-trial log lines and experimental-feature warnings (heartbeat, metric names) say nothing a
-    user of autoshield needs; the CLI and every worker process call this at start."""
+    user of autoshield needs, and its failure warnings come without tracebacks; the CLI and every worker
+    process call this at start."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    for handler in logging.getLogger("optuna").handlers:
+        if not any(isinstance(f, _OneLine) for f in handler.filters):
+            handler.addFilter(_OneLine())
 
 
 def _credentials(url: str) -> tuple[str, str, str | None, str] | None:
