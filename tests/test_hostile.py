@@ -54,7 +54,7 @@ CASES = {
     "unknown op": (["train", "--policy", "cat=Warp:3"], "unknown operation 'Warp'"),
     "unknown label": (["train", "--policy", "zebra=Rotate:3"], "unknown label 'zebra'"),
     "magnitude out of range": (["train", "--policy", "cat=Rotate:42"], "from 0 to 10, got 42"),
-    "negative trials": (["search", "--trials", "-3"], "--trials must be >= 1"),
+    "negative trials": (["search", "--trials", "-3"], "--trials must be from 1 to 100,000"),
     "non-numeric trials": (["search", "--trials", "many"], "invalid int value: 'many'"),
     "unknown profile key": (["search", "--set", "depth=3"], "unknown profile key 'depth'"),
     "unknown profile": (["grid", "--profile", "gigantic"], "unknown profile 'gigantic'"),
@@ -68,6 +68,15 @@ CASES = {
     "unknown op in space": (["grid", "--space", "{F}/bad_space.toml"], "unknown operation 'Warp'"),
     "bad sigma": (["baseline", "--sigma", "-0.5"], "--sigma must be in"),
     "bad sampler": (["search", "--sampler", "annealing"], "unknown sampler 'annealing'"),
+    # issue #18
+    "data root is a file": (["data", "--data-root", "{F}/bad.json"], "is a file, not a folder"),
+    "report under a file": (["report", "--out", "{F}/bad.json/report"], "cannot write in"),
+    "export under a file": (["export", "--kind", "grid", "-o", "{F}/bad.json/p.json"], "cannot write in"),
+    "artifacts under a file": (["search", "--artifacts", "{F}/bad.json/art"], "cannot write in"),
+    "image index too large": (["ops", "--sheet", "{F}/o.png", "--image", "99999"], "--image must be a test-set"),
+    "negative image index": (["ops", "--sheet", "{F}/o.png", "--image", "-1"], "--image must be a test-set"),
+    "absurd trial count": (["search", "--trials", "100000000000000000000"], "--trials must be from 1 to 100,000"),
+    "mistyped storage for report": (["report", "--storage", "sqlite:///{F}/typo.db"], "no study database at"),
 }
 
 
@@ -76,8 +85,10 @@ def test_hostile_input(case, world, data_root, capsys):
     args, message = CASES[case]
     args = [a.replace("{F}", str(world)) for a in args]
     defaults = {"--profile": "smoke", "--storage": f"sqlite:///{world / 's.db'}", "--data-root": str(data_root)}
-    if args[0] in ("data",):
+    if args[0] in ("data", "ops"):
         defaults = {k: v for k, v in defaults.items() if k == "--data-root"}
+    if args[0] in ("report", "export"):
+        defaults = {k: v for k, v in defaults.items() if k == "--storage"}
     if args[0] in ("train", "attack"):
         defaults.pop("--storage")
     if args[0] in ("grid", "search"):
@@ -93,6 +104,7 @@ def test_hostile_input(case, world, data_root, capsys):
     assert _count(world / "other.db", "autoshield-search") == 1
     with sqlite3.connect(world / "foreign.db") as connection:
         assert [r[0] for r in connection.execute("select name from sqlite_master")] == ["invoices"]
+    assert not (world / "typo.db").exists()
 
 
 @pytest.mark.parametrize("password", ["pl@in", "ngPW@s3cret", "co:lon", "sla/sh", "per%cent", "mi@x:e/d%25"])
@@ -112,3 +124,22 @@ def test_the_storage_can_come_from_the_environment(tmp_path, monkeypatch, capsys
     monkeypatch.setenv("AUTOSHIELD_STORAGE", f"sqlite:///{tmp_path / 'env.db'}")
     assert main(["report"]) == 2
     assert f"no study database at {tmp_path / 'env.db'}" in capsys.readouterr().err
+
+
+def test_a_damaged_cache_is_moved_aside_in_one_line_and_rebuilt(data_root, tmp_path, monkeypatch, capsys):
+    """Issue #18: a truncated data cache or reference classifier breaks nothing: it is said once, kept aside for
+    inspection, and rebuilt; a file whose checksum no longer matches counts as damaged too."""
+    monkeypatch.setenv("AUTOSHIELD_CACHE", str(tmp_path))
+    args = ["attack", "--profile", "smoke", "--set", "attack.iterations=2", "--sheet", str(tmp_path / "s.png"),
+            "--data-root", str(data_root)]  # fmt: skip
+    assert main(args) == 0
+    capsys.readouterr()
+    data = next(tmp_path.glob("cifar10-*.npz"))
+    judge = next((tmp_path / "reference").glob("*.pt"))
+    data.write_bytes(data.read_bytes()[:5000])  # truncated: not a zip file any more
+    judge.write_bytes(judge.read_bytes()[:-1] + b"x")  # one byte changed: only the checksum can tell
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert err.count("was damaged; moved it to") == 2 and "Traceback" not in err
+    assert len(list(tmp_path.glob("cifar10-*.npz.damaged-*"))) == 1
+    assert main(args) == 0 and "damaged" not in capsys.readouterr().err  # rebuilt and verified

@@ -144,7 +144,7 @@ def test_artifact_is_png_and_dashboard_serves_study(tmp_path, data_root, space):
     ("extra", "message"),
     [
         (("search", "--sampler", "cmaes"), "unknown sampler 'cmaes'"),
-        (("search", "--trials", "0"), "--trials must be >= 1"),
+        (("search", "--trials", "0"), "--trials must be from 1 to 100,000"),
         (("search", "--n-jobs", "0"), "--n-jobs must be >= 1"),
         (("grid", "--set", "width=4"), "refusing to mix results"),
         (("grid", "--attacker", "adaptive"), "attacker: study has 'naive', this run 'adaptive'"),

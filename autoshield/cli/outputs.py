@@ -26,11 +26,13 @@ def register_report(commands: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> None:
+    from autoshield.core.files import writable_folder
     from autoshield.report.build import build_report
     from autoshield.study.storage import artifact_store, open_storage
 
     out = args.out or artifacts_of(args).parent / f"{args.study}-report"
     storage = open_storage(storage_of(args), heartbeat=False, create=False)
+    writable_folder(out)
     path = build_report(
         storage=storage, name=args.study, store=artifact_store(artifacts_of(args)), out=out, tolerance=args.tolerance
     )
@@ -55,6 +57,7 @@ def register_export(commands: argparse._SubParsersAction) -> None:
 def run_export(args: argparse.Namespace) -> None:
     from optuna.trial import TrialState
 
+    from autoshield.core.files import writable_folder
     from autoshield.report.format import percent
     from autoshield.report.pareto import best_tradeoff
     from autoshield.study.catalog import find_study
@@ -63,6 +66,7 @@ def run_export(args: argparse.Namespace) -> None:
     from autoshield.study.storage import open_storage, study_name
 
     storage = open_storage(storage_of(args), heartbeat=False, create=False)
+    writable_folder(args.output.parent)
     study = find_study(storage, args.study, args.kind)
     if study is None:
         raise AutoshieldError(f"no study {study_name(args.study, args.kind)!r} in this storage")

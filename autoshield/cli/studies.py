@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -72,6 +73,7 @@ def _where(args: argparse.Namespace) -> dict[str, object]:
 
 def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = None) -> Study:
     """Prepare the study, make sure the reference classifier exists, then run workers with a progress bar."""
+    from autoshield.core.files import writable_folder
     from autoshield.core.runtime import resolve_device
     from autoshield.privacy.reference import reference_classifier
     from autoshield.report.format import percent
@@ -79,6 +81,7 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
     from autoshield.study.storage import redact
 
     launch.check_workers(args.n_jobs)  # before anything is loaded or written
+    writable_folder(Path(job.artifacts))  # before a trial's work, not after it
     data = data_of(args)
     study, notes = launch.prepare(job, data)
     about = f"profile {job.profile.name}, network {network_of(job.profile)}"
@@ -148,7 +151,9 @@ def run_grid(args: argparse.Namespace) -> None:
 
 def register_search(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("search", help="multi-objective Optuna search over per-label policies")
-    parser.add_argument("--trials", type=int, default=200, help="total completed trials, over all workers (200)")
+    parser.add_argument(
+        "--trials", type=int, default=200, help="total completed trials, over all workers (200; at most 100,000)"
+    )
     parser.add_argument("--sampler", default="tpe", help="tpe (default), nsga2, gp or random")
     _add_policy_study_args(parser)
     parser.set_defaults(func=run_search)

@@ -10,14 +10,19 @@ which Linux maps to POSIX locks on NFS, so the lock also holds across machines.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
 from filelock import FileLock
+
+from autoshield.core.errors import AutoshieldError
 
 T = TypeVar("T")
 
@@ -26,6 +31,18 @@ def cache_dir() -> Path:
     """Where decoded data, reference classifiers and attack results are cached ($AUTOSHIELD_CACHE)."""
     env = os.environ.get("AUTOSHIELD_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "autoshield"
+
+
+def writable_folder(path: Path) -> Path:
+    """`path` as a folder this process can write in, created if missing; one line when it cannot be, checked
+    before any work is spent on what would be written there."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".autoshield-probe-"):
+            pass
+    except OSError as error:
+        raise AutoshieldError(f"cannot write in {path}: {error.strerror or error}") from None
+    return path
 
 
 @contextmanager
@@ -43,22 +60,56 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
+def _digest_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _verified(path: Path, load: Callable[[Path], T | None]) -> T | None:
+    """`load(path)` when the file matches its recorded checksum (files written before checksums existed are
+    only parsed); None when it is missing, damaged or unreadable in any way."""
+    if not path.exists():
+        return None
+    recorded = _digest_path(path)
+    try:
+        if recorded.exists() and recorded.read_text().strip() != _digest(path):
+            return None
+        return load(path)
+    except Exception:  # any parser's error on a damaged file (BadZipFile, UnpicklingError, ...) means rebuild
+        return None
+
+
 def shared_artifact(
     path: Path, *, load: Callable[[Path], T | None], build: Callable[[], T], save: Callable[[T, Path], None]
 ) -> tuple[T, bool]:
     """`load(path)`, or build the artifact once for every worker sharing the folder; True when built here.
 
-    `load` returns None for a missing or unreadable file, which is then rebuilt.
+    Every file is written with a checksum beside it and verified on read. A damaged one (truncated, altered,
+    unreadable) is moved aside under the lock, said in one line, and rebuilt.
     """
-    found = load(path) if path.exists() else None
+    found = _verified(path, load)
     if found is not None:
         return found, False
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{path}.lock"):
-        found = load(path) if path.exists() else None  # built by another worker while this one waited
+        found = _verified(path, load)  # built by another worker while this one waited
         if found is not None:
             return found, False
+        if path.exists():
+            aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
+            path.replace(aside)
+            print(f"warning: {path} was damaged; moved it to {aside.name} and rebuilding", file=sys.stderr)
         value = build()
         with atomic_path(path) as tmp:
             save(value, tmp)
+            digest = _digest(tmp)
+        with atomic_path(_digest_path(path)) as tmp:
+            tmp.write_text(digest + "\n")
         return value, True

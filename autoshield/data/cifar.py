@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,9 +137,12 @@ def _decode(root: Path, download: bool) -> tuple[np.ndarray, ...]:
     if download:
         from torchvision.datasets import CIFAR10
 
+        before = set(root.iterdir())
         try:
             CIFAR10(str(root), train=True, download=True)
         except Exception as error:  # network errors come in many types
+            for left in set(root.iterdir()) - before:  # a failed download leaves nothing behind
+                shutil.rmtree(left) if left.is_dir() else left.unlink()
             raise AutoshieldError(f"could not download CIFAR-10 into {root}: {error}") from None
         return _read_pickled(root / "cifar-10-batches-py")
     raise AutoshieldError(f"no CIFAR-10 found at {root}; {HOW_TO_GET}")
@@ -162,12 +166,22 @@ def load_cifar10(root: Path | str | None = None, *, download: bool = False, cach
     root = Path(root) if root is not None else default_data_root()
     if not root.exists() and not download:
         raise AutoshieldError(f"data root {root} does not exist; {HOW_TO_GET}")
+    if root.exists() and not root.is_dir():
+        raise AutoshieldError(f"data root {root} is a file, not a folder; {HOW_TO_GET}")
+    created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
-    if cache:
-        cached = cache_dir() / f"cifar10-{_source_key(root)}.npz"
-        arrays, _ = shared_artifact(cached, load=_read_cache, build=lambda: _decode(root, download), save=_write_cache)
-    else:
-        arrays = _decode(root, download)
+    try:
+        if cache:
+            cached = cache_dir() / f"cifar10-{_source_key(root)}.npz"
+            arrays, _ = shared_artifact(
+                cached, load=_read_cache, build=lambda: _decode(root, download), save=_write_cache
+            )
+        else:
+            arrays = _decode(root, download)
+    except AutoshieldError:
+        if created and not any(root.iterdir()):
+            root.rmdir()  # the folder --download made for a download that failed
+        raise
     x_train, y_train, x_test, y_test = arrays
     digest = hashlib.sha256()
     for array in arrays:

@@ -54,8 +54,8 @@ class AttackCache:
             return None
         try:
             return torch.load(path, weights_only=True)
-        except (OSError, RuntimeError, EOFError):
-            return None  # a damaged entry is recomputed
+        except Exception:  # any parser's error on a damaged entry (truncated, BadZipFile, ...): recomputed
+            return None
 
     def put(self, key: str, value: dict[str, torch.Tensor]) -> None:
         with atomic_path(self._path(key)) as tmp:

@@ -51,6 +51,7 @@ from autoshield.study.records import EvaluationRecord, StudyInfo
 from autoshield.study.worker import Objective
 
 SIGMA_RANGE = (1e-3, 1e3)  # DP-SGD noise multipliers a baseline study accepts
+MAX_TRIALS = 100_000  # a search's trial target: far beyond any budget (`paper` trials take GPU-minutes each)
 PROBE_IMAGES = 256  # training images a cell must leave unchanged to be merged with Identity
 
 
@@ -247,8 +248,8 @@ class SearchJob(_PolicyJob):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.trials < 1:
-            raise AutoshieldError(f"--trials must be >= 1, got {self.trials}")
+        if not 1 <= self.trials <= MAX_TRIALS:
+            raise AutoshieldError(f"--trials must be from 1 to {MAX_TRIALS:,}, got {self.trials:,}")
         make_sampler(self.sampler_name, seed=0)  # an unknown sampler fails before anything is written
 
     def total(self, study: optuna.Study) -> int:
