@@ -82,6 +82,10 @@ def test_search_resumes_to_exact_count_after_interrupt(tmp_path, data_root, spac
     assert len(trials) == 6
     first = min(trials, key=lambda t: t.number)
     assert first.number == 0 and set(first.params.values()) == {"Identity"}  # the enqueued Identity policy
+    # issue #18: the resumed run's sampler does not replay the first run's proposals, and a repeat is not counted
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 6
+    assert main(_args("search", db, data_root, space, "--trials", "9", "--utility", "recognizability")) == 0
+    assert len({tuple(sorted(t.params.items())) for t in _trials(db, "autoshield-search")}) == 9
 
 
 def test_killed_worker_is_retried_and_count_is_exact(tmp_path, data_root, space, fast_heartbeat):

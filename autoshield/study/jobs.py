@@ -9,6 +9,7 @@ Jobs are frozen and picklable: `--n-jobs` hands them to spawned processes.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import tempfile
 from abc import ABC, abstractmethod
@@ -19,7 +20,7 @@ from typing import ClassVar
 import optuna
 import torch
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
-from optuna.trial import Trial
+from optuna.trial import Trial, TrialState
 
 from autoshield.core.choices import DEFAULT_TOLERANCE, SAMPLERS, UTILITIES
 from autoshield.core.config import Profile
@@ -47,7 +48,7 @@ from autoshield.study.params import (
     suggest_policy,
     suggest_sigma,
 )
-from autoshield.study.records import EvaluationRecord, StudyInfo
+from autoshield.study.records import EvaluationRecord, StudyInfo, mark_duplicate
 from autoshield.study.worker import Objective
 
 SIGMA_RANGE = (1e-3, 1e3)  # DP-SGD noise multipliers a baseline study accepts
@@ -118,7 +119,8 @@ class Job(ABC):
     def info(self, data: Cifar10) -> StudyInfo:
         """What the study is created with, and checked against when a worker joins."""
 
-    def sampler(self, worker: int) -> optuna.samplers.BaseSampler | None:
+    def sampler(self, worker: int, *, started: int) -> optuna.samplers.BaseSampler | None:
+        """The sampler of `worker` joining a study that holds `started` trials (None: the study's default)."""
         return None
 
     @abstractmethod
@@ -194,9 +196,16 @@ class _PolicyJob(Job):
     def _policy(self, trial: Trial, cells: list[Cell]) -> Policy:
         """The policy this trial evaluates, drawn from `cells` through the trial's parameters."""
 
+    def refuse_duplicate(self, trial: Trial) -> None:
+        """Raise `TrialPruned` when the trial's policy was already evaluated; only a sampler repeats itself (a grid's
+        queued cells are deduplicated by the worker)."""
+        return None
+
     def evaluate(self, trial: Trial, context: Context) -> tuple[EvaluationRecord, dict[str, AttackResult]]:
+        policy = self._policy(trial, self._study_cells(trial))
+        self.refuse_duplicate(trial)
         evaluation = evaluate_policy(
-            policy=self._policy(trial, self._study_cells(trial)),
+            policy=policy,
             data=context.data,
             profile=self.profile,
             reference=context.reference,
@@ -258,8 +267,22 @@ class SearchJob(_PolicyJob):
     def target(self) -> int | None:
         return self.trials
 
-    def sampler(self, worker: int) -> optuna.samplers.BaseSampler | None:
-        return make_sampler(self.sampler_name, seed=self.profile.seed + 1000 * worker)
+    def sampler(self, worker: int, *, started: int) -> optuna.samplers.BaseSampler | None:
+        """Seeded by the profile, the worker and the trials the study held when it joined: reproducible, and a
+        resumed run or a second machine does not replay the first run's proposals."""
+        key = f"{self.profile.seed}:{worker}:{started}".encode()
+        return make_sampler(self.sampler_name, seed=int(hashlib.sha256(key).hexdigest()[:8], 16))
+
+    def refuse_duplicate(self, trial: Trial) -> None:
+        """A policy with a COMPLETE trial, or one already running under a lower number, is not evaluated again:
+        the trial is pruned (it does not count toward --trials) and says which trial it repeats. A FAIL does not
+        count as evaluated, so a failed policy may be retried."""
+        for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+            if other.number == trial.number or other.params != trial.params:
+                continue
+            if other.state == TrialState.COMPLETE or other.number < trial.number:
+                mark_duplicate(trial, other.number)
+                raise optuna.TrialPruned(f"the policy of trial {other.number} again")
 
     def prepare(self, study: optuna.Study, storage: optuna.storages.BaseStorage, data: Cifar10) -> list[str]:
         notes = []

@@ -54,7 +54,10 @@ def work(
         store=artifact_store(Path(job.artifacts)),
     )
     storage = open_storage(job.storage)
-    study = open_study(storage, name=job.name, info=job.info(data), sampler=job.sampler(worker))
+    study = open_study(storage, name=job.name, info=job.info(data))
+    sampler = job.sampler(worker, started=len(study.get_trials(deepcopy=False)))
+    if sampler is not None:
+        study.sampler = sampler
     run_worker(study, job.objective(context), storage=storage, target=job.target(), on_trial=on_trial)
 
 

@@ -29,6 +29,7 @@ from autoshield.study.params import cell_of
 INFO_ATTR = "autoshield"  # study user attr holding the StudyInfo it was created with
 _FAIL_REASON = "fail_reason"
 _SURPLUS = "surplus"
+_DUPLICATE = "duplicate_of"
 _CONFIRMATIONS = "confirmations"  # study user attr: the ConfirmationRecords of `autoshield confirm`
 
 
@@ -338,3 +339,12 @@ def fail_reason(trial: FrozenTrial) -> str | None:
 
 def mark_surplus(trial: Trial) -> None:
     trial.set_user_attr(_SURPLUS, True)
+
+
+def mark_duplicate(trial: Trial, of: int) -> None:
+    trial.set_user_attr(_DUPLICATE, of)
+
+
+def duplicate_of(trial: FrozenTrial) -> int | None:
+    """The trial whose policy this pruned trial repeated (None: not a duplicate)."""
+    return trial.user_attrs.get(_DUPLICATE)

@@ -17,9 +17,10 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from autoshield.core.errors import AutoshieldError
 from autoshield.study.heartbeat import recover_dead_workers
-from autoshield.study.records import mark_failed, mark_surplus
+from autoshield.study.records import duplicate_of, mark_failed, mark_surplus
 
 MAX_CONSECUTIVE_FAILURES = 3
+MAX_CONSECUTIVE_DUPLICATES = 100  # proposals of already evaluated policies in a row: the space is exhausted
 Objective = Callable[[Trial], tuple[float, float]]
 
 
@@ -57,6 +58,7 @@ def run_worker(
     fail in a row: then the settings themselves are broken and the worker stops with the reason."""
     queue_only = target is None
     failures: list[str] = []
+    duplicates = 0
 
     def guarded(trial: Trial) -> tuple[float, float]:
         trials = study.get_trials(deepcopy=False)
@@ -90,5 +92,13 @@ def run_worker(
         study.optimize(guarded, n_trials=1, catch=(AutoshieldError,))
         if len(failures) >= MAX_CONSECUTIVE_FAILURES:
             raise AutoshieldError(f"{len(failures)} trials in a row failed, stopping; last: {failures[-1]}")
+        last = study.get_trials(deepcopy=False)[-1]
+        duplicates = duplicates + 1 if duplicate_of(last) is not None else 0
+        if duplicates >= MAX_CONSECUTIVE_DUPLICATES:
+            done = sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+            raise AutoshieldError(
+                f"the sampler proposed {duplicates} already evaluated policies in a row: the space looks exhausted "
+                f"after {done} distinct policies"
+            )
         if on_trial:
             on_trial(study)
