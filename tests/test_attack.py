@@ -157,3 +157,17 @@ def test_non_finite_reconstruction_is_reported_failed(model, victims):
     exploding = GradientInversion(AttackConfig(iterations=2, lr=float("inf"), boxed=False), box=image_box())
     result = exploding.reconstruct(model, gradients, labels)
     assert result.failed.all()
+
+
+def test_a_long_attack_says_its_phase(model, victims):
+    """Issue #16: a study's bar shows what its worker is doing; the attack reports every 50 iterations."""
+    from autoshield.core.runtime import phase, phases
+
+    images, labels = victims
+    gradients = leak_gradients(model, normalize(images), labels)
+    heard = []
+    with phases(heard.append):
+        GradientInversion(AttackConfig(iterations=100), box=image_box()).reconstruct(model, gradients, labels)
+    assert heard == ["attack iteration 50/100", "attack iteration 100/100"]
+    phase("nobody listens")  # outside the block: nothing is called
+    assert len(heard) == 2

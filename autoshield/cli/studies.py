@@ -74,7 +74,7 @@ def _where(args: argparse.Namespace) -> dict[str, object]:
 def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = None) -> Study:
     """Prepare the study, make sure the reference classifier exists, then run workers with a progress bar."""
     from autoshield.core.files import writable_folder
-    from autoshield.core.runtime import resolve_device
+    from autoshield.core.runtime import phases, resolve_device
     from autoshield.privacy.reference import reference_classifier
     from autoshield.report.format import percent
     from autoshield.study import launch
@@ -98,12 +98,13 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[status]}"),
+        TextColumn("[dim]{task.fields[phase]}"),
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),  # from this run's completed trials: unknown until the first one ends
         console=console,
     ) as bar:
-        task = bar.add_task(job.kind, total=job.total(study), completed=job.finished(study), status="")
+        task = bar.add_task(job.kind, total=job.total(study), completed=job.finished(study), status="", phase="")
 
         def update(study: Study) -> None:
             front = study.best_trials
@@ -116,7 +117,8 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
                 f"({len(front)} on the front)",
             )
 
-        launch.run(job, n_jobs=args.n_jobs, on_trial=update, data=data)
+        with phases(lambda text: bar.update(task, phase=f"worker 0: {text}")):
+            launch.run(job, n_jobs=args.n_jobs, on_trial=update, data=data)
         update(study)  # trials that other workers finished after this one's last
     return study
 

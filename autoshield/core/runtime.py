@@ -1,8 +1,8 @@
-"""Device choice and progress bars, shared by every long-running step."""
+"""Device choice, progress bars and phases, shared by every long-running step."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -40,3 +40,23 @@ def progress_bar(enabled: bool) -> Iterator[Progress | None]:
     )
     with Progress(*columns, transient=True) as progress:
         yield progress
+
+
+_LISTENERS: list[Callable[[str], None]] = []  # who hears `phase`: a study's progress bar, while it runs
+
+
+@contextmanager
+def phases(listener: Callable[[str], None]) -> Iterator[None]:
+    """While the block runs, long steps say what they are doing ("training epoch 3/10") to `listener`: a study's
+    bar shows its in-process worker's phase, where a nested progress bar cannot be drawn."""
+    _LISTENERS.append(listener)
+    try:
+        yield
+    finally:
+        _LISTENERS.remove(listener)
+
+
+def phase(text: str) -> None:
+    """Say what the current long step is doing; nothing happens unless someone listens (`phases`)."""
+    for listener in _LISTENERS:
+        listener(text)

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 from autoshield.core.choices import Norm
 from autoshield.core.config import TrainConfig
 from autoshield.core.errors import AutoshieldError
-from autoshield.core.runtime import progress_bar
+from autoshield.core.runtime import phase, progress_bar
 from autoshield.data.cifar import CLASSES, Split, normalize
 from autoshield.data.policy import Policy, transform_split
 from autoshield.learn.models import build_model
@@ -97,6 +97,7 @@ def fit(
     with progress_bar(progress) as bar:
         task = bar.add_task(description, total=config.epochs * steps_per_epoch, status="") if bar else None
         for epoch in range(config.epochs):
+            phase(f"{description} epoch {epoch + 1}/{config.epochs}")
             order = torch.randperm(len(labels), generator=generator).to(device)
             total = torch.zeros((), device=device)
             for step in range(steps_per_epoch):

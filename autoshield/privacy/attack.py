@@ -10,6 +10,7 @@ problems and the one with the lowest gradient loss is kept.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ from torch.func import grad, vmap
 
 from autoshield.core.config import AttackConfig
 from autoshield.core.errors import AutoshieldError
-from autoshield.core.runtime import progress_bar
+from autoshield.core.runtime import phase, progress_bar
 from autoshield.privacy.threat import Gradients, loss_fn, params_and_buffers
 
 Box = tuple[torch.Tensor, torch.Tensor]  # lowest and highest valid pixel per channel `[3,1,1]`, normalised
@@ -126,6 +127,14 @@ class GradientInversion:
         with progress_bar(progress) as bar:
             total = self.config.iterations * math.ceil(problems / size)
             task = bar.add_task("attack", total=total, status=f"{problems} problems, {mode}") if bar else None
+            done = itertools.count(1)
+
+            def tick() -> None:
+                if bar:
+                    bar.advance(task)
+                if (step := next(done)) % 50 == 0:
+                    phase(f"attack iteration {step}/{total}")
+
             parts = [
                 self._solve(
                     step_fn,
@@ -133,7 +142,7 @@ class GradientInversion:
                     labels[i * leak : (i + size) * leak].to(device),
                     seeds[i : i + size],
                     image_shape,
-                    lambda: bar.advance(task) if bar else None,
+                    tick,
                     pre_image=pre_image,
                     first=i,
                 )

@@ -25,6 +25,7 @@ from optuna.trial import Trial, TrialState
 from autoshield.core.choices import DEFAULT_TOLERANCE, SAMPLERS, UTILITIES
 from autoshield.core.config import Profile
 from autoshield.core.errors import AutoshieldError
+from autoshield.core.runtime import phase
 from autoshield.data.cifar import Cifar10
 from autoshield.data.effects import identity_equivalent
 from autoshield.data.policy import IDENTITY, Cell, Policy
@@ -136,6 +137,7 @@ class Job(ABC):
 
         def run(trial: Trial) -> tuple[float, float]:
             record, sheets = self.evaluate(trial, context)
+            phase(f"storing trial {trial.number}")
             record.write(trial)
             upload_sheets(trial, sheets, context.store)
             return record.objectives()
