@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import write_image_folder  # noqa: E402 - the tests' synthetic CIFAR-10
-from tests.test_hostile import CASES  # noqa: E402 - the parametrised cases, run here as processes
+from tests.test_hostile import CASES, write_bad_files  # noqa: E402 - the parametrised cases, as processes
 
 SECRETS = ("s3cret", "ngPW", "hunter2")
 EXTRA = {  # beyond the test module's cases: commands whose failure must also be one line
@@ -76,12 +75,7 @@ def main() -> None:
     setup = [sys.executable, "-m", "autoshield.cli", "grid", "--space", str(space), "--utility", "recognizability",
              "--storage", f"sqlite:///{db}", *base]  # fmt: skip
     subprocess.run(setup, env=env, check=True, capture_output=True)
-    (folder / "bad.json").write_text('{"cat": "Rotate:5",')
-    (folder / "bad.toml").write_text("width = [")
-    (folder / "bad_space.toml").write_text('ops = ["Rotate", "Warp"]\nmagnitudes = [3]\n')
-    (folder / "corrupt.db").write_bytes(b"garbage" * 500)
-    with sqlite3.connect(folder / "foreign.db") as connection:
-        connection.execute("create table invoices (id integer)")
+    write_bad_files(folder)
     (folder / "broken_data").mkdir()
     rows = []
     cases = {name: (argv, "") for name, (argv, _) in CASES.items()} | EXTRA

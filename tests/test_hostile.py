@@ -14,6 +14,16 @@ from autoshield.data.cifar import CLASSES
 from autoshield.study.storage import open_storage, redact
 
 
+def write_bad_files(folder: Path) -> None:
+    """The broken inputs the cases point at: malformed JSON, TOML and space, a corrupt and a foreign database."""
+    (folder / "bad.json").write_text('{"cat": "Rotate:5",')
+    (folder / "bad.toml").write_text("width = [")
+    (folder / "bad_space.toml").write_text('ops = ["Rotate", "Warp"]\nmagnitudes = [3]\n')
+    (folder / "corrupt.db").write_bytes(b"garbage" * 500)
+    with sqlite3.connect(folder / "foreign.db") as connection:
+        connection.execute("create table invoices (id integer)")
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, data_root):
     """A storage with a finished grid, plus broken files next to it."""
@@ -25,12 +35,7 @@ def world(tmp_path_factory, data_root):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AUTOSHIELD_CACHE", str(folder / "cache"))
         assert main(["grid", "--space", str(space), "--utility", "recognizability", *common]) == 0
-    (folder / "bad.json").write_text('{"cat": "Rotate:5",')
-    (folder / "bad.toml").write_text("width = [")
-    (folder / "bad_space.toml").write_text('ops = ["Rotate", "Warp"]\nmagnitudes = [3]\n')
-    (folder / "corrupt.db").write_bytes(b"garbage" * 500)
-    with sqlite3.connect(folder / "foreign.db") as connection:
-        connection.execute("create table invoices (id integer)")
+    write_bad_files(folder)
     other = optuna.create_study(
         storage=open_storage(f"sqlite:///{folder / 'other.db'}", heartbeat=False),
         study_name="autoshield-search",

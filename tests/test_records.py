@@ -54,8 +54,8 @@ def _stored(write, value: float) -> optuna.trial.FrozenTrial:
     return study.trials[0]
 
 
-def test_evaluation_attributes_are_the_stored_schema():
-    record = EvaluationRecord(
+def _evaluation(**changes) -> EvaluationRecord:
+    values = dict(
         policy="Rotate:5",
         policy_json='{"airplane": "Rotate:5"}',
         utility="trained",
@@ -65,6 +65,11 @@ def test_evaluation_attributes_are_the_stored_schema():
         train_seconds=10.0,
         attack_seconds=5.0,
     )
+    return EvaluationRecord(**(values | changes))
+
+
+def test_evaluation_attributes_are_the_stored_schema():
+    record = _evaluation()
     trial = _stored(record.write, 0.5)
     expected = ["policy", "policy_json", "utility", "model_accuracy_per_label", *ATTACK_KEYS]
     assert list(trial.user_attrs) == [*expected, "train_seconds", "attack_seconds", "attacker", "attackers"]
@@ -91,18 +96,7 @@ def test_every_attacker_is_stored_once_and_read_back():
     """Issue #15: the objective's attack unprefixed (what every reader reads), the other attackers under their
     name; a trial stored before attackers existed reads as naive."""
     attacks = {"naive": _attack(0.3), "posthoc": _attack(0.35), "adaptive": _attack(0.5)}
-    record = EvaluationRecord(
-        policy="Rotate:5",
-        policy_json='{"airplane": "Rotate:5"}',
-        utility="trained",
-        model_accuracy=0.5,
-        model_accuracy_per_label=tuple(0.5 for _ in range(10)),
-        attack=attacks["adaptive"],
-        train_seconds=10.0,
-        attack_seconds=5.0,
-        attacker="adaptive",
-        attacks=attacks,
-    )
+    record = _evaluation(attack=attacks["adaptive"], attacker="adaptive", attacks=attacks)
     trial = _stored(record.write, 0.5)
     assert trial.user_attrs["attack_accuracy"] == 0.5 and "adaptive_attack_accuracy" not in trial.user_attrs
     assert trial.user_attrs["naive_attack_accuracy"] == 0.3 and trial.user_attrs["posthoc_attack_accuracy"] == 0.35

@@ -81,7 +81,7 @@ def run_attack(args: argparse.Namespace) -> None:
     from autoshield.core.files import cache_dir
     from autoshield.core.runtime import resolve_device
     from autoshield.evaluation.attackers import strongest
-    from autoshield.evaluation.evaluate import attack_policy, train_policy, victims
+    from autoshield.evaluation.evaluate import attack_with, train_policy, victims
     from autoshield.evaluation.sheets import reconstruction_sheet
     from autoshield.privacy.cache import AttackCache
     from autoshield.privacy.reference import reference_classifier
@@ -106,20 +106,17 @@ def run_attack(args: argparse.Namespace) -> None:
     if profile.attack.target == "trained":
         model = train_policy(policy=policy, data=data, profile=profile, device=device, progress=True).model
     cache = None if args.no_cache else AttackCache(cache_dir() / "attacks")
-    results = {
-        name: attack_policy(
-            policy=policy,
-            victims=victims(data, profile),
-            profile=profile,
-            reference=reference.model,
-            device=device,
-            model=model,
-            cache=cache,
-            attacker=name,
-            progress=True,
-        )
-        for name in (ATTACKERS if args.attacker == "worst" else (args.attacker,))
-    }
+    results = attack_with(
+        ATTACKERS if args.attacker == "worst" else (args.attacker,),
+        policy=policy,
+        victims=victims(data, profile),
+        profile=profile,
+        reference=reference.model,
+        device=device,
+        model=model,
+        cache=cache,
+        progress=True,
+    )
     chosen = strongest(results)
     result = results[chosen]
     title = (

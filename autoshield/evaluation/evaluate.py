@@ -183,6 +183,35 @@ def attack_policy(
     return judge_reconstructions(found, profile=profile, reference=reference, device=device)
 
 
+def attack_with(
+    attackers: Sequence[Attacker],
+    *,
+    policy: Policy,
+    victims: Split,
+    profile: Profile,
+    reference: nn.Module,
+    device: torch.device,
+    model: nn.Module | None = None,
+    cache: AttackCache | None = None,
+    progress: bool = False,
+) -> dict[Attacker, AttackResult]:
+    """`attack_policy` by each of `attackers`, on the same victims and starts (so their verdicts pair)."""
+    return {
+        name: attack_policy(
+            policy=policy,
+            victims=victims,
+            profile=profile,
+            reference=reference,
+            device=device,
+            model=model,
+            cache=cache,
+            attacker=name,
+            progress=progress,
+        )
+        for name in attackers
+    }
+
+
 def profile_splits(data: Cifar10, profile: Profile) -> tuple[Split, Split]:
     """The profile's seeded training and test subsets (utility is measured on these)."""
     return (
@@ -251,20 +280,17 @@ def evaluate_policy(
         train_seconds = result.seconds + result.policy_seconds
         accuracy = (result.accuracy.overall, result.accuracy.per_label)
         model = result.model if profile.attack.target == "trained" else None
-    attacks = {
-        name: attack_policy(
-            policy=policy,
-            victims=victims(data, profile),
-            profile=profile,
-            reference=reference,
-            device=device,
-            model=model,
-            cache=cache,
-            attacker=name,
-            progress=progress,
-        )
-        for name in attackers
-    }
+    attacks = attack_with(
+        attackers,
+        policy=policy,
+        victims=victims(data, profile),
+        profile=profile,
+        reference=reference,
+        device=device,
+        model=model,
+        cache=cache,
+        progress=progress,
+    )
     chosen = strongest(attacks)
     if accuracy is None:  # the poster's protocol, measured on the test subset rather than the few victims
         _, test = profile_splits(data, profile)

@@ -22,7 +22,7 @@ from autoshield.core.errors import AutoshieldError
 from autoshield.data.cifar import Cifar10
 from autoshield.data.policy import IDENTITY, Cell, Policy
 from autoshield.evaluation.attackers import attackers_of, strongest
-from autoshield.evaluation.evaluate import attack_policy, fresh_victims
+from autoshield.evaluation.evaluate import attack_with, fresh_victims
 from autoshield.privacy.cache import AttackCache
 from autoshield.study.analysis import Comparison, best_cells, best_policy, compare_all, grid_cells, grid_comparisons
 from autoshield.study.catalog import completed
@@ -115,19 +115,16 @@ def confirm(
     records = []
     for candidate in chosen:
         start = time.perf_counter()
-        results = {
-            name: attack_policy(
-                policy=candidate.policy,
-                victims=victims,
-                profile=profile,
-                reference=reference,
-                device=device,
-                cache=cache,
-                attacker=name,
-                progress=progress,
-            )
-            for name in attackers_of(attacker)
-        }
+        results = attack_with(
+            attackers_of(attacker),
+            policy=candidate.policy,
+            victims=victims,
+            profile=profile,
+            reference=reference,
+            device=device,
+            cache=cache,
+            progress=progress,
+        )
         chosen_attacker = strongest(results)
         result = results[chosen_attacker]
         records.append(
