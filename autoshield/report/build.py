@@ -164,7 +164,9 @@ def _report_text(studies: Studies, rows: Rows, *, tolerance: float, has_reconstr
         f"# autoshield report: {any_study.study_name.rsplit('-', 1)[0]}",
         "",
         f"Profile `{first and first.profile}` (fingerprint {first and first.profile_fingerprint}), data "
-        f"{first and first.data}, search space `{first and first.space}`. Attack accuracy is the share of "
+        f"{first and first.data}"
+        + (f", search space `{first.space}`" if first and first.space else "")
+        + ". Attack accuracy is the share of "
         "gradient-inversion reconstructions that the reference classifier labels correctly (lower is better). "
         "Model accuracy is, per study: "
         + ", ".join(f"{s.study_name} `{utility(s)}`" for s in studies.present())
