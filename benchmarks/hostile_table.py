@@ -75,8 +75,7 @@ def main() -> None:
     setup = [sys.executable, "-m", "autoshield.cli", "grid", "--space", str(space), "--utility", "recognizability",
              "--storage", f"sqlite:///{db}", *base]  # fmt: skip
     subprocess.run(setup, env=env, check=True, capture_output=True)
-    write_bad_files(folder)
-    (folder / "broken_data").mkdir()
+    write_bad_files(folder, data)
     rows = []
     cases = {name: (argv, "") for name, (argv, _) in CASES.items()} | EXTRA
     for name, (argv, extra_env) in cases.items():
@@ -90,14 +89,17 @@ def main() -> None:
         if command in ("report", "export", "dashboard"):
             defaults = {"--storage": f"sqlite:///{db}"}
         if command in ("grid", "search"):
-            defaults["--space"] = str(space)
+            defaults |= {"--space": str(space), "--utility": "recognizability"}  # the world's grid's utility
         if command in ("wobble", "") or (extra_env and command == "report"):
             defaults = {}
         full = [*argv, *(item for key, value in defaults.items() if key not in argv for item in (key, value))]
         case_env = env | dict([extra_env.split("=", 1)]) if extra_env else env
         before = _digest(db)
-        result = subprocess.run([sys.executable, "-m", "autoshield.cli", *full], env=case_env, capture_output=True,
-                                text=True, timeout=600)  # fmt: skip
+        try:
+            result = subprocess.run([sys.executable, "-m", "autoshield.cli", *full], env=case_env,
+                                    capture_output=True, text=True, timeout=120)  # fmt: skip
+        except subprocess.TimeoutExpired:  # it started real work instead of refusing: a finding, not a crash
+            result = subprocess.CompletedProcess(full, -9, "", "ran for 120 s: killed")
         err = result.stderr.strip()
         rows.append(
             (

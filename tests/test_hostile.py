@@ -14,14 +14,24 @@ from autoshield.data.cifar import CLASSES
 from autoshield.study.storage import open_storage, redact
 
 
-def write_bad_files(folder: Path) -> None:
-    """The broken inputs the cases point at: malformed JSON, TOML and space, a corrupt and a foreign database."""
+def write_bad_files(folder: Path, data_root: Path) -> None:
+    """The broken inputs the cases point at: malformed JSON, TOML and space, a corrupt and a foreign database, and
+    a study optimised in other directions, a data set with an image that does not decode."""
     (folder / "bad.json").write_text('{"cat": "Rotate:5",')
     (folder / "bad.toml").write_text("width = [")
     (folder / "bad_space.toml").write_text('ops = ["Rotate", "Warp"]\nmagnitudes = [3]\n')
     (folder / "corrupt.db").write_bytes(b"garbage" * 500)
     with sqlite3.connect(folder / "foreign.db") as connection:
         connection.execute("create table invoices (id integer)")
+    other = optuna.create_study(
+        storage=open_storage(f"sqlite:///{folder / 'other.db'}", heartbeat=False),
+        study_name="autoshield-search",
+        directions=["minimize", "minimize"],
+    )
+    other.add_trial(optuna.trial.create_trial(values=[1.0, 1.0]))
+    broken = folder / "broken_data"
+    shutil.copytree(data_root, broken)
+    (broken / "train" / CLASSES[3] / "0000.png").write_bytes(b"\x89PNG not really")
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +45,7 @@ def world(tmp_path_factory, data_root):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AUTOSHIELD_CACHE", str(folder / "cache"))
         assert main(["grid", "--space", str(space), "--utility", "recognizability", *common]) == 0
-    write_bad_files(folder)
-    other = optuna.create_study(
-        storage=open_storage(f"sqlite:///{folder / 'other.db'}", heartbeat=False),
-        study_name="autoshield-search",
-        directions=["minimize", "minimize"],
-    )
-    other.add_trial(optuna.trial.create_trial(values=[1.0, 1.0]))
-    broken = folder / "broken_data"
-    shutil.copytree(data_root, broken)
-    (broken / "train" / CLASSES[3] / "0000.png").write_bytes(b"\x89PNG not really")
+    write_bad_files(folder, data_root)
     return folder
 
 
@@ -82,6 +83,8 @@ CASES = {
     "negative image index": (["ops", "--sheet", "{F}/o.png", "--image", "-1"], "--image must be a test-set"),
     "absurd trial count": (["search", "--trials", "100000000000000000000"], "--trials must be from 1 to 100,000"),
     "mistyped storage for report": (["report", "--storage", "sqlite:///{F}/typo.db"], "no study database at"),
+    "sheet under a file": (["attack", "--sheet", "{F}/bad.json/s.png"], "bad.json is a file, not a folder"),
+    "negative tolerance": (["grid", "--tolerance", "-1"], "expected a number from 0 to 1, got -1"),
 }
 
 

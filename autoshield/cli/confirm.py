@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from autoshield.cli.common import add_profile_args, add_study_args, console, data_of, print_rows, profile_of, storage_of
+from autoshield.cli.common import (
+    add_profile_args,
+    add_study_args,
+    console,
+    data_of,
+    fraction,
+    print_rows,
+    profile_of,
+    storage_of,
+)
 from autoshield.core.choices import DEFAULT_TOLERANCE
 from autoshield.core.errors import AutoshieldError
 
@@ -30,7 +39,7 @@ def register_confirm(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--tolerance",
-        type=float,
+        type=fraction,
         default=DEFAULT_TOLERANCE,
         help=f"grid best cell per label: allowed model-accuracy drop ({DEFAULT_TOLERANCE:g})",
     )

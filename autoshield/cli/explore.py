@@ -10,6 +10,7 @@ from rich.table import Table
 
 from autoshield.cli.common import add_data_args, console, data_of
 from autoshield.core.errors import AutoshieldError
+from autoshield.core.files import writable_folder
 from autoshield.data.cifar import CLASSES
 from autoshield.data.ops import MAX_MAGNITUDE, OPS, op_value
 from autoshield.data.spaces import load_search_space
@@ -67,6 +68,7 @@ def run_ops(args: argparse.Namespace) -> None:
     cells = space.cells()
     console.print(f"{len(cells)} distinct (op, magnitude) cells")
     if args.sheet:
+        writable_folder(args.sheet.parent)
         data = data_of(args)
         if not 0 <= args.image < len(data.test):
             raise AutoshieldError(f"--image must be a test-set index from 0 to {len(data.test) - 1}, got {args.image}")

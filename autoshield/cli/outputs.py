@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.markdown import Markdown
 
-from autoshield.cli.common import add_study_args, artifacts_of, console, storage_of
+from autoshield.cli.common import add_study_args, artifacts_of, console, fraction, storage_of
 from autoshield.core.choices import DEFAULT_TOLERANCE
 from autoshield.core.errors import AutoshieldError
 
@@ -17,7 +17,7 @@ def register_report(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: studies/<study>-report)")
     parser.add_argument(
         "--tolerance",
-        type=float,
+        type=fraction,
         default=DEFAULT_TOLERANCE,
         help=f"best grid cell per label: allowed model-accuracy drop ({DEFAULT_TOLERANCE:g})",
     )

@@ -78,7 +78,7 @@ def register_attack(commands: argparse._SubParsersAction) -> None:
 
 
 def run_attack(args: argparse.Namespace) -> None:
-    from autoshield.core.files import cache_dir
+    from autoshield.core.files import cache_dir, writable_folder
     from autoshield.core.runtime import resolve_device
     from autoshield.evaluation.attackers import strongest
     from autoshield.evaluation.evaluate import attack_with, train_policy, victims
@@ -96,6 +96,7 @@ def run_attack(args: argparse.Namespace) -> None:
         extra.append(f"attack.target={args.target!r}")
     profile = profile_of(args, *extra)
     policy = policy_from_argument(args.policy)
+    writable_folder(args.sheet.parent)  # before the judge or the attack spends any time
     data = data_of(args)
     device = resolve_device(profile.device)
     console.print(f"policy: {policy}  profile: {profile.name}  network: {network_of(profile)}  device: {device}")

@@ -14,6 +14,7 @@ from autoshield.cli.common import (
     artifacts_of,
     console,
     data_of,
+    fraction,
     network_of,
     print_rows,
     profile_of,
@@ -43,7 +44,7 @@ def _add_policy_study_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tolerance",
-        type=float,
+        type=fraction,
         default=DEFAULT_TOLERANCE,
         help=f"best cell per label: allowed model-accuracy drop ({DEFAULT_TOLERANCE:g})",
     )

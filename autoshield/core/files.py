@@ -36,6 +36,9 @@ def cache_dir() -> Path:
 def writable_folder(path: Path) -> Path:
     """`path` as a folder this process can write in, created if missing; one line when it cannot be, checked
     before any work is spent on what would be written there."""
+    blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise AutoshieldError(f"cannot write in {path}: {blocking} is a file, not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".autoshield-probe-"):
