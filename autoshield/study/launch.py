@@ -9,6 +9,7 @@ resumes.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -76,8 +77,6 @@ def _child(job: Job, worker: int, threads: int) -> None:
     torch.set_num_threads(threads)
     try:
         work(job, worker)
-    except KeyboardInterrupt:  # Ctrl-C reaches every worker; the parent says it once
-        return
     except AutoshieldError as error:  # one line, not multiprocessing's traceback
         print(f"error: worker {worker}: {error}", file=sys.stderr)
         sys.exit(2)
@@ -95,8 +94,15 @@ def run(
     threads = _threads_per_worker(n_jobs)
     context = multiprocessing.get_context("spawn")
     children = [context.Process(target=_child, args=(job, i, threads), daemon=True) for i in range(1, n_jobs)]
-    for child in children:
-        child.start()
+    # Children start with SIGINT ignored (Python keeps an ignored SIGINT ignored), so Ctrl-C, which reaches the
+    # whole process group, is this process's alone: it says one line and terminates them below, even while they
+    # are still importing.
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for child in children:
+            child.start()
+    finally:
+        signal.signal(signal.SIGINT, handler)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
