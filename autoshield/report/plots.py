@@ -85,7 +85,8 @@ def plot_pareto(studies: Studies, path: Path) -> Path:
         dominated = [t for t in trials if t.number not in numbers]
         _scatter(axis, dominated, s=14, color="tab:blue", alpha=0.25, label="search trials (dominated)")
         _error_bars(axis, _policy_bars(front), "tab:blue")
-        if (identity := search_identity(studies.search)) and not studies.grid:
+        shown = studies.grid is not None and _panel_of(studies.grid) == _panel_of(studies.search)
+        if (identity := search_identity(studies.search)) and not shown:  # every panel marks its no-defence point
             _no_defence(axis, identity)
         steps = sorted((t.values for t in front), key=lambda v: -v[0])
         axis.step(
