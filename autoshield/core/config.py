@@ -67,7 +67,7 @@ class AttackConfig:
     lr_decay: bool = True  # lr x0.1 at 3/8, 5/8, 7/8 of the iterations
     init: Literal["randn", "rand", "zeros"] = "randn"
     batch_size: int = 16  # independent reconstructions optimised together
-    mode: Literal["auto", "batched", "sequential"] = "auto"
+    mode: Literal["auto", "unfold", "batched", "sequential"] = "auto"  # how per-problem gradients are formed
     target: Literal["init", "trained"] = "init"
     leak_batch: int = 1  # images behind one observed gradient
 
@@ -78,7 +78,7 @@ class AttackConfig:
         _require(self.restarts >= 1, f"restarts must be >= 1, got {self.restarts}")
         _require(self.init in ("randn", "rand", "zeros"), f"unknown attack init {self.init!r}")
         _require(self.batch_size >= 1, f"attack batch_size must be >= 1, got {self.batch_size}")
-        _require(self.mode in ("auto", "batched", "sequential"), f"unknown attack mode {self.mode!r}")
+        _require(self.mode in ("auto", "unfold", "batched", "sequential"), f"unknown attack mode {self.mode!r}")
         _require(self.target in ("init", "trained"), f"unknown attack target {self.target!r} (init, trained)")
         _require(self.leak_batch >= 1, f"leak_batch must be >= 1, got {self.leak_batch}")
 

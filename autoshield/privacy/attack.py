@@ -1,9 +1,10 @@
 """Gradient inversion (Geiping et al. 2020, "Inverting Gradients") and iDLG label recovery.
 
 A *problem* is one observed gradient and the `leak_batch` images behind it.
-Many problems are solved together: `torch.func.vmap` over a per-problem
-double-backward, or a plain loop over the same function (the sequential
-path). Adam is element-wise, so one optimiser over the stacked problems is
+Many problems are solved together: one batch whose per-problem gradients come
+from activations and output gradients (`unfold`, `privacy.per_sample`),
+`torch.func.vmap` over a per-problem double-backward (`batched`), or a plain
+loop over the same function (`sequential`). Adam is element-wise, so one optimiser over the stacked problems is
 exactly independent optimisers per problem; restarts are stacked as extra
 problems and the one with the lowest gradient loss is kept.
 """
@@ -13,7 +14,8 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,6 +26,7 @@ from torch.func import grad, vmap
 from autoshield.core.config import AttackConfig
 from autoshield.core.errors import AutoshieldError
 from autoshield.core.runtime import phase, progress_bar
+from autoshield.privacy import per_sample
 from autoshield.privacy.threat import Gradients, loss_fn, params_and_buffers
 
 Box = tuple[torch.Tensor, torch.Tensor]  # lowest and highest valid pixel per channel `[3,1,1]`, normalised
@@ -42,6 +45,19 @@ class PreImage(Protocol):
     def __call__(self, images: torch.Tensor, *, index: torch.Tensor, hypothesis: int) -> torch.Tensor:
         """Normalised images `[N,3,H,W]` and which attacked image each is `[N]` -> what the client trained on."""
         ...
+
+
+@contextmanager
+def convolution_precision() -> Iterator[None]:
+    """Matrix products at the precision cuDNN already gives the attack's convolutions (TF32 on CUDA by default):
+    the unfold path's weight gradients are matrix products, which PyTorch would otherwise keep in full fp32 at a
+    fraction of the card's rate. No effect on the CPU."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
 
 
 def recover_labels(model: nn.Module, gradients: Gradients) -> torch.Tensor:
@@ -88,6 +104,8 @@ class GradientInversion:
     def choose_mode(self, model: nn.Module, device: torch.device) -> str:
         """`auto`: batch on GPUs and for small networks; measured on 2 CPU cores, vmap helped at
         width <= 32 and hurt at width 64 (benchmarks/RESULTS.md)."""
+        if self.config.mode == "unfold" and not per_sample.supports(model):
+            raise AutoshieldError("attack mode 'unfold' needs a network of convolutions, linear layers and norms")
         if self.config.mode != "auto":
             return self.config.mode
         if device.type == "cuda":
@@ -124,7 +142,7 @@ class GradientInversion:
         step_fn = self._step_fn(model, params, buffers, mode, tv_weight=0.0 if pre_image else self.config.tv_weight)
         size = self.config.batch_size
         start = time.perf_counter()
-        with progress_bar(progress) as bar:
+        with progress_bar(progress) as bar, convolution_precision():
             total = self.config.iterations * math.ceil(problems / size)
             task = bar.add_task("attack", total=total, status=f"{problems} problems, {mode}") if bar else None
             done = itertools.count(1)
@@ -268,6 +286,8 @@ class GradientInversion:
         tv_weight: float,
     ) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
         """(images, labels, targets, target_norm) -> (d objective / d images, gradient loss) per problem."""
+        if mode == "unfold":
+            return per_sample.step_fn(model, tv_weight=tv_weight, prior=total_variation)
         loss = loss_fn(model, buffers)
         names = list(params)
 
