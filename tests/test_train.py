@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from autoshield.core.config import TrainConfig
 from autoshield.data.cifar import stratified_subset
 from autoshield.data.policy import Policy
 from autoshield.learn.models import ResNet18, build_model, count_parameters
-from autoshield.learn.train import crop_flip, train_classifier
+from autoshield.learn.train import crop_flip, fit, train_classifier
 
 CPU = torch.device("cpu")
 
@@ -67,3 +68,37 @@ def test_policy_changes_training_data(data):
     plain = train_classifier(policy=Policy.identity(), **kwargs)
     inverted = train_classifier(policy=Policy.parse("Invert"), **kwargs)
     assert plain.epoch_losses != inverted.epoch_losses
+
+
+class _HostReads(TorchFunctionMode):
+    """Counts the calls that make a host wait for a GPU (copies, reads of values) and where they came from."""
+
+    WAITS = frozenset({"to", "cpu", "item", "tolist", "numpy", "__float__", "__int__", "__bool__"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in self.WAITS:
+            self.calls.append(func.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def test_training_steps_never_wait_for_the_device():
+    """Per-step copies or reads stall a GPU's queue every step (issue #17); counted here on the CPU by the calls
+    that would: twice the steps must not add one. The old loop copied three crop/flip draws per step."""
+    images, labels = (torch.rand(64, 3, 32, 32) * 255).to(torch.uint8), torch.arange(64) % 10
+    counts = []
+    for batch_size in (16, 8):  # 4 steps, then 8 steps, in one epoch
+        with _HostReads() as reads:
+            fit(
+                build_model(width=4, seed=0),
+                images,
+                labels,
+                config=TrainConfig(epochs=1, batch_size=batch_size),
+                seed=0,
+                device=CPU,
+            )
+        counts.append(len(reads.calls))
+    assert counts[0] == counts[1], f"host reads grow with steps: {counts}"

@@ -87,7 +87,7 @@ def train_dp(
         batch_size=config.batch_size,
         generator=torch.Generator().manual_seed(int(sampling_seed)),
     )
-    crop_generator = torch.Generator().manual_seed(int(crop_seed))
+    crop_generator = torch.Generator(device=device).manual_seed(int(crop_seed))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Secure RNG turned off")  # deliberately seeded, not secure
         engine = PrivacyEngine(accountant="rdp")

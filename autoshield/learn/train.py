@@ -42,17 +42,21 @@ class TrainResult:
 
 
 def crop_flip(images: torch.Tensor, *, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
-    """Random crop with zero padding and horizontal flip, independently per image, in one gather."""
+    """Random crop with zero padding and horizontal flip, independently per image, in one gather.
+
+    The random numbers are drawn on the images' device by `generator`, which must live there: a CPU draw copied to
+    the GPU every step would make the host wait for the device each step."""
     n, c, h, w = images.shape
+    device = images.device
     padded = F.pad(images, (padding,) * 4)
-    dy = torch.randint(0, 2 * padding + 1, (n, 1), generator=generator).to(images.device)
-    dx = torch.randint(0, 2 * padding + 1, (n, 1), generator=generator).to(images.device)
-    flip = (torch.rand(n, 1, generator=generator) < 0.5).to(images.device)
-    rows = dy + torch.arange(h, device=images.device)
-    cols = dx + torch.arange(w, device=images.device)
+    dy = torch.randint(0, 2 * padding + 1, (n, 1), generator=generator, device=device)
+    dx = torch.randint(0, 2 * padding + 1, (n, 1), generator=generator, device=device)
+    flip = torch.rand(n, 1, generator=generator, device=device) < 0.5
+    rows = dy + torch.arange(h, device=device)
+    cols = dx + torch.arange(w, device=device)
     cols = torch.where(flip, cols.flip(1), cols)
-    batch = torch.arange(n, device=images.device)[:, None, None, None]
-    channel = torch.arange(c, device=images.device)[None, :, None, None]
+    batch = torch.arange(n, device=device)[:, None, None, None]
+    channel = torch.arange(c, device=device)[None, :, None, None]
     return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
 
 
@@ -64,10 +68,16 @@ def lr_scheduler(
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
 
 
-def sgd(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
-    """Nesterov SGD with the config's rate, momentum and weight decay: the private and non-private trainers share it."""
+def sgd(model: nn.Module, config: TrainConfig, *, fused: bool = False) -> torch.optim.SGD:
+    """Nesterov SGD with the config's rate, momentum and weight decay: the private and non-private trainers share it.
+    `fused` (CUDA) updates every parameter in one kernel instead of a few per tensor."""
     return torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+        nesterov=True,
+        fused=fused or None,
     )
 
 
@@ -82,23 +92,28 @@ def fit(
     progress: bool = False,
     description: str = "train",
 ) -> tuple[float, ...]:
-    """Train `model` in place on uint8 `images`; returns the mean loss of each epoch."""
-    generator = torch.Generator().manual_seed(seed)
+    """Train `model` in place on uint8 `images`; returns the mean loss of each epoch.
+
+    Nothing in the step waits for the device: shuffling and crop/flip draw on the device's own generator, the loss
+    is summed there and read once per epoch, and the bar is drawn about 100 times per run, not every step."""
+    generator = torch.Generator(device=device).manual_seed(seed)
     model.to(device).train()
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model.to(memory_format=memory_format)
     images, labels = images.to(device), labels.to(device)
     steps_per_epoch = math.ceil(len(labels) / config.batch_size)
-    optimizer = sgd(model, config)
-    scheduler = lr_scheduler(optimizer, config, config.epochs * steps_per_epoch)
     cuda = device.type == "cuda"
+    optimizer = sgd(model, config, fused=cuda)
+    total_steps = config.epochs * steps_per_epoch
+    scheduler = lr_scheduler(optimizer, config, total_steps)
     forward = torch.compile(model) if config.compile and cuda else model
     epoch_losses = []
+    every = max(1, total_steps // 100)
     with progress_bar(progress) as bar:
-        task = bar.add_task(description, total=config.epochs * steps_per_epoch, status="") if bar else None
+        task = bar.add_task(description, total=total_steps, status="") if bar else None
         for epoch in range(config.epochs):
             phase(f"{description} epoch {epoch + 1}/{config.epochs}")
-            order = torch.randperm(len(labels), generator=generator).to(device)
+            order = torch.randperm(len(labels), generator=generator, device=device)
             total = torch.zeros((), device=device)
             for step in range(steps_per_epoch):
                 index = order[step * config.batch_size : (step + 1) * config.batch_size]
@@ -113,8 +128,9 @@ def fit(
                 optimizer.step()
                 scheduler.step()
                 total += loss.detach() * len(index)
-                if bar:
-                    bar.update(task, advance=1, status=f"epoch {epoch + 1}/{config.epochs}")
+                done = epoch * steps_per_epoch + step + 1
+                if bar and (done % every == 0 or done == total_steps):
+                    bar.update(task, completed=done, status=f"epoch {epoch + 1}/{config.epochs}")
             epoch_loss = float(total) / len(labels)
             if not math.isfinite(epoch_loss):
                 raise AutoshieldError(f"training diverged: loss is {epoch_loss} in epoch {epoch + 1}")
