@@ -31,6 +31,13 @@ if TYPE_CHECKING:
 
 def _add_workers_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-jobs", type=int, default=1, help="worker processes on this machine (default: 1)")
+    parser.add_argument(
+        "--workers-per-gpu",
+        type=int,
+        metavar="K",
+        help="instead of --n-jobs: K worker processes on every CUDA GPU, for a card that one process leaves idle "
+        "between small kernels (see benchmarks/RESULTS.md for the scaling measured)",
+    )
 
 
 def _add_policy_study_args(parser: argparse.ArgumentParser) -> None:
@@ -75,13 +82,15 @@ def _where(args: argparse.Namespace) -> dict[str, object]:
 def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = None) -> Study:
     """Prepare the study, make sure the reference classifier exists, then run workers with a progress bar."""
     from autoshield.core.files import writable_folder
-    from autoshield.core.runtime import phases, resolve_device
+    from autoshield.core.runtime import gpu_count, phases, resolve_device
     from autoshield.privacy.reference import reference_classifier
     from autoshield.report.format import percent
     from autoshield.study import launch
     from autoshield.study.storage import redact
 
-    launch.check_workers(args.n_jobs)  # before anything is loaded or written
+    devices = launch.worker_devices(  # before anything is loaded or written
+        n_jobs=args.n_jobs, workers_per_gpu=args.workers_per_gpu, gpus=gpu_count(), device=job.profile.device
+    )
     writable_folder(Path(job.artifacts))  # before a trial's work, not after it
     data = data_of(args)
     study, notes = launch.prepare(job, data)
@@ -92,7 +101,7 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
     console.print(f"study {study.study_name} in {redact(job.storage)} ({about})")
     for note in notes:
         console.print(f"  {note}")
-    reference = reference_classifier(data, job.profile, device=resolve_device(job.profile.device), progress=True)
+    reference = reference_classifier(data, job.profile, device=resolve_device(devices[0]), progress=True)
     console.print(f"  reference classifier: {percent(reference.accuracy.overall)} % clean test accuracy")
     with Progress(
         TextColumn(f"[bold]{job.kind}"),
@@ -119,7 +128,7 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
             )
 
         with phases(lambda text: bar.update(task, phase=f"worker 0: {text}")):
-            launch.run(job, n_jobs=args.n_jobs, on_trial=update, data=data)
+            launch.run(job, devices=devices, on_trial=update, data=data)
         update(study)  # trials that other workers finished after this one's last
     return study
 

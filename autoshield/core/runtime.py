@@ -24,6 +24,11 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def gpu_count() -> int:
+    """CUDA GPUs this process may use (0 without CUDA)."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 @contextmanager
 def progress_bar(enabled: bool) -> Iterator[Progress | None]:
     """A rich progress bar, or None when disabled (library calls, tests, worker processes)."""

@@ -1,9 +1,9 @@
-"""Worker processes: one command runs `n_jobs` workers on this machine until the study is done.
+"""Worker processes: one command runs one worker per entry of `devices` on this machine until the study is done.
 
 This process is worker 0; the others are spawned (not forked), so each has
-its own torch threads, and the machine's threads are split between them. On
-Ctrl-C every worker's trial is marked failed and a rerun of the same command
-resumes.
+its own torch threads and CUDA context, and the machine's threads are split
+between them. On Ctrl-C every worker's trial is marked failed and a rerun of
+the same command resumes.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import optuna
@@ -42,11 +42,12 @@ def work(
     on_trial: Callable[[optuna.Study], None] | None = None,
     *,
     data: Cifar10 | None = None,
+    device_name: str | None = None,
 ) -> None:
     """One worker: load data (unless the caller has it) and the cached reference, then take trials
-    until the study is done."""
+    until the study is done, on `device_name` (default: the profile's device)."""
     data = data or load_cifar10(job.data_root)
-    device = resolve_device(job.profile.device)
+    device = resolve_device(device_name or job.profile.device)
     context = Context(
         data=data,
         reference=reference_classifier(data, job.profile, device=device).model,
@@ -67,16 +68,34 @@ def check_workers(n_jobs: int) -> None:
         raise AutoshieldError(f"--n-jobs must be >= 1, got {n_jobs}")
 
 
+def worker_devices(*, n_jobs: int, workers_per_gpu: int | None, gpus: int, device: str) -> list[str]:
+    """The device of each worker. `workers_per_gpu` K puts K workers on every visible GPU (worker i on GPU i mod G):
+    one process launches a ResNet's small kernels one after another and leaves a large card idle between them, so
+    several share it (benchmarks/RESULTS.md). Otherwise `n_jobs` workers on the profile's device."""
+    check_workers(n_jobs)
+    if workers_per_gpu is None:
+        return [device] * n_jobs
+    if workers_per_gpu < 1:
+        raise AutoshieldError(f"--workers-per-gpu must be >= 1, got {workers_per_gpu}")
+    if n_jobs != 1:
+        raise AutoshieldError("--n-jobs and --workers-per-gpu are alternatives: give one of them")
+    if gpus == 0:
+        raise AutoshieldError("--workers-per-gpu needs a CUDA GPU and this machine has none: use --n-jobs")
+    if device not in ("auto", "cuda"):
+        raise AutoshieldError(f"--workers-per-gpu places workers on every GPU itself: drop --device {device}")
+    return [f"cuda:{i % gpus}" for i in range(workers_per_gpu * gpus)]
+
+
 def _threads_per_worker(n_jobs: int) -> int:
     """Split this process's torch threads (the cores, or OMP_NUM_THREADS) so workers never oversubscribe."""
     return max(1, torch.get_num_threads() // n_jobs)
 
 
-def _child(job: Job, worker: int, threads: int) -> None:
+def _child(job: Job, worker: int, threads: int, device_name: str) -> None:
     quiet_optuna()
     torch.set_num_threads(threads)
     try:
-        work(job, worker)
+        work(job, worker, device_name=device_name)
     except AutoshieldError as error:  # one line, not multiprocessing's traceback
         print(f"error: worker {worker}: {error}", file=sys.stderr)
         sys.exit(2)
@@ -85,15 +104,17 @@ def _child(job: Job, worker: int, threads: int) -> None:
 def run(
     job: Job,
     *,
-    n_jobs: int = 1,
+    devices: Sequence[str] = ("auto",),
     on_trial: Callable[[optuna.Study], None] | None = None,
     data: Cifar10 | None = None,
 ) -> None:
-    """Run `n_jobs` workers on this machine (this process is worker 0) until the study is done."""
-    check_workers(n_jobs)
-    threads = _threads_per_worker(n_jobs)
+    """Run one worker per entry of `devices` (`worker_devices`) until the study is done; this process is worker 0."""
+    check_workers(len(devices))
+    threads = _threads_per_worker(len(devices))
     context = multiprocessing.get_context("spawn")
-    children = [context.Process(target=_child, args=(job, i, threads), daemon=True) for i in range(1, n_jobs)]
+    children = [
+        context.Process(target=_child, args=(job, i, threads, devices[i]), daemon=True) for i in range(1, len(devices))
+    ]
     # Children start with SIGINT ignored (Python keeps an ignored SIGINT ignored), so Ctrl-C, which reaches the
     # whole process group, is this process's alone: it says one line and terminates them below, even while they
     # are still importing.
@@ -106,7 +127,7 @@ def run(
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        work(job, 0, on_trial, data=data)
+        work(job, 0, on_trial, data=data, device_name=devices[0])
         for child in children:
             child.join()
     finally:
