@@ -66,12 +66,12 @@ def test_search_resumes_to_exact_count_after_interrupt(tmp_path, data_root, spac
     db = tmp_path / "s.db"
     real_run = launch.run
 
-    def interrupt_after_three(job, *, n_jobs=1, on_trial=None, data=None):
+    def interrupt_after_three(job, *, devices=("auto",), on_trial=None, data=None):
         def stop(study):
             if len(completed(study)) >= 3:
                 raise KeyboardInterrupt
 
-        real_run(job, n_jobs=n_jobs, on_trial=stop, data=data)
+        real_run(job, devices=devices, on_trial=stop, data=data)
 
     monkeypatch.setattr(launch, "run", interrupt_after_three)
     assert main(_args("search", db, data_root, space, "--trials", "6", "--utility", "recognizability")) == 130
@@ -125,11 +125,12 @@ def test_artifact_is_png_and_dashboard_serves_study(tmp_path, data_root, space):
     trial = study.get_trials(states=(TrialState.COMPLETE,))[0]
     metas = optuna.artifacts.get_all_artifact_meta(trial, storage=storage)
     assert len(metas) == 2 and {m.mimetype for m in metas} == {"image/png"}
-    assert metas[0].filename.endswith("-reconstructions-wide.png")  # issue #16: legible as a dashboard thumbnail
+    # issue #16: a wide twin, legible as a dashboard thumbnail (storage returns the two in no fixed order)
+    wide_meta = next(m for m in metas if m.filename.endswith("-reconstructions-wide.png"))
     for meta in metas:
         with (tmp_path / "artifacts" / meta.artifact_id).open("rb") as handle:
             assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
-    with Image.open(tmp_path / "artifacts" / metas[0].artifact_id) as wide:
+    with Image.open(tmp_path / "artifacts" / wide_meta.artifact_id) as wide:
         assert wide.width > 2 * wide.height
 
     from optuna_dashboard import wsgi
@@ -296,3 +297,31 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, data_root, space, moment
     assert "Traceback" not in err and err.strip().splitlines() == [
         "interrupted: finished work is saved; rerun the same command to resume"
     ], err
+
+
+def test_workers_per_gpu_fill_every_card_in_turn():
+    """Issue #17: K workers on each GPU, spread so that the first G workers land on G different cards."""
+    assert launch.worker_devices(n_jobs=3, workers_per_gpu=None, gpus=0, device="cpu") == ["cpu"] * 3
+    assert launch.worker_devices(n_jobs=1, workers_per_gpu=2, gpus=1, device="auto") == ["cuda:0", "cuda:0"]
+    assert launch.worker_devices(n_jobs=1, workers_per_gpu=2, gpus=2, device="cuda") == [
+        "cuda:0",
+        "cuda:1",
+        "cuda:0",
+        "cuda:1",
+    ]
+    for bad, why in [
+        (dict(n_jobs=1, workers_per_gpu=0, gpus=1, device="auto"), ">= 1"),
+        (dict(n_jobs=2, workers_per_gpu=2, gpus=1, device="auto"), "alternatives"),
+        (dict(n_jobs=1, workers_per_gpu=2, gpus=0, device="auto"), "no"),
+        (dict(n_jobs=1, workers_per_gpu=2, gpus=1, device="cpu"), "drop --device cpu"),
+    ]:
+        with pytest.raises(AutoshieldError, match=why):
+            launch.worker_devices(**bad)
+
+
+def test_workers_per_gpu_without_a_gpu_is_one_line_and_writes_nothing(tmp_path, data_root, space, capsys):
+    db = tmp_path / "w.db"
+    assert main(_args("grid", db, data_root, space, "--workers-per-gpu", "2")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--workers-per-gpu needs a CUDA GPU" in err
+    assert not db.exists()
