@@ -1,6 +1,9 @@
 #!/bin/bash
-# Every GPU figure in benchmarks/RESULTS.md comes from this script's log, with the card's name.
-# On the GPU machine, from the project root, after `bash ../shared/gpu/pack.sh` here:
+# Every GPU figure in benchmarks/RESULTS.md comes from this script's log, with the card's name. It measures the code
+# before issue #17 (.gpu/before, an export of the commit named in .gpu/before.commit) and main's on the same card in
+# the same run. Here, from the project root, first:
+#     bash ../shared/gpu/pack.sh && bash benchmarks/gpu_before.sh 90e0993
+# then on the GPU machine, from the project root:
 #     bash benchmarks/gpu.sh            (log: $OUT/gpu.log, written as it goes)
 # Dry run on the CPU at tiny sizes (AUTOSHIELD_DATA must point at a CIFAR-10 folder):
 #     GPU_DRY=1 bash benchmarks/gpu.sh /tmp/gpu-dry.log
@@ -9,15 +12,18 @@ set -u
 LOG=${1:-${OUT:-.}/gpu.log}
 : > "$LOG"
 if [ -n "${GPU_DRY:-}" ]; then
-  PROFILE=smoke DEVICE=cpu WIDTH=8 SIZES="2 4" EPOCHS=1 REF="--set reference.epochs=1"
+  DEV="--device cpu --width 8" SIZES="2 4" PSNR="--psnr-victims 4 --psnr-iterations 5" EPOCHS="--epochs 1 --train-per-class 20 --test-per-class 10"
+  WORKERS="--counts 1 2 --worker-batch 2 --iterations 3" CLI="--device cpu --set width=8 --set reference_width=8 --set train_per_class=20 --set reference_train_per_class=20 --set attack.iterations=3"
   autoshield() { python3 -m autoshield.cli "$@"; }
   TMP=$(mktemp -d)
 else
   source .gpu/env.sh >>"$LOG" 2>&1  # not through a pipe: its variables and function must stay in this shell
   cat "$LOG"
-  PROFILE=paper DEVICE=cuda WIDTH=64 SIZES="10 50 100" EPOCHS=3 REF="--set reference.epochs=3"
+  DEV="" SIZES="10 50 100 200" PSNR="--psnr-victims 20 --psnr-iterations 1000" EPOCHS="--epochs 5"
+  WORKERS="--counts 1 2 4 --worker-batch 50 --iterations 300" CLI="--set attack.iterations=200"
   TMP=$GPU_TMP
 fi
+BEFORE="PYTHONPATH=$PWD/.gpu/before:${PYTHONPATH:-}"
 now() { python3 -c 'import time; print(time.time())'; }
 step() {  # step NAME LIMIT_SECONDS COMMAND...
   local name=$1 limit=$2 start
@@ -27,20 +33,23 @@ step() {  # step NAME LIMIT_SECONDS COMMAND...
   timeout "$limit" bash -c "$(declare -f autoshield); $*" 2>&1 | tee -a "$LOG"
   echo "=== $name: exit ${PIPESTATUS[0]} after $(python3 -c "print(round($(now) - $start, 1))") s" | tee -a "$LOG"
 }
-echo "=== $(date -u +%FT%TZ) $(git rev-parse --short HEAD 2>/dev/null) profile $PROFILE device $DEVICE" | tee -a "$LOG"
+echo "=== $(date -u +%FT%TZ) main $(cat .gpu/main.commit 2>/dev/null) before $(cat .gpu/before.commit 2>/dev/null)" | tee -a "$LOG"
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA')" | tee -a "$LOG"
-STORE="--storage sqlite:///$TMP/gpu.db --artifacts $TMP/artifacts"
-SMALL="--set attack.iterations=100 --set images_per_label=1 $REF"
+BENCH="python3 benchmarks/gpu_bench.py --data-root \$AUTOSHIELD_DATA $DEV"
 
-# Goal 1 of the GPU issue, today: training throughput of the paper recipe (3 epochs of it).
-step train 90 autoshield train --profile $PROFILE --device $DEVICE --set train.epochs=$EPOCHS
-# Goal 2, today: attack ms per image-iteration at width 64 by batch size, and where the time goes.
-step attack_bench 120 python3 benchmarks/bench_attack.py --device $DEVICE --widths $WIDTH --modes batched \
-  --batch-sizes $SIZES --iterations 20 --trace --data-root "\$AUTOSHIELD_DATA"
-# The CLI paths on this device, end to end: attack, a 2-trial search, one DP-SGD baseline, the report.
-step attack_cli 90 autoshield attack --profile $PROFILE --device $DEVICE $SMALL --sheet $TMP/attack.png
-step search 90 autoshield search --trials 2 --profile $PROFILE --device $DEVICE $SMALL --set train.epochs=1 $STORE
-step baseline 120 autoshield baseline --sigma 0.5 --profile $PROFILE --device $DEVICE $SMALL --set train.epochs=1 $STORE
-step report 40 autoshield report $STORE --out $TMP/report
-if [ -n "${OUT:-}" ]; then cp -r "$TMP/report" "$TMP/attack.png" "$OUT/" 2>/dev/null; fi
+# Goal 2: attack ms per image-iteration at width 64 by batch, before (vmap) and after (unfold; TF32 and fp32), and
+# PSNR on the same victims and starts; the profiler table says where an iteration's time goes now.
+step attack_before 100 env $BEFORE $BENCH attack --modes batched --batch-sizes $SIZES $PSNR --save $TMP/before_psnr.pt
+step attack_after 80 $BENCH attack --modes unfold unfold-fp32 --batch-sizes $SIZES $PSNR --against $TMP/before_psnr.pt --trace
+# Goal 1: the paper training recipe's img/s and accuracy, before and after, at batch 128 and larger batches.
+step train_before 55 env $BEFORE $BENCH train --runs 128:0.1 $EPOCHS
+step train_after 150 $BENCH train --runs 128:0.1 256:0.2 512:0.4 512:0.4:compile $EPOCHS
+# Goal 3: several attacking processes on one card, as --workers-per-gpu K runs them.
+step workers 70 $BENCH workers $WORKERS
+# The CLI on this device end to end: a two-cell grid with two workers on the card (the auto attack mode).
+printf 'ops = ["Identity", "Solarize"]\nmagnitudes = [9]\n' > "$TMP/two.toml"
+STORE="--storage sqlite:///$TMP/gpu.db --artifacts $TMP/artifacts"
+SMALL="--set images_per_label=1 --set train.epochs=1 --set reference.epochs=2 $CLI"
+if [ -n "${GPU_DRY:-}" ]; then WPG="--n-jobs 2"; else WPG="--workers-per-gpu 2"; fi
+step grid 80 autoshield grid --profile paper $WPG --space $TMP/two.toml $SMALL $STORE
 echo "=== done $(date -u +%FT%TZ)" | tee -a "$LOG"

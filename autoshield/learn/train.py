@@ -94,13 +94,14 @@ def fit(
 ) -> tuple[float, ...]:
     """Train `model` in place on uint8 `images`; returns the mean loss of each epoch.
 
-    Nothing in the step waits for the device: shuffling and crop/flip draw on the device's own generator, the loss
-    is summed there and read once per epoch, and the bar is drawn about 100 times per run, not every step."""
+    Nothing in the step waits for or copies to the device: the images are normalised there once, shuffling and
+    crop/flip draw on the device's own generator, the loss is summed there and read once per epoch, and the bar is
+    drawn about 100 times per run, not every step."""
     generator = torch.Generator(device=device).manual_seed(seed)
     model.to(device).train()
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model.to(memory_format=memory_format)
-    images, labels = images.to(device), labels.to(device)
+    pixels, labels = normalize(images.to(device)), labels.to(device)  # once, not per step
     steps_per_epoch = math.ceil(len(labels) / config.batch_size)
     cuda = device.type == "cuda"
     optimizer = sgd(model, config, fused=cuda)
@@ -117,7 +118,7 @@ def fit(
             total = torch.zeros((), device=device)
             for step in range(steps_per_epoch):
                 index = order[step * config.batch_size : (step + 1) * config.batch_size]
-                batch = normalize(images[index])
+                batch = pixels[index]
                 if config.crop_flip:
                     batch = crop_flip(batch, generator=generator)
                 batch = batch.contiguous(memory_format=memory_format)

@@ -102,14 +102,15 @@ class GradientInversion:
         self.box = box
 
     def choose_mode(self, model: nn.Module, device: torch.device) -> str:
-        """`auto`: batch on GPUs and for small networks; measured on 2 CPU cores, vmap helped at
-        width <= 32 and hurt at width 64 (benchmarks/RESULTS.md)."""
+        """`auto`: on GPUs the unfold path, which avoids vmap's grouped convolutions (issue #17, benchmarks/RESULTS.md);
+        on the CPU vmap for small networks and a loop for large ones: measured on 2 cores, vmap helped at width <= 32
+        and hurt at width 64, and unfold was even with vmap at width 16 and 1.6x slower than the loop at width 64."""
         if self.config.mode == "unfold" and not per_sample.supports(model):
             raise AutoshieldError("attack mode 'unfold' needs a network of convolutions, linear layers and norms")
         if self.config.mode != "auto":
             return self.config.mode
         if device.type == "cuda":
-            return "batched"
+            return "unfold" if per_sample.supports(model) else "batched"
         return "batched" if sum(p.numel() for p in model.parameters()) < 4_000_000 else "sequential"
 
     def reconstruct(
