@@ -38,9 +38,10 @@ def sync(device: torch.device) -> None:
 
 
 def precision(mode: str) -> str:
-    """`unfold-fp32` is the unfold path with TF32 off for convolutions and matrix products alike."""
-    torch.backends.cudnn.allow_tf32 = not mode.endswith("-fp32")
-    return mode.removesuffix("-fp32")
+    """`unfold-fp32`: TF32 off for convolutions and matrix products alike; `-bench`: cuDNN tries its algorithms."""
+    torch.backends.cudnn.allow_tf32 = "-fp32" not in mode
+    torch.backends.cudnn.benchmark = "-bench" in mode
+    return mode.split("-")[0]
 
 
 def victims(data, count: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,7 +102,7 @@ def run_attack(args, data, device) -> None:
             say(line)
             if args.save and mode == args.modes[0]:
                 torch.save(db, args.save)
-    torch.backends.cudnn.allow_tf32 = True
+    precision("default")
     if args.trace:
         trace(model, profile, args.trace_mode, x, y, device)
 
@@ -120,7 +121,8 @@ def trace(model, profile, mode: str, x, y, device) -> None:
         measured.reconstruct(model, gradients, y)
         sync(device)
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    say(prof.key_averages().table(sort_by=key, row_limit=18, max_name_column_width=60))
+    say(prof.key_averages().table(sort_by=key, row_limit=25, max_name_column_width=50))
+    say(prof.key_averages(group_by_input_shape=True).table(sort_by=key, row_limit=25, max_name_column_width=50))
 
 
 def run_train(args, data, device) -> None:

@@ -102,15 +102,17 @@ class GradientInversion:
         self.box = box
 
     def choose_mode(self, model: nn.Module, device: torch.device) -> str:
-        """`auto`: on GPUs the unfold path, which avoids vmap's grouped convolutions (issue #17, benchmarks/RESULTS.md);
-        on the CPU vmap for small networks and a loop for large ones: measured on 2 cores, vmap helped at width <= 32
-        and hurt at width 64, and unfold was even with vmap at width 16 and 1.6x slower than the loop at width 64."""
+        """`auto`: the unfold path wherever the network allows it (issue #17, benchmarks/RESULTS.md: faster than vmap
+        on an H200 and, on 2 CPU cores, than vmap at width 16 and the loop at width 64); else vmap on GPUs and small
+        networks, and the loop for large networks on the CPU, where vmap hurt at width 64."""
         if self.config.mode == "unfold" and not per_sample.supports(model):
             raise AutoshieldError("attack mode 'unfold' needs a network of convolutions, linear layers and norms")
         if self.config.mode != "auto":
             return self.config.mode
+        if per_sample.supports(model):
+            return "unfold"
         if device.type == "cuda":
-            return "unfold" if per_sample.supports(model) else "batched"
+            return "batched"
         return "batched" if sum(p.numel() for p in model.parameters()) < 4_000_000 else "sequential"
 
     def reconstruct(
