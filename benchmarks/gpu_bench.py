@@ -27,6 +27,13 @@ from autoshield.privacy.attack import GradientInversion
 from autoshield.privacy.metrics import psnr
 from autoshield.privacy.threat import leak_gradients
 
+try:
+    from autoshield.privacy import per_sample
+
+    _channels_last = per_sample.prefers_channels_last
+except ImportError:  # the code before issue #17 has no unfold path
+    per_sample = None
+
 
 def say(text: str) -> None:
     print(text, flush=True)
@@ -38,9 +45,12 @@ def sync(device: torch.device) -> None:
 
 
 def precision(mode: str) -> str:
-    """`unfold-fp32`: TF32 off for convolutions and matrix products alike; `-bench`: cuDNN tries its algorithms."""
+    """Variants of a mode: `-fp32` turns TF32 off for convolutions and matrix products alike; `-bench` lets cuDNN
+    try its algorithms; `-nchw` keeps the unfold path's network in the plain layout."""
     torch.backends.cudnn.allow_tf32 = "-fp32" not in mode
     torch.backends.cudnn.benchmark = "-bench" in mode
+    if per_sample is not None:
+        per_sample.prefers_channels_last = _channels_last if "-nchw" not in mode else lambda device: False
     return mode.split("-")[0]
 
 
@@ -117,7 +127,7 @@ def trace(model, profile, mode: str, x, y, device) -> None:
     attacker.reconstruct(model, gradients, y)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     measured = GradientInversion(attack_config(profile, mode, iterations=5, batch_size=len(y)), box=image_box())
-    with profiler(activities=activities) as prof:
+    with profiler(activities=activities, record_shapes=True) as prof:
         measured.reconstruct(model, gradients, y)
         sync(device)
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
@@ -159,6 +169,7 @@ def run_train(args, data, device) -> None:
 
 
 def _worker(rank: int, args, barrier, results, threads: int) -> None:
+    """One attacking process; in the round for K processes, ranks below K attack at once, the others wait."""
     torch.set_num_threads(threads)
     device = torch.device(args.device)
     data = load_cifar10(args.data_root)
@@ -169,29 +180,35 @@ def _worker(rank: int, args, barrier, results, threads: int) -> None:
     gradients = leak_gradients(model, x, y)
     GradientInversion(dataclasses.replace(config, iterations=2), box=image_box()).reconstruct(model, gradients, y)
     sync(device)
-    barrier.wait()
-    start = time.time()
-    GradientInversion(config, box=image_box()).reconstruct(model, gradients, y)
-    sync(device)
-    results[rank] = (start, time.time())
+    for count in args.counts:
+        barrier.wait()
+        if rank < count:
+            start = time.time()
+            GradientInversion(config, box=image_box()).reconstruct(model, gradients, y)
+            sync(device)
+            results[(count, rank)] = (start, time.time())
+        barrier.wait()
 
 
 def run_workers(args, data, device) -> None:
-    """K processes attacking at once, as `--workers-per-gpu K` runs them: image-iterations per second in all."""
+    """K processes attacking at once, as `--workers-per-gpu K` runs them: image-iterations per second in all.
+    The processes start once; each round uses the first K of them."""
     del data, device  # each worker loads its own
     context = multiprocessing.get_context("spawn")
+    most = max(args.counts)
+    barrier, results = context.Barrier(most), context.Manager().dict()
+    threads = max(1, torch.get_num_threads() // most)
+    workers = [context.Process(target=_worker, args=(i, args, barrier, results, threads)) for i in range(most)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
     for count in args.counts:
-        barrier, results = context.Barrier(count), context.Manager().dict()
-        threads = max(1, torch.get_num_threads() // count)
-        workers = [context.Process(target=_worker, args=(i, args, barrier, results, threads)) for i in range(count)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        if len(results) < count:
-            say(f"workers {count}: {count - len(results)} failed")
+        spans = [results[(count, rank)] for rank in range(count) if (count, rank) in results]
+        if len(spans) < count:
+            say(f"workers {count}: {count - len(spans)} failed")
             continue
-        span = max(end for _, end in results.values()) - min(start for start, _ in results.values())
+        span = max(end for _, end in spans) - min(start for start, _ in spans)
         rate = count * args.worker_batch * args.iterations / span
         say(f"workers {count}: {rate:,.0f} image-iterations/s in all, {1000 / rate:.4f} ms per image-iteration")
 

@@ -12,6 +12,7 @@ to float rounding (tests/test_attack.py).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import torch
@@ -50,13 +51,27 @@ def _normalised(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return F.batch_norm(x, module.running_mean, module.running_var, training=False, eps=module.eps)
 
 
+def unfold(x: torch.Tensor, module: nn.Conv2d) -> torch.Tensor:
+    """`F.unfold` (im2col, `[N, C*kh*kw, L]`, the weight's layout) as one strided copy per kernel offset: CUDA's
+    unfold launches a kernel per image, 24,000 in 6 steps of 200 problems on an H200 (benchmarks/RESULTS.md)."""
+    (kh, kw), (sh, sw), (ph, pw) = module.kernel_size, module.stride, module.padding
+    padded = F.pad(x, (pw, pw, ph, ph)) if ph or pw else x
+    height, width = (padded.shape[2] - kh) // sh + 1, (padded.shape[3] - kw) // sw + 1
+    shifted = [
+        padded[:, :, i : i + sh * (height - 1) + 1 : sh, j : j + sw * (width - 1) + 1 : sw]
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    return torch.stack(shifted, 2).flatten(1, 2).flatten(2)
+
+
 def _factors(module: nn.Module, x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(output gradient `[N, O, L]`, what the weight multiplies `[N, K, L]`) of one call of a layer: its weight
     gradient is their product summed over L (a convolution's positions; one for a linear layer)."""
     if isinstance(module, nn.Linear):
         return g[:, :, None], x[:, :, None]
     if isinstance(module, nn.Conv2d):
-        return g.flatten(2), F.unfold(x, module.kernel_size, padding=module.padding, stride=module.stride)
+        return g.flatten(2), unfold(x, module)
     return g.flatten(2), _normalised(module, x).flatten(2)
 
 
@@ -84,9 +99,25 @@ def _weight_terms(
     return dot, gram.flatten(1).sum(1)
 
 
-def step_fn(model: nn.Module, *, tv_weight: float, prior: Callable[[torch.Tensor], torch.Tensor]) -> Step:
+def _joined(parts: list[torch.Tensor]) -> torch.Tensor:
+    return parts[0] if len(parts) == 1 else torch.cat(parts, 2)
+
+
+def prefers_channels_last(device: torch.device) -> bool:
+    """cuDNN's fast kernels on recent GPUs read NHWC; on NCHW it transposes around them (an H200 profile showed
+    ~1,300 layout kernels in 6 steps). On the CPU the plain layout is the measured one."""
+    return device.type == "cuda"
+
+
+def step_fn(
+    model: nn.Module, *, tv_weight: float, prior: Callable[[torch.Tensor], torch.Tensor], channels_last: bool = False
+) -> Step:
     """(images `[S, leak, 3, H, W]`, labels `[S, leak]`, targets, target norms `[S]`) -> (d objective / d images,
-    gradient loss per problem); the objective is the vmap path's: 1 - cosine(gradient, target) + TV prior."""
+    gradient loss per problem); the objective is the vmap path's: 1 - cosine(gradient, target) + TV prior.
+    `channels_last` runs a channels-last copy of the network (the caller's is left as it is)."""
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    if channels_last:
+        model = copy.deepcopy(model).to(memory_format=memory_format)
     owners = {m: name for name, m in model.named_modules() if list(m.parameters(recurse=False))}
     wanted = [name.rpartition(".")[::2] for name, _ in model.named_parameters()]  # (owner, key), the targets' order
 
@@ -103,7 +134,7 @@ def step_fn(model: nn.Module, *, tv_weight: float, prior: Callable[[torch.Tensor
             x = images.detach().requires_grad_(True)
             handles = [m.register_forward_hook(keep) for m in owners]
             try:
-                logits = model(x.flatten(0, 1))
+                logits = model(x.flatten(0, 1).contiguous(memory_format=memory_format))
             finally:
                 for handle in handles:
                     handle.remove()
@@ -115,8 +146,7 @@ def step_fn(model: nn.Module, *, tv_weight: float, prior: Callable[[torch.Tensor
             target_of = dict(zip(wanted, targets, strict=True))
             dot, square = torch.zeros_like(norm), torch.zeros_like(norm)
             for module, factors in calls.items():  # a layer called twice: its calls side by side along L
-                a = torch.cat([_problem_major(f[0], problems) for f in factors], 2)
-                b = torch.cat([_problem_major(f[1], problems) for f in factors], 2)
+                a, b = (_joined([_problem_major(f[i], problems) for f in factors]) for i in (0, 1))
                 terms = [_weight_terms(module, a, b, target_of[(owners[module], "weight")])]
                 if module.bias is not None:
                     bias = a.sum(2)
@@ -125,6 +155,6 @@ def step_fn(model: nn.Module, *, tv_weight: float, prior: Callable[[torch.Tensor
                     dot, square = dot + d, square + sq
             rec = 1 - dot / (torch.sqrt(square) * norm + 1e-12)
             (image_grad,) = torch.autograd.grad((rec + tv_weight * prior(x)).sum(), x)
-        return image_grad, rec.detach()
+        return image_grad.contiguous(), rec.detach()
 
     return step
