@@ -27,13 +27,6 @@ from autoshield.privacy.attack import GradientInversion
 from autoshield.privacy.metrics import psnr
 from autoshield.privacy.threat import leak_gradients
 
-try:
-    from autoshield.privacy import per_sample
-
-    _channels_last = per_sample.prefers_channels_last
-except ImportError:  # the code before issue #17 has no unfold path
-    per_sample = None
-
 
 def say(text: str) -> None:
     print(text, flush=True)
@@ -46,11 +39,9 @@ def sync(device: torch.device) -> None:
 
 def precision(mode: str) -> str:
     """Variants of a mode: `-fp32` turns TF32 off for convolutions and matrix products alike; `-bench` lets cuDNN
-    try its algorithms; `-nchw` keeps the unfold path's network in the plain layout."""
+    try its algorithms."""
     torch.backends.cudnn.allow_tf32 = "-fp32" not in mode
     torch.backends.cudnn.benchmark = "-bench" in mode
-    if per_sample is not None:
-        per_sample.prefers_channels_last = _channels_last if "-nchw" not in mode else lambda device: False
     return mode.split("-")[0]
 
 
@@ -80,15 +71,10 @@ def time_attack(model, config: AttackConfig, x, y, device) -> float:
 
 
 def run_attack(args, data, device) -> None:
+    """PSNR first (the check that the faster path attacks as well), then ms per image-iteration by batch."""
     profile = load_profile("paper")
     model = build_model(width=args.width, norm=profile.norm, seed=0).to(device).eval()
     x, y = victims(data, max(args.batch_sizes), device)
-    for mode in args.modes:
-        kind = precision(mode)
-        for size in args.batch_sizes:
-            config = attack_config(profile, kind, iterations=args.iterations, batch_size=size)
-            ms = 1000 * time_attack(model, config, x[:size], y[:size], device)
-            say(f"attack {mode:12s} width {args.width} batch {size:4d}: {ms:.4f} ms per image-iteration")
     if args.psnr_victims:
         px, py = victims(data, args.psnr_victims, device)
         gradients = leak_gradients(model, px, py)
@@ -112,6 +98,12 @@ def run_attack(args, data, device) -> None:
             say(line)
             if args.save and mode == args.modes[0]:
                 torch.save(db, args.save)
+    for mode in args.modes:
+        kind = precision(mode)
+        for size in args.batch_sizes:
+            config = attack_config(profile, kind, iterations=args.iterations, batch_size=size)
+            ms = 1000 * time_attack(model, config, x[:size], y[:size], device)
+            say(f"attack {mode:12s} width {args.width} batch {size:4d}: {ms:.4f} ms per image-iteration")
     precision("default")
     if args.trace:
         trace(model, profile, args.trace_mode, x, y, device)

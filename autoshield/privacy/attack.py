@@ -290,8 +290,7 @@ class GradientInversion:
     ) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
         """(images, labels, targets, target_norm) -> (d objective / d images, gradient loss) per problem."""
         if mode == "unfold":
-            fast = per_sample.prefers_channels_last(next(model.parameters()).device)
-            return per_sample.step_fn(model, tv_weight=tv_weight, prior=total_variation, channels_last=fast)
+            return per_sample.step_fn(model, tv_weight=tv_weight, prior=total_variation)
         loss = loss_fn(model, buffers)
         names = list(params)
 

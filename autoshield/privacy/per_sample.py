@@ -12,7 +12,6 @@ to float rounding (tests/test_attack.py).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 
 import torch
@@ -103,21 +102,9 @@ def _joined(parts: list[torch.Tensor]) -> torch.Tensor:
     return parts[0] if len(parts) == 1 else torch.cat(parts, 2)
 
 
-def prefers_channels_last(device: torch.device) -> bool:
-    """cuDNN's fast kernels on recent GPUs read NHWC; on NCHW it transposes around them (an H200 profile showed
-    ~1,300 layout kernels in 6 steps). On the CPU the plain layout is the measured one."""
-    return device.type == "cuda"
-
-
-def step_fn(
-    model: nn.Module, *, tv_weight: float, prior: Callable[[torch.Tensor], torch.Tensor], channels_last: bool = False
-) -> Step:
+def step_fn(model: nn.Module, *, tv_weight: float, prior: Callable[[torch.Tensor], torch.Tensor]) -> Step:
     """(images `[S, leak, 3, H, W]`, labels `[S, leak]`, targets, target norms `[S]`) -> (d objective / d images,
-    gradient loss per problem); the objective is the vmap path's: 1 - cosine(gradient, target) + TV prior.
-    `channels_last` runs a channels-last copy of the network (the caller's is left as it is)."""
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    if channels_last:
-        model = copy.deepcopy(model).to(memory_format=memory_format)
+    gradient loss per problem); the objective is the vmap path's: 1 - cosine(gradient, target) + TV prior."""
     owners = {m: name for name, m in model.named_modules() if list(m.parameters(recurse=False))}
     wanted = [name.rpartition(".")[::2] for name, _ in model.named_parameters()]  # (owner, key), the targets' order
 
@@ -134,7 +121,7 @@ def step_fn(
             x = images.detach().requires_grad_(True)
             handles = [m.register_forward_hook(keep) for m in owners]
             try:
-                logits = model(x.flatten(0, 1).contiguous(memory_format=memory_format))
+                logits = model(x.flatten(0, 1))
             finally:
                 for handle in handles:
                     handle.remove()
@@ -155,6 +142,6 @@ def step_fn(
                     dot, square = dot + d, square + sq
             rec = 1 - dot / (torch.sqrt(square) * norm + 1e-12)
             (image_grad,) = torch.autograd.grad((rec + tv_weight * prior(x)).sum(), x)
-        return image_grad.contiguous(), rec.detach()
+        return image_grad, rec.detach()
 
     return step
