@@ -1,5 +1,5 @@
-"""Milliseconds per image-iteration of the inversion attack: batched (torch.func.vmap) vs sequential, by width,
-batch size and device; `--trace` adds a torch.profiler table of a few attack iterations.
+"""Milliseconds per image-iteration of the inversion attack: unfold vs batched (torch.func.vmap) vs sequential, by
+width, batch size and device; `--trace` adds a torch.profiler table of a few attack iterations.
 
 python benchmarks/bench_attack.py --data-root ../shared/data/cifar10 --widths 16 32 64
 python benchmarks/bench_attack.py --device cuda --widths 64 --modes batched --batch-sizes 10 50 100 --trace
@@ -28,7 +28,8 @@ def main() -> None:
     p.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64])
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[10], help="victims attacked together")
     p.add_argument("--iterations", type=int, default=10)
-    p.add_argument("--modes", nargs="+", default=["batched", "sequential"], choices=["batched", "sequential"])
+    modes = ["unfold", "batched", "sequential"]
+    p.add_argument("--modes", nargs="+", default=modes, choices=modes)
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--trace", action="store_true", help="print a torch.profiler table of the largest batch")
     args = p.parse_args()
