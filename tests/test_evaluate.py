@@ -85,3 +85,14 @@ def _weights_only_digest(model: torch.nn.Module) -> str:
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:24]
+
+
+def test_attack_cache_reads_entries_written_before_checksums(tmp_path):
+    """Issue #18: entries of an older autoshield (plain torch.save, no checksum line) are read, not recomputed."""
+    key = "ab" * 32
+    (tmp_path / "ab").mkdir()
+    torch.save({"x": torch.arange(3)}, tmp_path / "ab" / f"{key}.pt")
+    assert torch.equal(AttackCache(tmp_path).get(key)["x"], torch.arange(3))
+    AttackCache(tmp_path).put(key, {"x": torch.arange(4)})
+    assert (tmp_path / "ab" / f"{key}.pt").read_bytes().startswith(b"autoshield-sha256:")
+    assert torch.equal(AttackCache(tmp_path).get(key)["x"], torch.arange(4))

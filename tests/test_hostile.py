@@ -135,8 +135,8 @@ def test_the_storage_can_come_from_the_environment(tmp_path, monkeypatch, capsys
 
 
 def test_a_damaged_cache_is_moved_aside_in_one_line_and_rebuilt(data_root, tmp_path, monkeypatch, capsys):
-    """Issue #18: a truncated data cache or reference classifier breaks nothing: it is said once, kept aside for
-    inspection, and rebuilt; a file whose checksum no longer matches counts as damaged too."""
+    """Issue #18: a truncated data cache, reference classifier or attack result breaks nothing: it is said once,
+    kept aside for inspection, and rebuilt; a file whose checksum no longer matches counts as damaged too."""
     monkeypatch.setenv("AUTOSHIELD_CACHE", str(tmp_path))
     args = ["attack", "--profile", "smoke", "--set", "attack.iterations=2", "--sheet", str(tmp_path / "s.png"),
             "--data-root", str(data_root)]  # fmt: skip
@@ -144,10 +144,15 @@ def test_a_damaged_cache_is_moved_aside_in_one_line_and_rebuilt(data_root, tmp_p
     capsys.readouterr()
     data = next(tmp_path.glob("cifar10-*.npz"))
     judge = next((tmp_path / "reference").glob("*.pt"))
+    attack = sorted((tmp_path / "attacks").glob("*/*.pt"))
     data.write_bytes(data.read_bytes()[:5000])  # truncated: not a zip file any more
-    judge.write_bytes(judge.read_bytes()[:-1] + b"x")  # one byte changed: only the checksum can tell
+    for damaged in (judge, attack[0]):
+        damaged.write_bytes(damaged.read_bytes()[:-1] + b"x")  # one byte changed: only the checksum can tell
+    attack[1].write_bytes(attack[1].read_bytes()[:100])  # truncated
     assert main(args) == 0
     err = capsys.readouterr().err
-    assert err.count("was damaged; moved it to") == 2 and "Traceback" not in err
+    assert err.count("was damaged; moved it to") == 4 and "Traceback" not in err
     assert len(list(tmp_path.glob("cifar10-*.npz.damaged-*"))) == 1
+    assert len(list((tmp_path / "attacks").glob("*/*.pt.damaged-*"))) == 2
+    assert all(path.exists() for path in attack[:2])  # recomputed and stored again
     assert main(args) == 0 and "damaged" not in capsys.readouterr().err  # rebuilt and verified

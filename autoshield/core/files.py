@@ -89,6 +89,17 @@ def _verified(path: Path, load: Callable[[Path], T | None]) -> T | None:
         return None
 
 
+def move_aside(path: Path) -> None:
+    """Keep a damaged file for inspection under a new name, and say so in one line; another worker that found the
+    same file damaged may have moved it first."""
+    aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
+    try:
+        path.replace(aside)
+    except FileNotFoundError:
+        return
+    print(f"warning: {path} was damaged; moved it to {aside.name} and rebuilding", file=sys.stderr)
+
+
 def shared_artifact(
     path: Path, *, load: Callable[[Path], T | None], build: Callable[[], T], save: Callable[[T, Path], None]
 ) -> tuple[T, bool]:
@@ -106,9 +117,7 @@ def shared_artifact(
         if found is not None:
             return found, False
         if path.exists():
-            aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
-            path.replace(aside)
-            print(f"warning: {path} was damaged; moved it to {aside.name} and rebuilding", file=sys.stderr)
+            move_aside(path)
         value = build()
         with atomic_path(path) as tmp:
             save(value, tmp)

@@ -9,6 +9,7 @@ every later search trial, process or machine sharing the folder reuses it.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from autoshield.core.files import atomic_path
+from autoshield.core.files import atomic_path, move_aside
 
 
 def model_digest(model: nn.Module) -> str:
@@ -40,7 +41,11 @@ def attack_key(*, image: torch.Tensor, label: int, model: str, settings: dict[st
 
 class AttackCache:
     """One small file per key; writes are atomic renames of uniquely named temporary files, so concurrent
-    workers, on one machine or several sharing the folder, never see half a result."""
+    workers, on one machine or several sharing the folder, never see half a result.
+
+    Each file starts with a line holding the SHA-256 of the rest, checked on read (one file per entry, not two: a
+    grid's table is thousands of them). A damaged entry is moved aside in one line and recomputed by the caller;
+    entries written before checksums are only parsed."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -50,13 +55,26 @@ class AttackCache:
 
     def get(self, key: str) -> dict[str, torch.Tensor] | None:
         path = self._path(key)
-        if not path.exists():
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError:
             return None
         try:
-            return torch.load(path, weights_only=True)
+            if blob.startswith(_HEADER):
+                recorded, _, blob = blob[len(_HEADER) :].partition(b"\n")
+                if recorded.decode() != hashlib.sha256(blob).hexdigest():
+                    raise ValueError("checksum mismatch")
+            return torch.load(io.BytesIO(blob), weights_only=True)
         except Exception:  # any parser's error on a damaged entry (truncated, BadZipFile, ...): recomputed
+            move_aside(path)
             return None
 
     def put(self, key: str, value: dict[str, torch.Tensor]) -> None:
+        buffer = io.BytesIO()
+        torch.save(value, buffer)
+        blob = buffer.getvalue()
         with atomic_path(self._path(key)) as tmp:
-            torch.save(value, tmp)
+            tmp.write_bytes(_HEADER + hashlib.sha256(blob).hexdigest().encode() + b"\n" + blob)
+
+
+_HEADER = b"autoshield-sha256:"
