@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from autoshield.cli import confirm, explore, outputs, single, studies
 from autoshield.cli.common import Parser
 from autoshield.core.errors import AutoshieldError
+from autoshield.core.runtime import interruptible
 
 COMMANDS = (
     explore.register_data,
@@ -51,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exit_.code or 0)
     quiet_optuna()
     try:
-        args.func(args)
+        with interruptible():
+            args.func(args)
     except AutoshieldError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -61,7 +64,39 @@ def phases(listener: Callable[[str], None]) -> Iterator[None]:
         _LISTENERS.remove(listener)
 
 
+_INTERRUPTED = threading.Event()
+
+
+def _remember_interrupt(signum: int, frame: FrameType | None) -> None:
+    _INTERRUPTED.set()
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt as usual and is also remembered, so that `checkpoint` raises it again: Python
+    drops an exception raised while a weakref callback or finaliser runs ("Exception ignored in ..."), and CI saw
+    an interrupted search run on to the end that way. An ignored SIGINT (a background job) stays ignored."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _remember_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _INTERRUPTED.clear()
+
+
+def checkpoint() -> None:
+    """Raise a remembered Ctrl-C that an earlier KeyboardInterrupt failed to deliver (`interruptible`)."""
+    if _INTERRUPTED.is_set():
+        raise KeyboardInterrupt
+
+
 def phase(text: str) -> None:
-    """Say what the current long step is doing; nothing happens unless someone listens (`phases`)."""
+    """Say what the current long step is doing (a safe point to stop at: `checkpoint`); nothing is shown unless
+    someone listens (`phases`)."""
+    checkpoint()
     for listener in _LISTENERS:
         listener(text)

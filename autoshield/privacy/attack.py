@@ -25,7 +25,7 @@ from torch.func import grad, vmap
 
 from autoshield.core.config import AttackConfig
 from autoshield.core.errors import AutoshieldError
-from autoshield.core.runtime import phase, progress_bar
+from autoshield.core.runtime import checkpoint, phase, progress_bar
 from autoshield.privacy import per_sample
 from autoshield.privacy.threat import Gradients, loss_fn, params_and_buffers
 
@@ -151,6 +151,7 @@ class GradientInversion:
             done = itertools.count(1)
 
             def tick() -> None:
+                checkpoint()
                 if bar:
                     bar.advance(task)
                 if (step := next(done)) % 50 == 0:
