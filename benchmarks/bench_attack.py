@@ -8,7 +8,7 @@ python benchmarks/bench_attack.py --device cuda --widths 64 --modes batched --ba
 from __future__ import annotations
 
 import torch
-from common import best_of, machine, parser
+from common import best_of, machine, parser, profile_attack, profile_key, sync
 
 from autoshield.core.config import AttackConfig
 from autoshield.core.runtime import resolve_device
@@ -16,11 +16,6 @@ from autoshield.data.cifar import image_box, load_cifar10, normalize, stratified
 from autoshield.learn.models import build_model
 from autoshield.privacy.attack import GradientInversion
 from autoshield.privacy.threat import leak_gradients
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> None:
@@ -50,7 +45,7 @@ def main() -> None:
 
                 def attack(a: GradientInversion = attacker, m: torch.nn.Module = model, g: tuple = gradients) -> None:
                     a.reconstruct(m, g, y)  # noqa: B023 - called within this iteration
-                    _sync(device)
+                    sync(device)
 
                 per_image[mode] = best_of(2, attack) / (args.iterations * size)
             timings = ", ".join(f"{mode} {1000 * seconds:.3f} ms" for mode, seconds in per_image.items())
@@ -61,19 +56,9 @@ def main() -> None:
 
 def _trace(model: torch.nn.Module, victims, size: int, device: torch.device) -> None:
     """Where an attack iteration's time goes: the top operators of 5 iterations after 2 of warm-up."""
-    from torch.profiler import ProfilerActivity, profile
-
     x, y = normalize(victims.images[:size]).to(device), victims.labels[:size].to(device)
-    gradients = leak_gradients(model, x, y)
-    attacker = GradientInversion(AttackConfig(iterations=2, mode="batched", batch_size=size), box=image_box())
-    attacker.reconstruct(model, gradients, y)
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    measured = GradientInversion(AttackConfig(iterations=5, mode="batched", batch_size=size), box=image_box())
-    with profile(activities=activities) as prof:
-        measured.reconstruct(model, gradients, y)
-        _sync(device)
-    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    print(prof.key_averages().table(sort_by=key, row_limit=25), flush=True)
+    prof = profile_attack(model, AttackConfig(mode="batched", batch_size=size), x, y, device)
+    print(prof.key_averages().table(sort_by=profile_key(device), row_limit=25), flush=True)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from common import machine, parser
+from common import best_of, machine, parser, profile_attack, profile_key, sync
 
 import autoshield
 from autoshield.core.config import AttackConfig, load_profile
@@ -30,11 +30,6 @@ from autoshield.privacy.threat import leak_gradients
 
 def say(text: str) -> None:
     print(text, flush=True)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def precision(mode: str) -> str:
@@ -60,14 +55,13 @@ def time_attack(model, config: AttackConfig, x, y, device) -> float:
     """Seconds per image-iteration: the best of two runs after a warm-up (kernel choice, allocator)."""
     gradients = leak_gradients(model, x, y)
     GradientInversion(dataclasses.replace(config, iterations=2), box=image_box()).reconstruct(model, gradients, y)
-    best = float("inf")
-    for _ in range(2):
-        sync(device)
-        start = time.perf_counter()
+    sync(device)
+
+    def attack() -> None:
         GradientInversion(config, box=image_box()).reconstruct(model, gradients, y)
         sync(device)
-        best = min(best, time.perf_counter() - start)
-    return best / (config.iterations * len(y))
+
+    return best_of(2, attack) / (config.iterations * len(y))
 
 
 def run_attack(args, data, device) -> None:
@@ -110,19 +104,9 @@ def run_attack(args, data, device) -> None:
 
 
 def trace(model, profile, mode: str, x, y, device) -> None:
-    """Where an iteration's time goes: the top operators of 5 iterations after 2 of warm-up."""
-    from torch.profiler import ProfilerActivity
-    from torch.profiler import profile as profiler
-
-    gradients = leak_gradients(model, x, y)
-    attacker = GradientInversion(attack_config(profile, mode, iterations=2, batch_size=len(y)), box=image_box())
-    attacker.reconstruct(model, gradients, y)
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    measured = GradientInversion(attack_config(profile, mode, iterations=5, batch_size=len(y)), box=image_box())
-    with profiler(activities=activities, record_shapes=True) as prof:
-        measured.reconstruct(model, gradients, y)
-        sync(device)
-    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    """Where an iteration's time goes: the top operators, then by input shape, of 5 iterations after 2 of warm-up."""
+    prof = profile_attack(model, attack_config(profile, mode, batch_size=len(y)), x, y, device)
+    key = profile_key(device)
     say(prof.key_averages().table(sort_by=key, row_limit=25, max_name_column_width=50))
     say(prof.key_averages(group_by_input_shape=True).table(sort_by=key, row_limit=25, max_name_column_width=50))
 
