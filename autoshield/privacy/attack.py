@@ -105,11 +105,12 @@ class GradientInversion:
         """`auto`: the unfold path wherever the network allows it (issue #17, benchmarks/RESULTS.md: faster than vmap
         on an H200 and, on 2 CPU cores, than vmap at width 16 and the loop at width 64); else vmap on GPUs and small
         networks, and the loop for large networks on the CPU, where vmap hurt at width 64."""
-        if self.config.mode == "unfold" and not per_sample.supports(model):
+        supported = per_sample.supports(model)
+        if self.config.mode == "unfold" and not supported:
             raise AutoshieldError("attack mode 'unfold' needs a network of convolutions, linear layers and norms")
         if self.config.mode != "auto":
             return self.config.mode
-        if per_sample.supports(model):
+        if supported:
             return "unfold"
         if device.type == "cuda":
             return "batched"

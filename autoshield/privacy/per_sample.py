@@ -76,7 +76,7 @@ def _factors(module: nn.Module, x: torch.Tensor, g: torch.Tensor) -> tuple[torch
 
 def _weight_terms(
     module: nn.Module, a: torch.Tensor, b: torch.Tensor, target: torch.Tensor
-) -> tuple[torch.Tensor, ...]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per problem, <weight gradient, target> and ‖weight gradient‖² from the factors `a` `[P, O, L]`, `b` `[P, K, L]`.
 
     A norm layer's gradient is the diagonal sum(a * b). A matrix layer's is a @ bᵀ (`[P, O, K]`), written out when
