@@ -36,6 +36,7 @@ ATTACK_KEYS = [
     "chance_floor",
     "chance_floor_per_label",
     "outcomes",
+    "seconds",
 ]
 PER_LABEL = {"attack_accuracy_per_label", "psnr_original_per_label", "recognisability_per_label"}
 

@@ -257,6 +257,8 @@ def test_worst_case_grid_scores_the_strongest_attacker_and_reports_survivors(tmp
         strongest = max(a.attack_accuracy for a in record.attacks.values())
         assert trial.values[1] == record.attack.attack_accuracy == strongest
         assert record.attacks[record.attacker] == record.attack
+        # what each attacker cost: the post-hoc one undoes the op on the naive reconstructions, read from the cache
+        assert record.attacks["posthoc"].seconds == 0 < record.attacks["naive"].seconds
     study = optuna.load_study(study_name="autoshield-grid", storage=open_storage(f"sqlite:///{db}", heartbeat=False))
     rows = survivor_rows(study)
     assert [row["label"] for row in rows][-1] == "overall" and len(rows) == 11
@@ -266,6 +268,7 @@ def test_worst_case_grid_scores_the_strongest_attacker_and_reports_survivors(tmp
     assert "still vs adaptive" in (out / "report.md").read_text()
     table = (out / "attackers.csv").read_text().splitlines()
     assert len(table) == 1 + 3 * 3 and table[0].startswith("cell,attacker,attack acc %")  # 3 cells x 3 attackers
+    assert table[0].endswith(",s attacking")
 
 
 @pytest.mark.parametrize("moment", ["while workers start", "during trials"])

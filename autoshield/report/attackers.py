@@ -76,6 +76,7 @@ def attacker_cell_rows(grid: optuna.Study) -> Rows:
                     "protects": ("yes" if comparison.significant else "no") if comparison else "—",
                     "ΔPSNR dB vs Identity": f"{test.psnr_delta:+.2f}" if test else "—",
                     "p Wilcoxon": f"{test.p_wilcoxon:.3g}" if test else "—",
+                    "s attacking": "—" if attack.seconds is None else f"{attack.seconds:.0f}",
                 }
             )
     order = [str(cell) for cell in cells]

@@ -126,6 +126,7 @@ class AttackRecord:
     chance_floor: float | None = None  # absent from studies older than the held-out pool
     chance_floor_per_label: tuple[float, ...] | None = None
     outcomes: Outcomes | None = None  # per victim, for paired tests
+    seconds: float | None = None  # spent attacking (0 when every reconstruction came from the cache); absent before
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -151,6 +152,7 @@ class AttackRecord:
             chance_floor=overall.chance_floor.mean,
             chance_floor_per_label=tuple(s.chance_floor.mean for s in per_label),
             outcomes=attack.outcomes,
+            seconds=attack.seconds,
         )
 
     def as_attrs(self, prefix: str = "") -> dict[str, Any]:
