@@ -54,8 +54,11 @@ SMALL="--set images_per_label=1 --set train.epochs=1 --set reference.epochs=2 $C
 if [ -n "${GPU_DRY:-}" ]; then WPG="--n-jobs 2"; else WPG="--workers-per-gpu 2"; fi
 step grid 80 autoshield grid --profile paper $WPG --space $TMP/two.toml $SMALL $STORE
 # Issue #15's real-data table: adaptive9's 9 cells x 3 attackers on 50 held-out victims at `quick` (~5 h on two CPU
-# cores); the report, attackers.md and the sheets come back under $OUT/adaptive. STEPS=adaptive runs it alone.
-if [ -n "${GPU_DRY:-}" ]; then ADAPT="PROFILE=smoke SHEETS=Rotate:5"; else ADAPT="ARGS='--set attack.batch_size=100'"; fi
+# cores); the report, attackers.md and the sheets come back under $OUT/adaptive. STEPS=adaptive runs it alone. At
+# width 16 an attack iteration is likely bound by the host (on an H200 at width 64, 50 and 100 victims both took
+# ~45 ms per iteration: 0.895 and 0.474 ms per image-iteration), so 8 workers on the machine's 16 cores share the
+# card, one cell each; the dry run (GPU_DRY=1 STEPS=adaptive) took 190 s on 2 cores.
+if [ -n "${GPU_DRY:-}" ]; then ADAPT="PROFILE=smoke SHEETS=Rotate:5"; else ADAPT="N_JOBS=8 ARGS='--set attack.batch_size=100'"; fi
 step adaptive 480 "export -f autoshield; DATA=\$AUTOSHIELD_DATA OUT=${OUT:-$TMP}/adaptive WORK=$TMP/adaptive $ADAPT \
   bash benchmarks/adaptive_quick.sh"
 echo "=== done $(date -u +%FT%TZ)" | tee -a "$LOG"
