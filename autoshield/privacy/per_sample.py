@@ -51,17 +51,15 @@ def _normalised(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def unfold(x: torch.Tensor, module: nn.Conv2d) -> torch.Tensor:
-    """`F.unfold` (im2col, `[N, C*kh*kw, L]`, the weight's layout) as one strided copy per kernel offset: CUDA's
-    unfold launches a kernel per image, 24,000 in 6 steps of 200 problems on an H200 (benchmarks/RESULTS.md)."""
+    """`F.unfold` (im2col, `[N, C*kh*kw, L]`, the weight's layout) as windows of a view and one copy, whose backward
+    is one `unfold_backward` kernel per axis: CUDA's im2col launches a kernel per image (24,000 in 6 steps of 200
+    problems on an H200, benchmarks/RESULTS.md), and slicing per kernel offset costs ~9 kernels per offset through
+    the double backward."""
     (kh, kw), (sh, sw), (ph, pw) = module.kernel_size, module.stride, module.padding
     padded = F.pad(x, (pw, pw, ph, ph)) if ph or pw else x
-    height, width = (padded.shape[2] - kh) // sh + 1, (padded.shape[3] - kw) // sw + 1
-    shifted = [
-        padded[:, :, i : i + sh * (height - 1) + 1 : sh, j : j + sw * (width - 1) + 1 : sw]
-        for i in range(kh)
-        for j in range(kw)
-    ]
-    return torch.stack(shifted, 2).flatten(1, 2).flatten(2)
+    windows = padded.unfold(2, kh, sh).unfold(3, kw, sw)  # [N, C, H', W', kh, kw]
+    n, c, height, width = windows.shape[:4]
+    return windows.permute(0, 1, 4, 5, 2, 3).reshape(n, c * kh * kw, height * width)
 
 
 def _factors(module: nn.Module, x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
