@@ -6,7 +6,7 @@
 # On 2 CPU cores one 50-victim attack takes ~25 min per core (23 ms per image-iteration, 2026-11-29), so the nine
 # cells' ~20 attacks are ~5 h; SPACE=search_spaces/adaptive-protective.toml STUDY=protective SHEETS="Rotate:9
 # Solarize:9" runs the two cells #13 found protective, about 80 min.
-# Usage: bash benchmarks/adaptive_quick.sh   (DATA, OUT, N_JOBS, SPACE, STUDY, SHEETS, PROFILE, ARGS)
+# Usage: bash benchmarks/adaptive_quick.sh   (DATA, OUT, N_JOBS, SPACE, STUDY, SHEETS, PROFILE, ARGS, CONFIRM)
 set -euo pipefail
 DATA=${DATA:-../shared/data/cifar10}
 OUT=${OUT:-benchmarks/reports/quick-adaptive-$(date +%F)}
@@ -26,6 +26,9 @@ step() {  # SECONDS rather than /usr/bin/time, so that `autoshield` may be an ex
 }
 step grid autoshield grid --space "$SPACE" --attacker worst --utility recognizability --study "$STUDY" \
   --storage "$DB" --n-jobs "${N_JOBS:-2}" "${common[@]}"
+if [ -n "${CONFIRM:-}" ]; then  # CONFIRM=5: the cells that still protect, and Identity, on 5 fresh victims per label
+  step confirm autoshield confirm --victims "$CONFIRM" --study "$STUDY" --storage "$DB" "${common[@]}"
+fi
 for cell in ${SHEETS:-Brightness:5 Rotate:5 Solarize:5}; do  # read back from the attack cache: seconds each
   step "attack-${cell/:/}" autoshield attack --policy "$cell" --attacker worst --sheet "$OUT/sheet-${cell/:/}.png" \
     "${common[@]}"
