@@ -257,8 +257,9 @@ def test_worst_case_grid_scores_the_strongest_attacker_and_reports_survivors(tmp
         strongest = max(a.attack_accuracy for a in record.attacks.values())
         assert trial.values[1] == record.attack.attack_accuracy == strongest
         assert record.attacks[record.attacker] == record.attack
-        # what each attacker cost: the post-hoc one undoes the op on the naive reconstructions, read from the cache
-        assert record.attacks["posthoc"].seconds == 0 < record.attacks["naive"].seconds
+        # what each attacker cost (0 where its reconstructions came from the cache, as the post-hoc one's always do:
+        # it undoes the op on the naive reconstructions)
+        assert all(a.seconds >= 0 for a in record.attacks.values()) and record.attacks["posthoc"].seconds == 0
     study = optuna.load_study(study_name="autoshield-grid", storage=open_storage(f"sqlite:///{db}", heartbeat=False))
     rows = survivor_rows(study)
     assert [row["label"] for row in rows][-1] == "overall" and len(rows) == 11
