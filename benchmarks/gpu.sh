@@ -57,7 +57,7 @@ step grid 80 autoshield grid --profile paper $WPG --space $TMP/two.toml $SMALL $
 # cores); the report, attackers.md and the sheets come back under $OUT/adaptive. STEPS=adaptive runs it alone. At
 # width 16 an attack iteration is likely bound by the host (on an H200 at width 64, 50 and 100 victims both took
 # ~45 ms per iteration: 0.895 and 0.474 ms per image-iteration), so 8 workers on the machine's 16 cores share the
-# card, one cell each; the dry run (GPU_DRY=1 STEPS=adaptive) took 190 s on 2 cores.
+# card, one cell each; the dry run (GPU_DRY=1 STEPS=adaptive) took 111-190 s on 2 cores (warm or cold caches).
 if [ -n "${GPU_DRY:-}" ]; then ADAPT="PROFILE=smoke SHEETS=Rotate:5 CONFIRM=1"; else ADAPT="N_JOBS=8 CONFIRM=5 ARGS='--set attack.batch_size=100'"; fi
 step adaptive 480 "export -f autoshield; DATA=\$AUTOSHIELD_DATA OUT=${OUT:-$TMP}/adaptive WORK=$TMP/adaptive $ADAPT \
   bash benchmarks/adaptive_quick.sh"
