@@ -19,6 +19,11 @@ def test_help_runs_as_console_script():
         assert command in out.stdout
 
 
+def test_version(capsys):
+    assert run("--version") == 0
+    assert capsys.readouterr().out.startswith("autoshield 0.")
+
+
 def test_data_and_ops_sheet(data_root, tmp_path, capsys):
     assert run("data", "--data-root", str(data_root)) == 0
     assert "300" in capsys.readouterr().out

@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from autoshield import __version__
 from autoshield.cli import confirm, explore, outputs, single, studies
 from autoshield.cli.common import Parser
 from autoshield.core.errors import AutoshieldError
@@ -36,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Search per-label data augmentations that defend against gradient inversion, "
         "and compare them with DP-SGD.",
     )
+    # a result is cited with the version that made it
+    parser.add_argument("--version", action="version", version=f"autoshield {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     for register in COMMANDS:
         register(commands)
