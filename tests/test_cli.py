@@ -38,6 +38,7 @@ def test_train_smoke(data_root, capsys):
     assert run("train", "--profile", "smoke", "--policy", "cat=Rotate:5", "--data-root", str(data_root)) == 0
     out = capsys.readouterr().out
     assert "Rotate:5" in out and "overall" in out
+    assert "epoch 1/" in out  # no terminal, so the phases are logged: the first at once, then one a minute
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 from autoshield import __version__
 from autoshield.cli import confirm, explore, outputs, single, studies
-from autoshield.cli.common import Parser
+from autoshield.cli.common import Parser, console, log_phases
 from autoshield.core.errors import AutoshieldError
-from autoshield.core.runtime import interruptible
+from autoshield.core.runtime import interruptible, phases
 
 COMMANDS = (
     explore.register_data,
@@ -54,8 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, or a one-line usage error
         return int(exit_.code or 0)
     quiet_optuna()
+    logged = nullcontext() if console.is_terminal else phases(log_phases())  # bars are drawn on terminals only
     try:
-        with interruptible():
+        with interruptible(), logged:
             args.func(args)
     except AutoshieldError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -16,6 +19,22 @@ from autoshield.data.cifar import Cifar10, default_data_root, load_cifar10
 console = Console()
 if not console.is_terminal:
     console.width = 160  # logs and pipes: wide tables instead of 80-column wrapping
+
+
+def log_phases(*, every: float = 60.0) -> Callable[[str], None]:
+    """A listener for `phases` where no bar can be drawn (a pipe, a log file: rich draws it only when it ends): a
+    long step's phase as a timestamped line, at most one per `every` seconds, so an overnight run's log says how far
+    it got."""
+    last = -math.inf
+
+    def listener(text: str) -> None:
+        nonlocal last
+        if (now := time.monotonic()) - last >= every:
+            last = now
+            console.log(text)
+
+    return listener
+
 
 POLICY_HELP = "'airplane=Rotate:5,cat=Equalize' (unlisted labels: Identity), one cell for all, or a policy .json"
 _LEFT = ("label", "op", "policy", "cell", "attacker")

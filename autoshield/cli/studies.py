@@ -120,12 +120,12 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
             front = study.best_trials
             best_model = max((t.values[0] for t in front), default=float("nan"))
             best_attack = min((t.values[1] for t in front), default=float("nan"))
-            bar.update(
-                task,
-                completed=job.finished(study),
-                status=f"best so far: model {percent(best_model)} %, attack {percent(best_attack)} % "
-                f"({len(front)} on the front)",
-            )
+            done = job.finished(study)
+            model, attack = percent(best_model), percent(best_attack)
+            status = f"best so far: model {model} %, attack {attack} % ({len(front)} on the front)"
+            bar.update(task, completed=done, status=status)
+            if not console.is_terminal:  # a log file sees the bar only when it ends
+                console.log(f"{job.kind}: {done}/{job.total(study)} trials done, {status}")
 
         with phases(lambda text: bar.update(task, phase=f"worker 0: {text}")):
             launch.run(job, devices=devices, on_trial=update, data=data)
