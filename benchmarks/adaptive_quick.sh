@@ -5,7 +5,8 @@
 # report (survivors per label, attackers.md). About 20 cell-attacks of 50 victims x 1,500 iterations; minutes on a GPU.
 # On 2 CPU cores one 50-victim attack takes ~25 min per core (23 ms per image-iteration, 2026-11-29), so the nine
 # cells' ~20 attacks are ~5 h; SPACE=search_spaces/adaptive-protective.toml STUDY=protective SHEETS="Rotate:9
-# Solarize:9" runs the two cells #13 found protective, about 80 min.
+# Solarize:9" runs the two cells #13 found protective, about 80 min; SPACE=search_spaces/adaptive-unsigned.toml
+# STUDY=unsigned SHEETS="Solarize:5 Posterize:9 Equalize" the issue's three cells without a sign, about 110 min.
 # Usage: bash benchmarks/adaptive_quick.sh   (DATA, OUT, N_JOBS, SPACE, STUDY, SHEETS, PROFILE, ARGS, CONFIRM)
 set -euo pipefail
 DATA=${DATA:-../shared/data/cifar10}
