@@ -16,7 +16,7 @@ from rich.table import Table
 from autoshield.core.config import PRESETS, Profile, load_profile
 from autoshield.data.cifar import Cifar10, default_data_root, load_cifar10
 
-console = Console()
+console = Console(log_path=False)  # a log line names the time, not the source line that wrote it
 if not console.is_terminal:
     console.width = 160  # logs and pipes: wide tables instead of 80-column wrapping
 

@@ -116,7 +116,10 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
     ) as bar:
         task = bar.add_task(job.kind, total=job.total(study), completed=job.finished(study), status="", phase="")
 
+        logged = job.finished(study)  # the count of finished trials as last logged
+
         def update(study: Study) -> None:
+            nonlocal logged
             front = study.best_trials
             best_model = max((t.values[0] for t in front), default=float("nan"))
             best_attack = min((t.values[1] for t in front), default=float("nan"))
@@ -124,8 +127,9 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
             model, attack = percent(best_model), percent(best_attack)
             status = f"best so far: model {model} %, attack {attack} % ({len(front)} on the front)"
             bar.update(task, completed=done, status=status)
-            if not console.is_terminal:  # a log file sees the bar only when it ends
+            if not console.is_terminal and done != logged:  # a log file sees the bar only when it ends
                 console.log(f"{job.kind}: {done}/{job.total(study)} trials done, {status}")
+            logged = done
 
         with phases(lambda text: bar.update(task, phase=f"worker 0: {text}")):
             launch.run(job, devices=devices, on_trial=update, data=data)
