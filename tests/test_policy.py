@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -99,3 +100,12 @@ def test_search_space_validation(tmp_path):
         load_search_space("nope")
     space.write_text('ops = ["Rotate", "Equalize"]\nmagnitudes = [3, 1]\n')
     assert [str(c) for c in load_search_space(space).cells()] == ["Rotate:1", "Rotate:3", "Equalize"]
+
+
+EXAMPLE_SPACES = sorted((Path(__file__).parents[1] / "search_spaces").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLE_SPACES, ids=lambda p: p.name)
+def test_shipped_example_spaces_load(path: Path):
+    """The checkout's example spaces are run by hand on real data (benchmarks/), where a typo would cost hours."""
+    assert load_search_space(path).cells()
