@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from optuna import Study
 
     from autoshield.study.jobs import Job
+
+_REFRESH_SECONDS = 30.0  # how often worker 0's phases re-read the study for the other workers' finished trials
 
 
 def _add_workers_arg(parser: argparse.ArgumentParser) -> None:
@@ -131,7 +134,19 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
                 console.log(f"{job.kind}: {done}/{job.total(study)} trials done, {status}")
             logged = done
 
-        with phases(lambda text: bar.update(task, phase=f"worker 0: {text}")):
+        refreshed = time.monotonic()
+
+        def on_phase(text: str) -> None:
+            """Worker 0's trial can outlast the others' (with 2 workers, Identity then a 3-attack cell beside a
+            3-attack cell), so its phases also re-read the count now and then: else their trials would appear only
+            when worker 0's ends."""
+            nonlocal refreshed
+            bar.update(task, phase=f"worker 0: {text}")
+            if time.monotonic() - refreshed >= _REFRESH_SECONDS:
+                refreshed = time.monotonic()
+                update(study)
+
+        with phases(on_phase):
             launch.run(job, devices=devices, on_trial=update, data=data)
         update(study)  # trials that other workers finished after this one's last
     return study
