@@ -6,7 +6,9 @@
 # On 2 CPU cores one 50-victim attack takes ~25 min per core (23 ms per image-iteration, 2026-11-29), so the nine
 # cells' ~20 attacks are ~5 h; SPACE=search_spaces/adaptive-protective.toml STUDY=protective SHEETS="Rotate:9
 # Solarize:9" runs the two cells #13 found protective, about 80 min; SPACE=search_spaces/adaptive-unsigned.toml
-# STUDY=unsigned SHEETS="Solarize:5 Posterize:9 Equalize" the issue's three cells without a sign, about 110 min.
+# STUDY=unsigned SHEETS="Solarize:5 Posterize:9 Equalize" the issue's three cells without a sign, about 110 min;
+# SPACE=search_spaces/adaptive-signed-a.toml STUDY=signed-a SHEETS="Brightness:5 Contrast:5" two signed cells, three
+# attacks each, 137 min with the judge (2026-11-30); adaptive-signed-b.toml the same for Color:5 and TranslateX:5.
 # Usage: bash benchmarks/adaptive_quick.sh   (DATA, OUT, N_JOBS, SPACE, STUDY, SHEETS, PROFILE, ARGS, CONFIRM)
 set -euo pipefail
 DATA=${DATA:-../shared/data/cifar10}
