@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from rich.console import Console
 from rich.table import Table
@@ -16,24 +16,32 @@ from rich.table import Table
 from autoshield.core.config import PRESETS, Profile, load_profile
 from autoshield.data.cifar import Cifar10, default_data_root, load_cifar10
 
+T = TypeVar("T")
+
 console = Console(log_path=False)  # a log line names the time, not the source line that wrote it
 if not console.is_terminal:
     console.width = 160  # logs and pipes: wide tables instead of 80-column wrapping
+
+
+def throttled(action: Callable[[T], None], *, every: float) -> Callable[[T], None]:
+    """`action` at most once per `every` seconds (the first call runs it): for listeners that fire far more often
+    than a log line or a storage read is worth."""
+    last = -math.inf
+
+    def call(argument: T) -> None:
+        nonlocal last
+        if (now := time.monotonic()) - last >= every:
+            last = now
+            action(argument)
+
+    return call
 
 
 def log_phases(*, every: float = 60.0) -> Callable[[str], None]:
     """A listener for `phases` where no bar can be drawn (a pipe, a log file: rich draws it only when it ends): a
     long step's phase as a timestamped line, at most one per `every` seconds, so an overnight run's log says how far
     it got."""
-    last = -math.inf
-
-    def listener(text: str) -> None:
-        nonlocal last
-        if (now := time.monotonic()) - last >= every:
-            last = now
-            console.log(text)
-
-    return listener
+    return throttled(console.log, every=every)
 
 
 POLICY_HELP = "'airplane=Rotate:5,cat=Equalize' (unlisted labels: Identity), one cell for all, or a policy .json"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,7 @@ from autoshield.cli.common import (
     print_rows,
     profile_of,
     storage_of,
+    throttled,
 )
 from autoshield.core.choices import ATTACKER_CHOICES, DEFAULT_TOLERANCE, UTILITIES
 from autoshield.data.spaces import load_search_space
@@ -134,17 +134,13 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
                 console.log(f"{job.kind}: {done}/{job.total(study)} trials done, {status}")
             logged = done
 
-        refreshed = time.monotonic()
+        # Worker 0's trial can outlast the others' (with 2 workers, Identity then a 3-attack cell beside a 3-attack
+        # cell), so its phases also re-read the count now and then: else their trials would appear only when its ends.
+        refresh = throttled(update, every=_REFRESH_SECONDS)
 
         def on_phase(text: str) -> None:
-            """Worker 0's trial can outlast the others' (with 2 workers, Identity then a 3-attack cell beside a
-            3-attack cell), so its phases also re-read the count now and then: else their trials would appear only
-            when worker 0's ends."""
-            nonlocal refreshed
             bar.update(task, phase=f"worker 0: {text}")
-            if time.monotonic() - refreshed >= _REFRESH_SECONDS:
-                refreshed = time.monotonic()
-                update(study)
+            refresh(study)
 
         with phases(on_phase):
             launch.run(job, devices=devices, on_trial=update, data=data)
