@@ -129,5 +129,27 @@ def test_every_attacker_of_a_policy_is_cached_apart_and_shares_the_naive_work(da
     again = reconstruct_policy(policy=policy, attacker="adaptive", **kwargs)
     assert again.cached == len(naive.images) and torch.equal(again.images, adaptive.images)
     assert torch.equal(adaptive.starts, naive.starts)  # one chance floor for every attacker
+    assert set(adaptive.sign_right.tolist()) <= {0, 1} and torch.equal(again.sign_right, adaptive.sign_right)
+    assert (naive.sign_right == -1).all() and (posthoc.sign_right == -1).all()  # neither guesses a sign
+
+
+def test_the_adaptive_attacker_kept_sign_is_checked_against_the_clients(data, tmp_path):
+    """Per victim, whether the sign the adaptive attacker kept is the client's: only where the victim's cell is
+    signed (Equalize has no sign; Rotate:0 is Identity), and unknown (-1) for entries cached before it was kept."""
+    profile = load_profile("smoke", overrides=("attack.iterations=5",))
+    cache = AttackCache(tmp_path)
+    kwargs = dict(victims=victims(data, profile), profile=profile, device=torch.device("cpu"), cache=cache)
+    policy = Policy.parse("airplane=Rotate:9,automobile=Equalize,bird=Rotate:0")
+    found = reconstruct_policy(policy=policy, attacker="adaptive", **kwargs)
+    labels = found.victims.labels
+    assert set(found.sign_right[labels == 0].tolist()) <= {0, 1}
+    assert (found.sign_right[labels != 0] == -1).all()
+    for path in tmp_path.rglob("*.pt"):  # as cached by a version that did not keep the sign
+        entry = cache.get(path.stem)
+        if "hypothesis" in entry:
+            del entry["hypothesis"]
+            cache.put(path.stem, entry)
+    old = reconstruct_policy(policy=policy, attacker="adaptive", **kwargs)
+    assert old.cached == len(found.images) and (old.sign_right == -1).all()
     with pytest.raises(AutoshieldError, match="unknown attacker 'oracle'"):
         reconstruct_policy(policy=policy, attacker="oracle", **kwargs)

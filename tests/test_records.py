@@ -226,6 +226,10 @@ def test_per_victim_outcomes_round_trip_with_failures_as_null():
     assert back.outcomes.victims == (7, 3) and back.outcomes.failed == (False, True)
     assert back.outcomes.psnr_original[0] == 14.5 and math.isnan(back.outcomes.psnr_original[1])
     assert back.chance_floor == 0.1
+    stored_before = {**attrs, "outcomes": {k: v for k, v in attrs["outcomes"].items() if k != "sign_right"}}
+    assert AttackRecord.from_attrs(stored_before).outcomes.sign_right == ()  # before the sign was kept: unknown
+    signed = dataclasses.replace(record, outcomes=dataclasses.replace(outcomes, sign_right=(1, 0)))
+    assert AttackRecord.from_attrs(signed.as_attrs()).outcomes.sign_right == (1, 0)
 
 
 def test_studies_older_than_the_pool_read_with_empty_new_fields():

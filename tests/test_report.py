@@ -313,3 +313,14 @@ def test_a_tie_with_dp_sgd_is_not_a_win(model, recognised, verdict):
     search.tell(trial, (policy.model_accuracy, policy.attack.attack_accuracy))
     rows = per_label_rows(Studies(grid=None, search=search, dpsgd=dp_study), tolerance=0.05)
     assert {row["beats DP on both"] for row in rows} == {verdict}
+
+
+def test_sign_columns_count_the_kept_signs_and_what_each_bought():
+    """Issue #15: the adaptive attacker's guess of the client's sign, and its verdicts split by right and wrong."""
+    from autoshield.report.attackers import sign_columns
+
+    record = _record([True, True, False, True, False])
+    outcomes = dataclasses.replace(record.outcomes, sign_right=(1, 1, 1, 0, -1))  # the last victim's cell: unsigned
+    assert sign_columns(outcomes) == {"sign right": "3/4", "recognised: right / wrong sign": "2/3 / 1/1"}
+    for unknown in (record.outcomes, dataclasses.replace(outcomes, sign_right=(-1,) * 5), None):
+        assert set(sign_columns(unknown).values()) == {"—"}

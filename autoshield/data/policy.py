@@ -50,6 +50,11 @@ class Cell:
             raise AutoshieldError(f"magnitude in {text.strip()!r} is not an integer") from None
         return cls.of(op, value)
 
+    @property
+    def signed(self) -> bool:
+        """The client draws a secret sign per image: the value differs under the two signs."""
+        return get_op(self.op).signed and self.magnitude > 0
+
     def __str__(self) -> str:
         return self.op if get_op(self.op).magnitude_free else f"{self.op}:{self.magnitude}"
 

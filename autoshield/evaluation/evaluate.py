@@ -27,7 +27,7 @@ from autoshield.evaluation.attackers import attackers_of, strongest
 from autoshield.evaluation.judge import AttackResult, Reconstructions, judge_reconstructions
 from autoshield.learn.models import build_model
 from autoshield.learn.train import TrainResult, evaluate, train_classifier
-from autoshield.privacy.adaptive import PolicyPreImage
+from autoshield.privacy.adaptive import PolicyPreImage, hypothesis_sign
 from autoshield.privacy.attack import GradientInversion, recover_labels
 from autoshield.privacy.cache import AttackCache, attack_key, model_digest
 from autoshield.privacy.threat import ExactGradients, ThreatModel
@@ -67,8 +67,9 @@ def reconstruct_policy(
     reconstructions can be judged by two judges (membership). `threat` is what the server sees (default: the
     exact gradients of `attack.leak_batch` images); only views that are functions of their inputs are cached.
     `attacker` knows the policy unless it is naive (docs/design.md §10): `posthoc` undoes each victim's op on the
-    naive reconstruction, with the victim's sign; `adaptive` inverts through the op, trying both signs. Against
-    Identity both are the naive attack, and share its cache entries.
+    naive reconstruction, with the victim's sign; `adaptive` inverts through the op, trying both signs, and
+    `sign_right` says per victim whether the sign it kept was the client's. Against Identity both are the naive
+    attack, and share its cache entries.
     """
     if attacker not in ATTACKERS:
         raise AutoshieldError(f"unknown attacker {attacker!r} ({', '.join(ATTACKERS)})")
@@ -132,6 +133,7 @@ def reconstruct_policy(
                 "reconstruction": result.images[j * leak : (j + 1) * leak],
                 "gradient_loss": result.gradient_loss[j],
                 "recovered": recovered[j],
+                "hypothesis": result.hypothesis[j],
             }
             found[keys[p]] = entry
             if cache is not None:
@@ -140,9 +142,14 @@ def reconstruct_policy(
     failed = torch.stack([~torch.isfinite(found[k]["gradient_loss"]) for k in keys]).repeat_interleave(leak)
     failed |= ~torch.isfinite(reconstructions).flatten(1).all(1)
     recovered_label = torch.stack([found[k]["recovered"] for k in keys]).repeat_interleave(leak)
+    signs = split_signs(victims, seed=profile.seed)
     if attacker == "posthoc":
-        signs = split_signs(victims, seed=profile.seed)
         reconstructions = policy.apply(reconstructions, victims.labels, signs=signs, using=invert_op)
+    sign_right = torch.full((len(victims),), -1)
+    if adaptive:  # entries cached before the sign was kept have none: -1, unknown
+        kept = torch.stack([found[k].get("hypothesis", torch.tensor(-1)) for k in keys]).repeat_interleave(leak)
+        guessed = torch.tensor([policy.cells[y].signed for y in victims.labels.tolist()]) & (kept >= 0)
+        sign_right = torch.where(guessed, (hypothesis_sign(kept) == signs).long(), -1)
     return Reconstructions(
         victims=victims,
         transformed=transformed,
@@ -152,6 +159,7 @@ def reconstruct_policy(
         starts=inversion.starts(seeds, leak=leak)[:problems].flatten(0, 1),  # restart 0 of every problem
         seconds=seconds,
         cached=problems - len(missing),
+        sign_right=sign_right,
     )
 
 

@@ -89,6 +89,7 @@ class Reconstructions:
     starts: torch.Tensor  # normalised restart-0 start per victim: information-free, what the floor judges
     seconds: float  # time spent attacking now (0 when every result came from the cache)
     cached: int  # problems whose result came from the cache
+    sign_right: torch.Tensor  # per victim: 1/0 the adaptive attacker kept the client's sign or not, -1 no guess
 
 
 def judge_reconstructions(
@@ -117,6 +118,7 @@ def judge_reconstructions(
         ssim_original=metric(ssim(reconstructions.nan_to_num(0.0), originals)),
         ssim_transformed=metric(ssim(reconstructions.nan_to_num(0.0), seen)),
         recognisable=tuple(recognisable.tolist()),
+        sign_right=tuple(found.sign_right.tolist()),
     )
     return AttackResult(
         overall=_stats(outcomes, found.recovered, outcomes.where(None)),

@@ -12,9 +12,13 @@ from dataclasses import dataclass
 import torch
 
 from autoshield.data.cifar import denormalize, standardize
-from autoshield.data.ops import OPS
 from autoshield.data.policy import Policy
 from autoshield.data.soft_ops import soft_apply
+
+
+def hypothesis_sign(hypothesis: torch.Tensor) -> torch.Tensor:
+    """The client's sign that hypothesis h assumes: +1 for h = 0, -1 for h = 1."""
+    return 1 - 2 * hypothesis
 
 
 @dataclass(frozen=True)
@@ -31,10 +35,9 @@ class PolicyPreImage:
     @property
     def hypotheses(self) -> int:
         present = {self.policy.cells[label] for label in self.labels.unique().tolist()}
-        return 2 if any(OPS[cell.op].signed and cell.magnitude > 0 for cell in present) else 1
+        return 2 if any(cell.signed for cell in present) else 1
 
     def __call__(self, images: torch.Tensor, *, index: torch.Tensor, hypothesis: int) -> torch.Tensor:
-        sign = 1 - 2 * hypothesis
         labels = self.labels.to(images.device)[index]
-        signs = torch.full_like(labels, sign)
+        signs = hypothesis_sign(torch.full_like(labels, hypothesis))
         return standardize(self.policy.apply(denormalize(images), labels, signs=signs, using=soft_apply))

@@ -36,6 +36,7 @@ class Outcomes:
     ssim_original: tuple[float, ...]
     ssim_transformed: tuple[float, ...]
     recognisable: tuple[bool, ...]  # the judge recognises the transformed image itself
+    sign_right: tuple[int, ...] = ()  # the adaptive attacker kept the client's sign (1/0; -1 no guess; () unknown)
 
     def where(self, label: int | None) -> list[int]:
         """Positions of the victims of `label` (all when None)."""

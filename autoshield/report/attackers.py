@@ -30,6 +30,7 @@ def attacker_rows(results: Mapping[str, AttackResult]) -> Rows:
             "PSNR orig dB": f"{stats.psnr_original.mean:.1f}",
             "SSIM orig": f"{stats.ssim_original.mean:.3f}",
             "s attacking": f"{result.seconds:.0f}",
+            **sign_columns(result.outcomes),
         }
         if naive is not None:
             test = compare(result.outcomes, naive.outcomes)
@@ -43,6 +44,20 @@ def attacker_rows(results: Mapping[str, AttackResult]) -> Rows:
             }
         rows.append(row)
     return rows
+
+
+def sign_columns(outcomes: Outcomes | None) -> dict[str, str]:
+    """How often the adaptive attacker kept the client's secret sign, and what each guess bought it: a wrong sign
+    inverts the op the wrong way, so the sign is the only secret a signed op keeps from it."""
+    pairs = list(zip(outcomes.sign_right, outcomes.recognised, strict=True)) if outcomes and outcomes.sign_right else []
+    right = [bool(seen) for sign, seen in pairs if sign == 1]
+    wrong = [bool(seen) for sign, seen in pairs if sign == 0]
+    if not right and not wrong:
+        return {"sign right": "—", "recognised: right / wrong sign": "—"}
+    return {
+        "sign right": f"{len(right)}/{len(right) + len(wrong)}",
+        "recognised: right / wrong sign": f"{sum(right)}/{len(right)} / {sum(wrong)}/{len(wrong)}",
+    }
 
 
 def attacker_cell_rows(grid: optuna.Study) -> Rows:
@@ -77,6 +92,7 @@ def attacker_cell_rows(grid: optuna.Study) -> Rows:
                     "ΔPSNR dB vs Identity": f"{test.psnr_delta:+.2f}" if test else "—",
                     "p Wilcoxon": f"{test.p_wilcoxon:.3g}" if test else "—",
                     "s attacking": "—" if attack.seconds is None else f"{attack.seconds:.0f}",
+                    **sign_columns(attack.outcomes),
                 }
             )
     order = [str(cell) for cell in cells]

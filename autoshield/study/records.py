@@ -185,8 +185,13 @@ def _outcomes_json(outcomes: Outcomes) -> dict[str, list[Any]]:
 
 
 def _outcomes_of(columns: dict[str, list[Any]]) -> Outcomes:
+    """Columns added since a study was stored (`sign_right`) take their default."""
     return Outcomes(
-        **{f.name: tuple(math.nan if v is None else v for v in columns[f.name]) for f in dataclasses.fields(Outcomes)}
+        **{
+            f.name: tuple(math.nan if v is None else v for v in columns[f.name])
+            for f in dataclasses.fields(Outcomes)
+            if f.name in columns
+        }
     )
 
 
