@@ -3,6 +3,8 @@ the policy must help where the naive attack recovers only the transformed image.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -153,3 +155,31 @@ def test_the_adaptive_attacker_kept_sign_is_checked_against_the_clients(data, tm
     assert old.cached == len(found.images) and (old.sign_right == -1).all()
     with pytest.raises(AutoshieldError, match="unknown attacker 'oracle'"):
         reconstruct_policy(policy=policy, attacker="oracle", **kwargs)
+
+
+@pytest.mark.parametrize("leak", [1, 2])
+def test_sign_right_says_whether_the_kept_hypothesis_is_the_clients_sign(data, tmp_path, monkeypatch, leak):
+    """The bookkeeping behind 'sign right', on a real attack whose kept hypothesis is then forced: the client's
+    sign (for the problem's first image) on even problems, the other sign on odd ones. With two images behind one
+    gradient both share the hypothesis, so the second is right exactly when its sign equals the first's."""
+    profile = load_profile("smoke", overrides=("attack.iterations=2", f"attack.leak_batch={leak}"))
+    split = victims(data, profile)
+    first = split_signs(split, seed=profile.seed)[::leak]
+    real = GradientInversion.reconstruct
+
+    def forced(self, *args, **kwargs):
+        result = real(self, *args, **kwargs)
+        right = torch.arange(len(first)) % 2 == 0
+        return dataclasses.replace(result, hypothesis=torch.where(right, (1 - first) // 2, (1 + first) // 2))
+
+    monkeypatch.setattr(GradientInversion, "reconstruct", forced)
+    found = reconstruct_policy(
+        policy=Policy.parse("Rotate:9"), victims=split, profile=profile, device=torch.device("cpu"), attacker="adaptive"
+    )
+    assert not found.failed.any()
+    expected = (torch.arange(len(first)) % 2 == 0).long()
+    assert found.sign_right[::leak].tolist() == expected.tolist()
+    if leak == 2:
+        signs = split_signs(split, seed=profile.seed)
+        same = signs[1::2] == signs[::2]
+        assert found.sign_right[1::2].tolist() == torch.where(same, expected, 1 - expected).tolist()

@@ -270,7 +270,10 @@ def test_worst_case_grid_scores_the_strongest_attacker_and_reports_survivors(tmp
     assert "still vs adaptive" in (out / "report.md").read_text()
     table = (out / "attackers.csv").read_text().splitlines()
     assert len(table) == 1 + 3 * 3 and table[0].startswith("cell,attacker,attack acc %")  # 3 cells x 3 attackers
-    assert table[0].endswith(",s attacking")
+    assert table[0].endswith(",s attacking,sign right,recognised: right / wrong sign")
+    # the kept sign travels through the study: only the adaptive attacker of the signed cell guessed one
+    guessed = {tuple(row.split(",")[:2]) for row in table[1:] if row.split(",")[-2] != "—"}
+    assert guessed == {("Rotate:9", "adaptive")}
 
 
 def _default_sigint() -> None:

@@ -146,9 +146,9 @@ def reconstruct_policy(
     if attacker == "posthoc":
         reconstructions = policy.apply(reconstructions, victims.labels, signs=signs, using=invert_op)
     sign_right = torch.full((len(victims),), -1)
-    if adaptive:  # entries cached before the sign was kept have none: -1, unknown
+    if adaptive:  # entries cached before the sign was kept have none: -1, unknown; a failed problem guessed nothing
         kept = torch.stack([found[k].get("hypothesis", torch.tensor(-1)) for k in keys]).repeat_interleave(leak)
-        guessed = torch.tensor([policy.cells[y].signed for y in victims.labels.tolist()]) & (kept >= 0)
+        guessed = torch.tensor([policy.cells[y].signed for y in victims.labels.tolist()]) & (kept >= 0) & ~failed
         sign_right = torch.where(guessed, (hypothesis_sign(kept) == signs).long(), -1)
     return Reconstructions(
         victims=victims,

@@ -47,8 +47,8 @@ def attacker_rows(results: Mapping[str, AttackResult]) -> Rows:
 
 
 def sign_columns(outcomes: Outcomes | None) -> dict[str, str]:
-    """How often the adaptive attacker kept the client's secret sign, and what each guess bought it: a wrong sign
-    inverts the op the wrong way, so the sign is the only secret a signed op keeps from it."""
+    """How often the adaptive attacker kept the client's secret sign, and its verdicts split by right and wrong
+    sign: a wrong sign inverts the op the wrong way (a split that also reflects how well the gradient matched)."""
     pairs = list(zip(outcomes.sign_right, outcomes.recognised, strict=True)) if outcomes and outcomes.sign_right else []
     right = [bool(seen) for sign, seen in pairs if sign == 1]
     wrong = [bool(seen) for sign, seen in pairs if sign == 0]
