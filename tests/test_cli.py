@@ -91,6 +91,7 @@ def test_attack_command_compares_the_attackers_on_the_same_victims(data_root, tm
     assert run(*args, "--set", "attack.iterations=20", "--data-root", str(data_root)) == 0
     out = capsys.readouterr().out
     assert "against the naive one" in out and "p McNemar" in out
+    assert "adaptive attacker: kept the client's sign for " in out  # Brightness is signed: it guessed each sign
     for attacker in ("naive", "posthoc", "adaptive"):
         assert f"│ {attacker} " in out
     with Image.open(sheet) as image:  # original | transformed | three reconstructions

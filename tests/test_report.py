@@ -317,10 +317,14 @@ def test_a_tie_with_dp_sgd_is_not_a_win(model, recognised, verdict):
 
 def test_sign_columns_count_the_kept_signs_and_what_each_bought():
     """Issue #15: the adaptive attacker's guess of the client's sign, and its verdicts split by right and wrong."""
-    from autoshield.report.attackers import sign_columns
+    from autoshield.report.attackers import sign_columns, sign_line
 
     record = _record([True, True, False, True, False])
     outcomes = dataclasses.replace(record.outcomes, sign_right=(1, 1, 1, 0, -1))  # the last victim's cell: unsigned
     assert sign_columns(outcomes) == {"sign right": "3/4", "recognised: right / wrong sign": "2/3 / 1/1"}
+    assert sign_line(outcomes) == (
+        "kept the client's sign for 3/4 victims of signed cells (recognised 2/3 of them) and the other sign for 1 "
+        "(recognised 1/1)"
+    )
     for unknown in (record.outcomes, dataclasses.replace(outcomes, sign_right=(-1,) * 5), None):
-        assert set(sign_columns(unknown).values()) == {"—"}
+        assert set(sign_columns(unknown).values()) == {"—"} and sign_line(unknown) is None

@@ -85,7 +85,7 @@ def run_attack(args: argparse.Namespace) -> None:
     from autoshield.evaluation.sheets import reconstruction_sheet
     from autoshield.privacy.cache import AttackCache
     from autoshield.privacy.reference import reference_classifier
-    from autoshield.report.attackers import attacker_rows
+    from autoshield.report.attackers import attacker_rows, sign_line
     from autoshield.report.format import percent
     from autoshield.report.tables import privacy_rows
 
@@ -127,6 +127,9 @@ def run_attack(args: argparse.Namespace) -> None:
     print_rows(title, privacy_rows(result, policy))
     if len(results) > 1:
         print_rows("the attackers on the same victims and starts, against the naive one", attacker_rows(results))
+    for name, attack in results.items():
+        if (line := sign_line(attack.outcomes)) is not None:
+            console.print(f"{name} attacker: {line}")
     if result.overall.failed:
         console.print(f"[red]{result.overall.failed} reconstructions turned non-finite: counted as not recognised")
     console.print(

@@ -30,7 +30,6 @@ def attacker_rows(results: Mapping[str, AttackResult]) -> Rows:
             "PSNR orig dB": f"{stats.psnr_original.mean:.1f}",
             "SSIM orig": f"{stats.ssim_original.mean:.3f}",
             "s attacking": f"{result.seconds:.0f}",
-            **sign_columns(result.outcomes),
         }
         if naive is not None:
             test = compare(result.outcomes, naive.outcomes)
@@ -46,18 +45,34 @@ def attacker_rows(results: Mapping[str, AttackResult]) -> Rows:
     return rows
 
 
+def _sign_split(outcomes: Outcomes | None) -> tuple[list[bool], list[bool]]:
+    """The recognised verdicts of the victims whose sign the adaptive attacker guessed right, and wrong."""
+    pairs = list(zip(outcomes.sign_right, outcomes.recognised, strict=True)) if outcomes and outcomes.sign_right else []
+    return [bool(seen) for sign, seen in pairs if sign == 1], [bool(seen) for sign, seen in pairs if sign == 0]
+
+
 def sign_columns(outcomes: Outcomes | None) -> dict[str, str]:
     """How often the adaptive attacker kept the client's secret sign, and its verdicts split by right and wrong
     sign: a wrong sign inverts the op the wrong way (a split that also reflects how well the gradient matched)."""
-    pairs = list(zip(outcomes.sign_right, outcomes.recognised, strict=True)) if outcomes and outcomes.sign_right else []
-    right = [bool(seen) for sign, seen in pairs if sign == 1]
-    wrong = [bool(seen) for sign, seen in pairs if sign == 0]
+    right, wrong = _sign_split(outcomes)
     if not right and not wrong:
         return {"sign right": "—", "recognised: right / wrong sign": "—"}
     return {
         "sign right": f"{len(right)}/{len(right) + len(wrong)}",
         "recognised: right / wrong sign": f"{sum(right)}/{len(right)} / {sum(wrong)}/{len(wrong)}",
     }
+
+
+def sign_line(outcomes: Outcomes | None) -> str | None:
+    """`sign_columns` as a sentence, for a terminal whose attackers table has no room for two more columns."""
+    right, wrong = _sign_split(outcomes)
+    if not right and not wrong:
+        return None
+    return (
+        f"kept the client's sign for {len(right)}/{len(right) + len(wrong)} victims of signed cells "
+        f"(recognised {sum(right)}/{len(right)} of them) and the other sign for {len(wrong)} "
+        f"(recognised {sum(wrong)}/{len(wrong)})"
+    )
 
 
 def attacker_cell_rows(grid: optuna.Study) -> Rows:
