@@ -10,8 +10,8 @@
 # SPACE=search_spaces/adaptive-signed-a.toml STUDY=signed-a SHEETS="Brightness:5 Contrast:5" two signed cells, three
 # attacks each, 137 min with the judge (2026-11-30); adaptive-signed-b.toml the same for Color:5 and TranslateX:5;
 # SPACE=search_spaces/adaptive-signed-c.toml STUDY=signed-c SHEETS="Rotate:5 Solarize:5" Rotate:5 and Solarize:5
-# again, about 110 min. The study's database is copied into OUT, so that a later session (a new machine) can run
-# `autoshield confirm --study STUDY --storage sqlite:///OUT/STUDY.db` or `report` on it.
+# again, about 110 min; CONFIRM=5 then re-scores what still protects on fresh victims on the same machine (the
+# study's database and attack cache stay on it, out of git).
 # Usage: bash benchmarks/adaptive_quick.sh   (DATA, OUT, N_JOBS, SPACE, STUDY, SHEETS, PROFILE, ARGS, CONFIRM)
 set -euo pipefail
 DATA=${DATA:-../shared/data/cifar10}
@@ -40,4 +40,3 @@ for cell in ${SHEETS:-Brightness:5 Rotate:5 Solarize:5}; do  # read back from th
     "${common[@]}"
 done
 step report autoshield report --study "$STUDY" --storage "$DB" --out "$OUT"
-cp "$WORK/$STUDY.db" "$OUT/$STUDY.db"
