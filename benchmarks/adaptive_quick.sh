@@ -9,8 +9,8 @@
 # STUDY=unsigned SHEETS="Solarize:5 Posterize:9 Equalize" the three cells without a sign, about 110 min;
 # SPACE=search_spaces/adaptive-signed-a.toml STUDY=signed-a SHEETS="Brightness:5 Contrast:5" two signed cells, three
 # attacks each, 137 min with the judge (2026-11-30); adaptive-signed-b.toml the same for Color:5 and TranslateX:5;
-# SPACE=search_spaces/adaptive-signed-c.toml STUDY=signed-c SHEETS="Rotate:5" the last cell, about 75 min (141 min
-# with the judge on a slower VM, 2026-11-30);
+# SPACE=search_spaces/adaptive-signed-c.toml STUDY=signed-c SHEETS="Rotate:5" the last cell, about 75 min (estimated;
+# on a VM 1.6x slower, 141 min with the judge, the adaptive attack run apart on both threads, 2026-11-30);
 # SPACE=search_spaces/identity-solarize5.toml STUDY=identity-solarize5 SHEETS="Solarize:5" CONFIRM=5 Solarize:5
 # again, then re-scored on fresh victims on the same machine (the study's database and attack cache stay on it, out
 # of git): 131 min with the judge (2026-11-30).
