@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.markdown import Markdown
 
 from autoshield.cli.common import add_study_args, artifacts_of, console, fraction, storage_of
-from autoshield.core.choices import DEFAULT_TOLERANCE
+from autoshield.core.choices import DEFAULT_TOLERANCE, KINDS
 from autoshield.core.errors import AutoshieldError
 
 
@@ -42,19 +42,58 @@ def run_report(args: argparse.Namespace) -> None:
 
 
 def register_export(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("export", help="write a trial's policy as JSON for autoshield.load_policy")
+    parser = commands.add_parser(
+        "export",
+        help="write a trial's policy as JSON for autoshield.load_policy, or every victim's verdict as CSV",
+        description="A policy as JSON (default: the search's best trade-off), or with --victims one CSV row per "
+        "(trial or cell, attacker, victim) of every stored attack: pool slot, training index, label, cell, "
+        "recognised, the judge's label and its probability for the true one, PSNR and SSIM against the original "
+        "and the transformed image, the adaptive attacker's kept sign, failed, seconds. The rows are the evidence "
+        "behind a claim: benchmarks/recompute.py recomputes every k/n and p-value from them.",
+    )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--trial", type=int, default=None, help="trial number")
     which.add_argument(
         "--best-tradeoff", action="store_true", help="the Pareto trial with max model - attack accuracy (default)"
     )
-    parser.add_argument("--kind", choices=("search", "grid"), default="search", help="which study (search)")
-    parser.add_argument("-o", "--output", type=Path, default=Path("policy.json"), help="JSON path (policy.json)")
+    which.add_argument(
+        "--victims", action="store_true", help="every stored attack's per-victim verdicts as CSV (default: all kinds)"
+    )
+    parser.add_argument(
+        "--kind",
+        choices=KINDS,
+        default=None,
+        help="which study: a policy comes from search (default) or grid; --victims reads every kind unless named",
+    )
+    parser.add_argument(
+        "-o", "--output", type=Path, default=None, help="output path (policy.json; victims.csv with --victims)"
+    )
     add_study_args(parser)
     parser.set_defaults(func=run_export)
 
 
 def run_export(args: argparse.Namespace) -> None:
+    from autoshield.core.files import writable_folder
+    from autoshield.study.storage import open_storage
+
+    if args.victims:
+        from autoshield.report.victims import victim_rows, write_victims
+
+        output = args.output or Path("victims.csv")
+        writable_folder(output.parent)
+        storage = open_storage(storage_of(args), heartbeat=False, create=False)
+        rows = victim_rows(storage=storage, name=args.study, kinds=(args.kind,) if args.kind else KINDS)
+        try:
+            write_victims(rows, output)
+        except OSError as error:
+            raise AutoshieldError(f"cannot write {output}: {error.strerror or error}") from None
+        attacks = {(r.study, r.source, r.setting, r.attacker) for r in rows}
+        console.print(f"{len(rows)} victim rows from {len(attacks)} attacks -> {output}")
+        return
+    _export_policy(args)
+
+
+def _export_policy(args: argparse.Namespace) -> None:
     from optuna.trial import TrialState
 
     from autoshield.core.files import writable_folder
@@ -65,11 +104,15 @@ def run_export(args: argparse.Namespace) -> None:
     from autoshield.study.records import fail_reason
     from autoshield.study.storage import open_storage, study_name
 
+    kind = args.kind or "search"
+    if kind == "dpsgd":
+        raise AutoshieldError("a DP-SGD study holds no policy; export --victims reads its attacks")
+    args.output = args.output or Path("policy.json")
     storage = open_storage(storage_of(args), heartbeat=False, create=False)
     writable_folder(args.output.parent)
-    study = find_study(storage, args.study, args.kind)
+    study = find_study(storage, args.study, kind)
     if study is None:
-        raise AutoshieldError(f"no study {study_name(args.study, args.kind)!r} in this storage")
+        raise AutoshieldError(f"no study {study_name(args.study, kind)!r} in this storage")
     if args.trial is None:
         trial = best_tradeoff(study)
     else:

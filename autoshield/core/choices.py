@@ -16,3 +16,7 @@ ATTACKERS: tuple[Attacker, ...] = ("naive", "posthoc", "adaptive")
 # What a study scores as its privacy objective: one attacker, or the strongest of the three on each policy.
 AttackerChoice = Literal["naive", "adaptive", "worst"]
 ATTACKER_CHOICES: tuple[AttackerChoice, ...] = ("naive", "adaptive", "worst")
+
+# The studies one name holds: `<name>-grid`, `<name>-search`, `<name>-dpsgd`.
+Kind = Literal["grid", "search", "dpsgd"]
+KINDS: tuple[Kind, ...] = ("grid", "search", "dpsgd")

@@ -21,6 +21,13 @@ from autoshield.data.cifar import CLASSES, Split
 
 
 @dataclass(frozen=True)
+class Victims(Split):
+    """Victims drawn from the pool, with each one's slot, so that a per-victim record says which slot it scored."""
+
+    slots: torch.Tensor  # int64 [N]: the pool slot of each image
+
+
+@dataclass(frozen=True)
 class VictimPool:
     """`per_label` images per label in seeded draw order; `slots[label]` holds their training indices."""
 
@@ -40,8 +47,8 @@ class VictimPool:
             rows.append(members[torch.randperm(len(members), generator=generator)[: self.per_label]])
         return torch.stack(rows)
 
-    def draw(self, train: Split, *, start: int, count: int) -> Split:
-        """Slots `[start, start + count)` of every label, in label order."""
+    def draw(self, train: Split, *, start: int, count: int) -> Victims:
+        """Slots `[start, start + count)` of every label, in label order (within a label by training index)."""
         if count < 1:
             raise AutoshieldError(f"victims per label must be >= 1, got {count}")
         if start < 0 or start + count > self.per_label:
@@ -50,8 +57,9 @@ class VictimPool:
                 f"{count} victims per label from slot {start} do not fit a pool of {self.per_label} per label "
                 f"({max(free, 0)} left); raise victim_pool_per_label"
             )
-        keep = self.slots(train)[:, start : start + count].sort(dim=1).values.flatten()
-        return Split(train.images[keep], train.labels[keep], train.indices[keep])
+        keep, order = self.slots(train)[:, start : start + count].sort(dim=1)
+        keep = keep.flatten()
+        return Victims(train.images[keep], train.labels[keep], train.indices[keep], slots=(order + start).flatten())
 
     def outside(self, train: Split) -> Split:
         """The training split without the pool: what the judge may learn from."""

@@ -13,7 +13,8 @@ from torch import nn
 
 from autoshield.core.config import Profile
 from autoshield.data.cifar import CLASSES, Split, denormalize
-from autoshield.learn.train import predict
+from autoshield.data.victims import Victims
+from autoshield.learn.train import logits, predict
 from autoshield.privacy.metrics import Estimate, mean_interval, proportion, psnr, ssim
 from autoshield.privacy.paired import Outcomes
 
@@ -72,6 +73,15 @@ def _judge(reference: nn.Module, pictures: torch.Tensor, profile: Profile, devic
     return predict(reference, pictures, batch_size=profile.reference.eval_batch_size, device=device)
 
 
+def _true_probability(
+    reference: nn.Module, pictures: torch.Tensor, labels: torch.Tensor, profile: Profile, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The judge's labels for uint8 pictures and its softmax for each true label: how sure a verdict was, so a
+    reader can move the bar of "recognised" without attacking again."""
+    scores = logits(reference, pictures, batch_size=profile.reference.eval_batch_size, device=device)
+    return scores.argmax(1), scores.softmax(1).gather(1, labels[:, None]).squeeze(1)
+
+
 def _picture(images: torch.Tensor) -> torch.Tensor:
     """Float images in [0, 1] quantised to uint8, as an attacker would look at them."""
     return images.mul(255).round().to(torch.uint8)
@@ -99,7 +109,8 @@ def judge_reconstructions(
     victims, transformed, reconstructions, failed = found.victims, found.transformed, found.images, found.failed
     labels = victims.labels
     floor = _judge(reference, _picture(denormalize(found.starts)), profile, device)  # denormalize clamps to the box
-    predicted = torch.where(failed, -1, _judge(reference, _picture(reconstructions.nan_to_num(0.0)), profile, device))
+    judged, sure = _true_probability(reference, _picture(reconstructions.nan_to_num(0.0)), labels, profile, device)
+    predicted = torch.where(failed, -1, judged)
     recognisable = _judge(reference, transformed.images, profile, device) == labels
     originals, seen = victims.images.float() / 255, transformed.images.float() / 255
 
@@ -119,6 +130,8 @@ def judge_reconstructions(
         ssim_transformed=metric(ssim(reconstructions.nan_to_num(0.0), seen)),
         recognisable=tuple(recognisable.tolist()),
         sign_right=tuple(found.sign_right.tolist()),
+        slots=tuple(victims.slots.tolist()) if isinstance(victims, Victims) else (-1,) * len(labels),
+        true_probability=metric(sure),
     )
     return AttackResult(
         overall=_stats(outcomes, found.recovered, outcomes.where(None)),

@@ -140,15 +140,20 @@ def fit(
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int, device: torch.device) -> torch.Tensor:
-    """Predicted labels for uint8 images, or for normalised float images."""
+def logits(model: nn.Module, images: torch.Tensor, *, batch_size: int, device: torch.device) -> torch.Tensor:
+    """`[N, classes]` float32 logits for uint8 images, or for normalised float images."""
     model.to(device).eval()
     out = []
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size].to(device)
         batch = normalize(batch) if batch.dtype == torch.uint8 else batch
-        out.append(model(batch).argmax(1).cpu())
-    return torch.cat(out) if out else torch.empty(0, dtype=torch.int64)
+        out.append(model(batch).float().cpu())
+    return torch.cat(out) if out else torch.empty(0, len(CLASSES))
+
+
+def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int, device: torch.device) -> torch.Tensor:
+    """Predicted labels for uint8 images, or for normalised float images."""
+    return logits(model, images, batch_size=batch_size, device=device).argmax(1)
 
 
 def per_label_accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> Accuracy:

@@ -37,6 +37,8 @@ class Outcomes:
     ssim_transformed: tuple[float, ...]
     recognisable: tuple[bool, ...]  # the judge recognises the transformed image itself
     sign_right: tuple[int, ...] = ()  # the adaptive attacker kept the client's sign (1/0; -1 no guess; () unknown)
+    slots: tuple[int, ...] = ()  # each victim's slot in the held-out pool (-1 not from it; () stored before)
+    true_probability: tuple[float, ...] = ()  # the judge's softmax for the victim's label (NaN failed; () before)
 
     def where(self, label: int | None) -> list[int]:
         """Positions of the victims of `label` (all when None)."""

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial
 
+from autoshield.core.choices import KINDS
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.policy import IDENTITY, Policy
 from autoshield.study.catalog import completed, find_study
 from autoshield.study.params import cell_of, policy_of, sigma_of
 from autoshield.study.records import StudyInfo
-from autoshield.study.storage import KINDS, study_name
+from autoshield.study.storage import study_name
 
 COMPARE_SIGMA = 0.5  # the DP-SGD noise multiplier the per-label comparison and the sheets use (the poster's)
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from autoshield.core.choices import Kind
 from autoshield.core.errors import AutoshieldError
 from autoshield.study.records import StudyInfo
-from autoshield.study.storage import Kind, study_name
+from autoshield.study.storage import study_name
 
 DIRECTIONS = ("maximize", "minimize")
 METRIC_NAMES = ("model_accuracy", "attack_accuracy")

@@ -14,7 +14,7 @@ import sqlite3
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote, unquote
 
 import optuna
@@ -26,8 +26,6 @@ from autoshield.core.errors import AutoshieldError
 from autoshield.study import heartbeat
 
 DEFAULT_STORAGE = "sqlite:///studies/autoshield.db"
-Kind = Literal["grid", "search", "dpsgd"]
-KINDS: tuple[Kind, ...] = ("grid", "search", "dpsgd")
 
 
 def study_name(name: str, kind: str) -> str:
