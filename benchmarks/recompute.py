@@ -5,7 +5,8 @@
   where one is kept;
 - the concordant counts agree (k - only_arm == baseline_k - only_baseline) and both arms have the same n;
 - p is the exact McNemar p of the discordant pairs, and p_family is Holm over the claim's whole declared family,
-  even when the family spans several studies;
+  even when the family spans several studies (a member whose pairs were not recorded counts as p = 1, the bound
+  that holds whatever its p was, so that losing a number never shrinks the correction);
 - each status follows from those numbers (a claim that something protects also needs confirmation on fresh
   victims);
 - FINDINGS.md's claims and families tables are exactly what the ledger renders.
@@ -18,8 +19,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 import tomllib
@@ -53,6 +55,7 @@ class Claim:
     baseline_n: int
     only_arm: int
     only_baseline: int
+    pairs: str  # where the discordant pairs come from: a report's row, a log, or derived from a recorded p
     p: float
     family: str
     p_family: float
@@ -70,6 +73,7 @@ class Claim:
     machine: str
     report: str
     victims_csv: str
+    fresh: bool = False  # a pre-specified re-test on fresh victims: it is the confirmation, and needs none
     arm_rows: dict | None = None
     baseline_rows: dict | None = None
 
@@ -80,7 +84,7 @@ class Claim:
 
 def _typed(cls: type, table: dict, where: str) -> object:
     names = {f.name for f in fields(cls)}
-    required = {f.name for f in fields(cls) if f.default is not None}
+    required = {f.name for f in fields(cls) if f.default is MISSING}
     if missing := sorted(required - set(table)):
         raise SystemExit(f"{where}: missing {', '.join(missing)}")
     if extra := sorted(set(table) - names):
@@ -151,8 +155,8 @@ def check(families: dict[str, Family], claims: list[Claim], *, root: Path = ROOT
         problems.append("claim ids are not unique")
     holm_p: dict[str, float] = {}
     for family in families:
-        members = [c for c in claims if c.family == family and c.tested]
-        adjusted = holm([mcnemar_exact(c.only_arm, c.only_baseline) for c in members])
+        members = [c for c in claims if c.family == family]
+        adjusted = holm([mcnemar_exact(c.only_arm, c.only_baseline) if c.tested else 1.0 for c in members])
         holm_p.update({claim.id: p for claim, p in zip(members, adjusted, strict=True)})
     for c in claims:
         if c.family not in families:
@@ -177,7 +181,7 @@ def check(families: dict[str, Family], claims: list[Claim], *, root: Path = ROOT
         if (p := two_digits(mcnemar_exact(c.only_arm, c.only_baseline))) != c.p:
             problems.append(f"{c.id}: p is {c.p:g}; McNemar on {c.only_arm}/{c.only_baseline} gives {p:g}")
         if c.id in holm_p and (adjusted := two_digits(holm_p[c.id])) != c.p_family:
-            size = sum(1 for m in claims if m.family == c.family and m.tested)
+            size = sum(1 for m in claims if m.family == c.family)
             problems.append(f"{c.id}: p_family is {c.p_family:g}; Holm over {c.family} ({size}) gives {adjusted:g}")
         problems += _status(c, by_id, holm_p)
     return problems
@@ -187,7 +191,7 @@ def expected_status(claim: Claim, by_id: dict[str, Claim], holm_p: dict[str, flo
     """What the numbers allow: a protection claim (fewer) is supported only once confirmed on fresh victims."""
     if not significant(claim, holm_p.get(claim.id, 1.0)):
         return "not supported"
-    if claim.direction == "more":
+    if claim.direction == "more" or claim.fresh:
         return "supported"
     confirmation = by_id.get(claim.confirmed_by)
     if confirmation is None:
@@ -210,9 +214,14 @@ def _p(value: float) -> str:
     return "—" if value < 0 else f"{value:g}"
 
 
-def render(families: dict[str, Family], claims: list[Claim]) -> str:
-    """FINDINGS.md's generated part: the claims table (ordered by topic as the ledger is) and the families."""
-    sizes = {f: sum(1 for c in claims if c.family == f and c.tested) for f in families}
+def render(families: dict[str, Family], claims: list[Claim], *, links: Path = Path("benchmarks")) -> str:
+    """FINDINGS.md's generated part: the claims table (ordered by topic as the ledger is) and the families. Links
+    are written relative to `links`, the page's folder under the ledger's root."""
+
+    def link(path: str) -> str:
+        return os.path.relpath(path, links)
+
+    sizes = {f: sum(1 for c in claims if c.family == f) for f in families}
     lines = [
         BEGIN,
         "",
@@ -222,14 +231,16 @@ def render(families: dict[str, Family], claims: list[Claim]) -> str:
     ]
     for c in claims:
         status = f"**{c.status}**" + (f": {c.why}" if c.why else "")
-        discordant = f"{c.only_arm}/{c.only_baseline} discordant" if c.tested else "discordant pairs not recorded"
-        evidence = f"{c.arm} {c.k}/{c.n} vs {c.baseline} {c.baseline_k}/{c.baseline_n}; {discordant}"
+        discordant = f"{c.only_arm}/{c.only_baseline} discordant ({c.pairs})" if c.tested else f"{c.pairs}"
+        fresh = "; fresh victims" if c.fresh else ""
+        evidence = f"{c.arm} {c.k}/{c.n} vs {c.baseline} {c.baseline_k}/{c.baseline_n}; {discordant}{fresh}"
         family = f"{_p(c.p)} · {_p(c.p_family)} over `{c.family}` ({sizes.get(c.family, 0)})"
         setting = f"{c.attacker} · {c.judge} · `{c.profile}` ({c.fingerprint}) · slots {c.slots}"
-        victims = f"[per-victim CSV]({c.victims_csv})" if c.victims_csv else "per-victim data not kept"
-        source = f"`{c.command}`; {c.date}, {c.commit}, {c.machine}; [report]({c.report}); {victims}"
+        victims = f"[per-victim CSV]({link(c.victims_csv)})" if c.victims_csv else "per-victim data not kept"
+        source = f"`{c.command}`; {c.date}, {c.commit}, {c.machine}; [report]({link(c.report)}); {victims}"
         lines.append(f"| {c.topic} | {c.claim} | {status} | {evidence} | {family} | {setting} | {source} |")
-    lines += ["", "Families (Holm runs over every tested claim of a family, across studies):", ""]
+    lines += ["", "Families (Holm runs over every claim of a family, across studies; unrecorded pairs count as p = 1):"]
+    lines += [""]
     lines += ["| family | what | claims | why one family |", "|---|---|---|---|"]
     lines += [f"| `{f.id}` | {f.title} | {sizes[f.id]} | {f.why} |" for f in families.values()]
     return "\n".join([*lines, "", END])
@@ -249,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         problems.append(f"{args.findings}: no generated block ({BEGIN} … {END})")
     else:
         head, rest = text.split(BEGIN, 1)
-        generated = render(families, claims)
+        page = Path(os.path.relpath(args.findings.resolve().parent, args.root.resolve()))
+        generated = render(families, claims, links=page)
         updated = head + generated + rest.split(END, 1)[1]
         if args.write:
             args.findings.write_text(updated)

@@ -58,6 +58,23 @@ def data(data_root: Path) -> Cifar10:
     return load_cifar10(data_root)
 
 
+@pytest.fixture(scope="session")
+def worst_grid(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Path:
+    """A smoke grid of Identity, Rotate:9 and Invert scored by all three attackers (`--attacker worst`), built once
+    for the tests that only read it; the SQLite file's path."""
+    from autoshield.cli import main
+
+    folder = tmp_path_factory.mktemp("worst")
+    space = folder / "three.toml"
+    space.write_text('name = "three"\nops = ["Identity", "Rotate", "Invert"]\nmagnitudes = [9]\n')
+    db = folder / "s.db"
+    args = ["grid", "--profile", "smoke", "--space", str(space), "--attacker", "worst", "--utility", "recognizability"]
+    with pytest.MonkeyPatch.context() as patch:  # session fixtures start before the autouse cache isolation
+        patch.setenv("AUTOSHIELD_CACHE", str(folder / "cache"))
+        assert main([*args, "--storage", f"sqlite:///{db}", "--data-root", str(data_root)]) == 0
+    return db
+
+
 @pytest.fixture
 def space(tmp_path: Path) -> Path:
     """A three-cell search space: Identity, Rotate:9, Invert."""

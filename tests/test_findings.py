@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import shutil
 import sys
 from pathlib import Path
 
@@ -32,18 +33,10 @@ def _recompute():
 recompute = _recompute()
 
 
-@pytest.fixture(scope="module")
-def grid(tmp_path_factory, data_root) -> Path:
-    """A smoke grid of Identity and Rotate:9 scored by all three attackers."""
-    folder = tmp_path_factory.mktemp("findings")
-    space = folder / "two.toml"
-    space.write_text('name = "two"\nops = ["Identity", "Rotate"]\nmagnitudes = [9]\n')
-    db = folder / "s.db"
-    args = ["grid", "--space", str(space), "--attacker", "worst", "--utility", "recognizability", "--profile", "smoke"]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AUTOSHIELD_CACHE", str(folder / "cache"))
-        assert main([*args, "--storage", f"sqlite:///{db}", "--data-root", str(data_root)]) == 0
-    return db
+@pytest.fixture
+def grid(worst_grid) -> Path:
+    """The shared smoke grid of Identity, Rotate:9 and Invert, scored by all three attackers."""
+    return worst_grid
 
 
 def _records(db: Path) -> dict[str, EvaluationRecord]:
@@ -62,7 +55,7 @@ def _export(db: Path, path: Path) -> list[dict[str, str]]:
 
 def test_export_writes_one_row_per_victim_and_attacker(grid, tmp_path, capsys):
     rows = _export(grid, tmp_path / "victims.csv")
-    assert "victim rows from 6 attacks" in capsys.readouterr().out
+    assert "victim rows from 9 attacks" in capsys.readouterr().out
     assert tuple(rows[0]) == COLUMNS
     records = _records(grid)
     assert len(rows) == sum(len(o.victims) for r in records.values() for o in (a.outcomes for a in r.attacks.values()))
@@ -81,17 +74,18 @@ def test_export_writes_one_row_per_victim_and_attacker(grid, tmp_path, capsys):
 
 @pytest.mark.parametrize("where", ["no-study", "empty", "unwritable"])
 def test_export_victims_bad_input_is_one_line(grid, tmp_path, where, capsys):
-    study, output = "autoshield", tmp_path / "v.csv"
+    study, output, db = "autoshield", tmp_path / "v.csv", tmp_path / "s.db"
+    shutil.copy(grid, db)  # the shared study stays as it was
     if where == "no-study":
         study = "nothing"
     if where == "empty":
-        storage = open_storage(f"sqlite:///{grid}", heartbeat=False)
+        storage = open_storage(f"sqlite:///{db}", heartbeat=False)
         optuna.create_study(study_name="empty-grid", storage=storage, directions=["maximize", "minimize"])
         study = "empty"
     if where == "unwritable":
         (tmp_path / "a-file").write_text("")
         output = tmp_path / "a-file" / "v.csv"
-    assert main(["export", "--victims", "-o", str(output), "--storage", f"sqlite:///{grid}", "--study", study]) == 2
+    assert main(["export", "--victims", "-o", str(output), "--storage", f"sqlite:///{db}", "--study", study]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert {"no-study": "no study", "empty": "no per-victim attack results", "unwritable": "is a file"}[where] in err

@@ -243,14 +243,14 @@ def test_trial_killed_before_its_first_heartbeat_is_requeued(tmp_path, fast_hear
     assert RetryHeartbeatStaleTrialCallback.retried_trial_number(trials[-1]) == orphan.number
 
 
-def test_worst_case_grid_scores_the_strongest_attacker_and_reports_survivors(tmp_path, data_root, space, capsys):
+def test_worst_case_grid_scores_the_strongest_attacker_and_reports_survivors(tmp_path, worst_grid):
     """Issue #15: `--attacker worst` stores every attacker's result on each cell and scores the strongest."""
     from autoshield.report.attackers import survivor_rows
-    from autoshield.study.records import EvaluationRecord
+    from autoshield.study.records import EvaluationRecord, StudyInfo
 
-    db = tmp_path / "s.db"
-    assert main(_args("grid", db, data_root, space, "--utility", "recognizability", "--attacker", "worst")) == 0
-    assert "attacker worst" in capsys.readouterr().out
+    db = worst_grid
+    study = optuna.load_study(study_name="autoshield-grid", storage=open_storage(f"sqlite:///{db}", heartbeat=False))
+    assert StudyInfo.read(study).attacker == "worst"
     trials = _trials(db, "autoshield-grid")
     for trial in trials:
         record = EvaluationRecord.read(trial)
@@ -261,7 +261,6 @@ def test_worst_case_grid_scores_the_strongest_attacker_and_reports_survivors(tmp
         # what each attacker cost (0 where its reconstructions came from the cache, as the post-hoc one's always do:
         # it undoes the op on the naive reconstructions)
         assert all(a.seconds >= 0 for a in record.attacks.values()) and record.attacks["posthoc"].seconds == 0
-    study = optuna.load_study(study_name="autoshield-grid", storage=open_storage(f"sqlite:///{db}", heartbeat=False))
     rows = survivor_rows(study)
     assert [row["label"] for row in rows][-1] == "overall" and len(rows) == 11
     assert {"protect vs naive", "still vs posthoc", "still vs adaptive", "still vs worst case"} <= set(rows[0])
