@@ -42,3 +42,5 @@ for cell in ${SHEETS:-Brightness:5 Rotate:5 Solarize:5}; do  # read back from th
     "${common[@]}"
 done
 step report autoshield report --study "$STUDY" --storage "$DB" --out "$OUT"
+# Every verdict behind the report, one row per victim: the file a findings-ledger claim is recomputed from.
+step victims autoshield export --victims --study "$STUDY" --storage "$DB" -o "$OUT/victims.csv"

@@ -61,4 +61,11 @@ step grid 80 autoshield grid --profile paper $WPG --space $TMP/two.toml $SMALL $
 if [ -n "${GPU_DRY:-}" ]; then ADAPT="PROFILE=smoke SHEETS=Rotate:5 CONFIRM=1"; else ADAPT="N_JOBS=8 CONFIRM=5 ARGS='--set attack.batch_size=100'"; fi
 step adaptive 480 "export -f autoshield; DATA=\$AUTOSHIELD_DATA OUT=${OUT:-$TMP}/adaptive WORK=$TMP/adaptive $ADAPT \
   bash benchmarks/adaptive_quick.sh"
+# The README's quick start timed on one card (issue #31): the first-result command, then `search --trials 20` at
+# `quick` with its judge (each finished trial is logged with its time; a cut run still gives the judge's time and
+# the rate per trial). STEPS="first quickstart" runs them alone.
+if [ -n "${GPU_DRY:-}" ]; then QS="--profile smoke" TRIALS=2; else QS="--profile quick" TRIALS=20; fi
+step first 240 autoshield attack --policy Rotate:9 --attacker worst --images-per-label 1 --set reference.epochs=2 \
+  $QS --sheet $TMP/first.png
+step quickstart 420 autoshield search --trials $TRIALS $QS --storage sqlite:///$TMP/quickstart.db
 echo "=== done $(date -u +%FT%TZ)" | tee -a "$LOG"

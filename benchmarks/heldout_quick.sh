@@ -20,4 +20,5 @@ step grid autoshield grid --space "$SPACE" --utility recognizability --study "$S
 step confirm autoshield confirm --victims "${VICTIMS:-5}" --study "$STUDY" --storage "$DB" "${common[@]}"
 step identity autoshield attack --policy identity --sheet "$OUT/identity.png" "${common[@]}"
 step report autoshield report --study "$STUDY" --storage "$DB" --out "$OUT"
+step victims autoshield export --victims --study "$STUDY" --storage "$DB" -o "$OUT/victims.csv"  # the ledger's evidence
 cp "$WORK/$STUDY"-grid-cells.csv "$WORK/$STUDY"-grid-cells.md "$OUT"/ 2>/dev/null || true
