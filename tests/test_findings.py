@@ -119,6 +119,7 @@ def _claim(**values) -> dict:
         "machine": "test",
         "report": "-",
         "victims_csv": "",
+        "pairs": "counted from the test's records",
     }
     return {**base, **values}
 

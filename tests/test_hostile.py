@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
 import pytest
 
 from autoshield.cli import main
+from autoshield.core.files import file_stem
 from autoshield.data.cifar import CLASSES
 from autoshield.study.storage import open_storage, redact
 
@@ -29,6 +33,10 @@ def write_bad_files(folder: Path, data_root: Path) -> None:
         directions=["minimize", "minimize"],
     )
     other.add_trial(optuna.trial.create_trial(values=[1.0, 1.0]))
+    (folder / "binary.json").write_bytes(bytes(range(256)) * 4)
+    (folder / "binary.toml").write_bytes(bytes(range(256)) * 4)
+    (folder / "twice.json").write_text('{"cat": "Rotate:5", "cat": "Invert"}')
+    (folder / "bad.JSON").write_text('{"cat": "Rotate:5",')
     broken = folder / "broken_data"
     shutil.copytree(data_root, broken)
     (broken / "train" / CLASSES[3] / "0000.png").write_bytes(b"\x89PNG not really")
@@ -85,6 +93,21 @@ CASES = {
     "mistyped storage for report": (["report", "--storage", "sqlite:///{F}/typo.db"], "no study database at"),
     "sheet under a file": (["attack", "--sheet", "{F}/bad.json/s.png"], "bad.json is a file, not a folder"),
     "negative tolerance": (["grid", "--tolerance", "-1"], "expected a number from 0 to 1, got -1"),
+    # issue #32: checked before any work
+    "study name escapes its folder": (["grid", "--study", "hq/../../esc"], "a study name is a name, not a path"),
+    "study name no file can carry": (["grid", "--study", "x" * 300], "at most 100 bytes"),
+    "study name with a bell": (["grid", "--study", "a\x07b"], "cannot hold control characters"),
+    "more workers than cores": (["grid", "--n-jobs", "4096"], "must be from 1 to"),
+    "attack iterations without bound": (["grid", "--set", "attack.iterations=1000000000000"], "from 1 to 100,000"),
+    "a width no memory holds": (["attack", "--set", "width=100000"], "width must be from 1 to 256, got 100000"),
+    "NaN learning rate": (["train", "--set", "train.lr=nan"], "train.lr must be from 1e-08 to 10, got nan"),
+    "binary policy file": (["attack", "--policy", "{F}/binary.json"], "is not UTF-8 text"),
+    "binary profile file": (["grid", "--config", "{F}/binary.json"], "is not UTF-8 text"),
+    "binary search space": (["grid", "--space", "{F}/binary.toml"], "is not UTF-8 text"),
+    "a label twice in a policy file": (["attack", "--policy", "{F}/twice.json"], "label 'cat' appears twice"),
+    "upper-case .JSON is JSON": (["attack", "--policy", "{F}/bad.JSON"], "policy JSON is malformed"),
+    "a policy file that is a folder": (["attack", "--policy", "{F}/broken_data.json"], "does not exist"),
+    "port out of range": (["dashboard", "--port", "70000"], "must be from 1 to 65,535, got 70,000"),
 }
 
 
@@ -95,7 +118,7 @@ def test_hostile_input(case, world, data_root, capsys):
     defaults = {"--profile": "smoke", "--storage": f"sqlite:///{world / 's.db'}", "--data-root": str(data_root)}
     if args[0] in ("data", "ops"):
         defaults = {k: v for k, v in defaults.items() if k == "--data-root"}
-    if args[0] in ("report", "export"):
+    if args[0] in ("report", "export", "dashboard"):
         defaults = {k: v for k, v in defaults.items() if k == "--storage"}
     if args[0] in ("train", "attack"):
         defaults.pop("--storage")
@@ -113,6 +136,41 @@ def test_hostile_input(case, world, data_root, capsys):
     with sqlite3.connect(world / "foreign.db") as connection:
         assert [r[0] for r in connection.execute("select name from sqlite_master")] == ["invoices"]
     assert not (world / "typo.db").exists()
+
+
+def _write_protect(path: Path) -> Callable[[], None] | None:
+    """Make `path` read-only even for root (the immutable flag), else by its mode for anyone else; None where
+    neither works. Returns what undoes it."""
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        return lambda: path.chmod(0o644)
+    if shutil.which("chattr") and subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0:
+        return lambda: subprocess.run(["chattr", "-i", str(path)], check=True)
+    return None
+
+
+def test_a_read_only_database_is_refused_in_one_line_before_any_work(world, data_root, tmp_path, capsys):
+    """Issue #32: SQLite opens a write-protected file read-only without a word and fails at the first write, with
+    Optuna's guess ("invalid data in the commit") chained above the cause. Writers are refused first; readers
+    (`report`, `export`) still read it."""
+    db = tmp_path / "ro.db"
+    shutil.copy(world / "s.db", db)
+    undo = _write_protect(db)
+    if undo is None:
+        pytest.skip("cannot write-protect a file here (no chattr, or not permitted)")
+    try:
+        common = ["--profile", "smoke", "--storage", f"sqlite:///{db}", "--data-root", str(data_root)]
+        assert main(["grid", "--space", str(world / "three.toml"), *common]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"cannot write the study database {db}" in err and "Traceback" not in err
+        assert main(["export", "--victims", "-o", str(tmp_path / "v.csv"), "--storage", f"sqlite:///{db}"]) == 0
+    finally:
+        undo()
+
+
+def test_output_files_take_a_safe_form_of_the_study_name():
+    assert file_stem("näme with/../x") == "n_me_with_.._x"
+    assert file_stem("paired8-v2.1_a") == "paired8-v2.1_a"
 
 
 @pytest.mark.parametrize("password", ["pl@in", "ngPW@s3cret", "co:lon", "sla/sh", "per%cent", "mi@x:e/d%25"])

@@ -151,7 +151,7 @@ def test_artifact_is_png_and_dashboard_serves_study(tmp_path, data_root, space):
     [
         (("search", "--sampler", "cmaes"), "unknown sampler 'cmaes'"),
         (("search", "--trials", "0"), "--trials must be from 1 to 100,000"),
-        (("search", "--n-jobs", "0"), "--n-jobs must be >= 1"),
+        (("search", "--n-jobs", "0"), "argument --n-jobs: must be from 1 to"),
         (("grid", "--set", "width=4"), "refusing to mix results"),
         (("grid", "--attacker", "adaptive"), "attacker: study has 'naive', this run 'adaptive'"),
         (("grid", "--storage", "postgresql+psycopg://nobody:secret@127.0.0.1:1/none"), "cannot open storage"),
@@ -281,13 +281,19 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.mark.parametrize("moment", ["while workers start", "during trials"])
-def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, data_root, space, moment):
+@pytest.mark.parametrize(
+    ("moment", "stop"),
+    [("while workers start", "ctrl-c"), ("during trials", "ctrl-c"), ("during trials", "sigterm")],
+)
+def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, data_root, space, moment, stop):
     """Issue #18: Ctrl-C reaches every worker, even one still importing; the user sees one line, no Optuna or
-    multiprocessing traceback."""
+    multiprocessing traceback. Issue #32: a scheduler's SIGTERM to the main process alone gets the same, exit 143,
+    and no trial is left running: each worker's is failed with the reason."""
     import os
     import signal
     import subprocess
+
+    from autoshield.study.records import fail_reason
 
     db = tmp_path / "s.db"
     command = [sys.executable, "-m", "autoshield.cli", *_args("search", db, data_root, space, "--trials", "50"),
@@ -306,12 +312,21 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, data_root, space, moment
             pass
         time.sleep(0.2)
     time.sleep(0.5)
-    os.killpg(process.pid, signal.SIGINT)
+    if stop == "sigterm":
+        os.kill(process.pid, signal.SIGTERM)  # Kubernetes and systemd signal the main process
+    else:
+        os.killpg(process.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole group
     _, err = process.communicate(timeout=120)
-    assert process.returncode == 130, err
+    line = {"ctrl-c": "interrupted", "sigterm": "terminated (SIGTERM)"}[stop]
+    assert process.returncode == {"ctrl-c": 130, "sigterm": 143}[stop], err
     assert "Traceback" not in err and err.strip().splitlines() == [
-        "interrupted: finished work is saved; rerun the same command to resume"
+        f"{line}: finished work is saved; rerun the same command to resume"
     ], err
+    if stop == "sigterm":
+        trials = _trials(db, "autoshield-search", states=None)
+        assert not [t.number for t in trials if t.state == TrialState.RUNNING]
+        # the trials in flight (usually one per worker; none when both were between trials) carry the reason
+        assert {fail_reason(t) for t in trials if t.state == TrialState.FAIL} <= {"terminated (SIGTERM)"}
 
 
 def test_workers_per_gpu_fill_every_card_in_turn():

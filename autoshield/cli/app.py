@@ -15,7 +15,7 @@ from autoshield import __version__
 from autoshield.cli import confirm, explore, outputs, single, studies
 from autoshield.cli.common import Parser, console, log_phases
 from autoshield.core.errors import AutoshieldError
-from autoshield.core.runtime import interruptible, phases
+from autoshield.core.runtime import EXIT_TERMINATED, Terminated, interruptible, phases
 
 COMMANDS = (
     explore.register_data,
@@ -62,11 +62,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AutoshieldError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("terminated (SIGTERM): finished work is saved; rerun the same command to resume", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("interrupted: finished work is saved; rerun the same command to resume", file=sys.stderr)
         return 130
     except OSError as error:  # the file system or the network refused: a path that is a file, no space, ...
         where = f": {error.filename}" if error.filename else ""
         print(f"error: {error.strerror or error}{where}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        from autoshield.study.storage import storage_failure
+
+        if (reason := storage_failure(error)) is None:
+            raise
+        print(f"error: the study storage refused a write: {reason}", file=sys.stderr)
         return 2
     return 0

@@ -6,6 +6,7 @@ import argparse
 import math
 import os
 import time
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn, TypeVar
@@ -66,6 +67,43 @@ def fraction(text: str) -> float:
     return value
 
 
+def whole(low: int, high: int, *, why: str = "") -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high`, refused at parse time, before any work."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low:,} to {high:,}{why}, got {value:,}")
+        return value
+
+    return parse
+
+
+def cores() -> int:
+    """The cores this process may use (a container's or a scheduler's limit, not the host's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+STUDY_NAME_BYTES = 100  # `<name>-grid-cells.csv` and friends must stay well inside a file name's 255 bytes
+
+
+def study_name_arg(text: str) -> str:
+    """An argparse type: a study name is a name, not a path. Output files are named after it, so separators,
+    `..`, control characters and names no file name could carry are refused before any work."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a study name cannot be empty")
+    if len(text.encode()) > STUDY_NAME_BYTES:
+        raise argparse.ArgumentTypeError(f"a study name has at most {STUDY_NAME_BYTES} bytes, got {len(text.encode())}")
+    if any(c in text for c in "/\\") or ".." in text or text.startswith(("-", ".")):
+        raise argparse.ArgumentTypeError(f"a study name is a name, not a path: {text!r}")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in text):
+        raise argparse.ArgumentTypeError(f"a study name cannot hold control characters: {text!r}")
+    return text
+
+
 def add_data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-root",
@@ -100,7 +138,13 @@ def add_study_args(parser: argparse.ArgumentParser) -> None:
         "or journal:PATH for a shared file system. A URL with a password is better given as $AUTOSHIELD_STORAGE, "
         "or without one and with libpq's PGPASSWORD or ~/.pgpass, since arguments are visible to every local user",
     )
-    parser.add_argument("--study", default="autoshield", help="study name prefix (default: autoshield)")
+    parser.add_argument(
+        "--study",
+        type=study_name_arg,
+        default="autoshield",
+        help=f"study name prefix (default: autoshield); a name, not a path: at most {STUDY_NAME_BYTES} bytes, no "
+        "separators or control characters",
+    )
     parser.add_argument(
         "--artifacts", type=Path, default=None, help="artifact folder (default: artifacts/ beside the SQLite file)"
     )

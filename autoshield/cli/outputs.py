@@ -7,9 +7,10 @@ from pathlib import Path
 
 from rich.markdown import Markdown
 
-from autoshield.cli.common import add_study_args, artifacts_of, console, fraction, storage_of
+from autoshield.cli.common import add_study_args, artifacts_of, console, fraction, storage_of, whole
 from autoshield.core.choices import DEFAULT_TOLERANCE, KINDS
 from autoshield.core.errors import AutoshieldError
+from autoshield.core.files import file_stem
 
 
 def register_report(commands: argparse._SubParsersAction) -> None:
@@ -30,8 +31,8 @@ def run_report(args: argparse.Namespace) -> None:
     from autoshield.report.build import build_report
     from autoshield.study.storage import artifact_store, open_storage
 
-    out = args.out or artifacts_of(args).parent / f"{args.study}-report"
-    storage = open_storage(storage_of(args), heartbeat=False, create=False)
+    out = args.out or artifacts_of(args).parent / f"{file_stem(args.study)}-report"
+    storage = open_storage(storage_of(args), heartbeat=False, create=False, writes=False)
     writable_folder(out)
     path = build_report(
         storage=storage, name=args.study, store=artifact_store(artifacts_of(args)), out=out, tolerance=args.tolerance
@@ -52,7 +53,7 @@ def register_export(commands: argparse._SubParsersAction) -> None:
         "behind a claim: benchmarks/recompute.py recomputes every k/n and p-value from them.",
     )
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--trial", type=int, default=None, help="trial number")
+    which.add_argument("--trial", type=whole(0, 10**9), default=None, help="trial number")
     which.add_argument(
         "--best-tradeoff", action="store_true", help="the Pareto trial with max model - attack accuracy (default)"
     )
@@ -81,7 +82,7 @@ def run_export(args: argparse.Namespace) -> None:
 
         output = args.output or Path("victims.csv")
         writable_folder(output.parent)
-        storage = open_storage(storage_of(args), heartbeat=False, create=False)
+        storage = open_storage(storage_of(args), heartbeat=False, create=False, writes=False)
         rows = victim_rows(storage=storage, name=args.study, kinds=(args.kind,) if args.kind else KINDS)
         try:
             write_victims(rows, output)
@@ -108,7 +109,7 @@ def _export_policy(args: argparse.Namespace) -> None:
     if kind == "dpsgd":
         raise AutoshieldError("a DP-SGD study holds no policy; export --victims reads its attacks")
     args.output = args.output or Path("policy.json")
-    storage = open_storage(storage_of(args), heartbeat=False, create=False)
+    storage = open_storage(storage_of(args), heartbeat=False, create=False, writes=False)
     writable_folder(args.output.parent)
     study = find_study(storage, args.study, kind)
     if study is None:
@@ -136,7 +137,7 @@ def register_dashboard(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("dashboard", help="open the studies in optuna-dashboard, with reconstruction sheets")
     add_study_args(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    parser.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    parser.add_argument("--port", type=whole(1, 65_535), default=8080, help="port (default: 8080)")
     parser.add_argument(
         "--read-only",
         action="store_true",
@@ -170,7 +171,7 @@ def run_dashboard(args: argparse.Namespace) -> None:
         from optuna_dashboard import wsgi
     except ModuleNotFoundError:
         raise AutoshieldError("optuna-dashboard is not installed: pip install 'autoshield[dashboard]'") from None
-    storage = open_storage(storage_of(args), heartbeat=False, create=False)
+    storage = open_storage(storage_of(args), heartbeat=False, create=False, writes=not read_only)
     folder = artifacts_of(args)
     app = guarded(
         wsgi(storage, artifact_store=artifact_store(folder)), read_only=read_only, artifacts=folder, log=log_line

@@ -13,6 +13,7 @@ from autoshield.cli.common import (
     add_study_args,
     artifacts_of,
     console,
+    cores,
     data_of,
     fraction,
     network_of,
@@ -20,8 +21,10 @@ from autoshield.cli.common import (
     profile_of,
     storage_of,
     throttled,
+    whole,
 )
 from autoshield.core.choices import ATTACKER_CHOICES, DEFAULT_TOLERANCE, UTILITIES
+from autoshield.core.files import file_stem
 from autoshield.data.spaces import load_search_space
 
 if TYPE_CHECKING:
@@ -33,10 +36,15 @@ _REFRESH_SECONDS = 30.0  # how often worker 0's phases re-read the study for the
 
 
 def _add_workers_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--n-jobs", type=int, default=1, help="worker processes on this machine (default: 1)")
+    parser.add_argument(
+        "--n-jobs",
+        type=whole(1, cores(), why=" (the cores this process may use)"),
+        default=1,
+        help=f"worker processes on this machine (default: 1; at most its {cores()} cores)",
+    )
     parser.add_argument(
         "--workers-per-gpu",
-        type=int,
+        type=whole(1, 64),
         metavar="K",
         help="instead of --n-jobs: K worker processes on every CUDA GPU, for a card that one process leaves idle "
         "between small kernels (see benchmarks/RESULTS.md for the scaling measured)",
@@ -89,12 +97,13 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
     from autoshield.privacy.reference import reference_classifier
     from autoshield.report.format import percent
     from autoshield.study import launch
-    from autoshield.study.storage import redact
+    from autoshield.study.storage import check_storage, redact
 
     devices = launch.worker_devices(  # before anything is loaded or written
         n_jobs=args.n_jobs, workers_per_gpu=args.workers_per_gpu, gpus=gpu_count(), device=job.profile.device
     )
     writable_folder(Path(job.artifacts))  # before a trial's work, not after it
+    check_storage(job.storage)  # a foreign, corrupt or read-only database, before the data loads
     data = data_of(args)
     study, notes = launch.prepare(job, data)
     about = f"profile {job.profile.name}, network {network_of(job.profile)}"
@@ -171,8 +180,8 @@ def run_grid(args: argparse.Namespace) -> None:
     print_rows(f"best cell per label ({args.utility} utility)", rows)
     console.print(f"rule: {rule}")
     folder = artifacts_of(args).parent
-    best = write_rows(rows, folder / f"{args.study}-grid-best")
-    every = write_rows(cell_rows(study), folder / f"{args.study}-grid-cells")
+    best = write_rows(rows, folder / f"{file_stem(args.study)}-grid-best")
+    every = write_rows(cell_rows(study), folder / f"{file_stem(args.study)}-grid-cells")
     console.print(f"wrote {best[0]} and {best[1]}; every cell x label with its paired test: {every[0]}, {every[1]}")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import tomllib
 
 from autoshield.core.choices import NORMS, Norm
 from autoshield.core.errors import AutoshieldError
+from autoshield.core.files import read_text_file
 
 
 def _require(condition: bool, message: str) -> None:
@@ -27,28 +29,54 @@ def _require(condition: bool, message: str) -> None:
         raise AutoshieldError(message)
 
 
+def bounded(default: Any, low: float, high: float) -> Any:
+    """A numeric field with its documented range: every value outside it, NaN and infinity included, is refused
+    when the profile is built, before any data loads (`check_ranges`), and the hostile tests walk each bound."""
+    return field(default=default, metadata={"range": (low, high)})
+
+
+def ranges(cls: type) -> dict[str, tuple[float, float]]:
+    """The documented range of each bounded field of a profile dataclass."""
+    return {f.name: f.metadata["range"] for f in dataclasses.fields(cls) if "range" in f.metadata}
+
+
+def _bound(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
+class OutOfRange(AutoshieldError):
+    """A value outside its field's documented range; `_apply` prefixes the section it was set in."""
+
+
+def check_ranges(obj: Any) -> None:
+    """Refuse a value outside its field's range in one line that names the key and the range."""
+    for name, (low, high) in ranges(type(obj)).items():
+        value = getattr(obj, name)
+        if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+            continue  # `None` (the whole split) and wrong types are the type check's business (`_coerce`)
+        if not (math.isfinite(value) and low <= value <= high):
+            raise OutOfRange(f"{name} must be from {_bound(low)} to {_bound(high)}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How a classifier is trained (utility model, reference classifier)."""
 
-    epochs: int = 4
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    epochs: int = bounded(4, 1, 1_000)
+    batch_size: int = bounded(128, 1, 65_536)
+    lr: float = bounded(0.1, 1e-8, 10)
+    momentum: float = bounded(0.9, 0, 0.999)
+    weight_decay: float = bounded(5e-4, 0, 1)
     schedule: Literal["cosine", "onecycle"] = "onecycle"
     crop_flip: bool = True
     channels_last: bool = False
     amp: bool = True  # bf16 autocast; CUDA only
     compile: bool = False  # torch.compile; CUDA only
-    eval_batch_size: int = 500
+    eval_batch_size: int = bounded(500, 1, 65_536)
 
     def __post_init__(self) -> None:
-        _require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        _require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        check_ranges(self)
         _require(self.schedule in ("cosine", "onecycle"), f"unknown schedule {self.schedule!r} (cosine, onecycle)")
-        _require(self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
 
 
 @dataclass(frozen=True)
@@ -58,29 +86,24 @@ class AttackConfig:
     # quick: the cheapest budget measured at which Identity is recognised in >= 50 % of 50 held-out victims on
     # the default network (issue #13, benchmarks/RESULTS.md: 24 / 34 / 44 / 62 % at 300 / 600 / 1,000 / 1,500
     # iterations); paper uses 4,000
-    iterations: int = 1500
-    lr: float = 0.1
-    tv_weight: float = 1e-4
-    restarts: int = 1
+    iterations: int = bounded(1500, 1, 100_000)  # breaching's longest recipes run 24,000
+    lr: float = bounded(0.1, 1e-8, 10)
+    tv_weight: float = bounded(1e-4, 0, 10)
+    restarts: int = bounded(1, 1, 64)
     signed: bool = True  # Adam on the sign of the image gradient
     boxed: bool = True  # clamp to the valid image box after each step
     lr_decay: bool = True  # lr x0.1 at 3/8, 5/8, 7/8 of the iterations
     init: Literal["randn", "rand", "zeros"] = "randn"
-    batch_size: int = 16  # independent reconstructions optimised together
+    batch_size: int = bounded(16, 1, 4_096)  # independent reconstructions optimised together
     mode: Literal["auto", "unfold", "batched", "sequential"] = "auto"  # how per-problem gradients are formed
     target: Literal["init", "trained"] = "init"
-    leak_batch: int = 1  # images behind one observed gradient
+    leak_batch: int = bounded(1, 1, 256)  # images behind one observed gradient
 
     def __post_init__(self) -> None:
-        _require(self.iterations >= 1, f"attack iterations must be >= 1, got {self.iterations}")
-        _require(self.lr > 0, f"attack lr must be > 0, got {self.lr}")
-        _require(self.tv_weight >= 0, f"tv_weight must be >= 0, got {self.tv_weight}")
-        _require(self.restarts >= 1, f"restarts must be >= 1, got {self.restarts}")
+        check_ranges(self)
         _require(self.init in ("randn", "rand", "zeros"), f"unknown attack init {self.init!r}")
-        _require(self.batch_size >= 1, f"attack batch_size must be >= 1, got {self.batch_size}")
         _require(self.mode in ("auto", "unfold", "batched", "sequential"), f"unknown attack mode {self.mode!r}")
         _require(self.target in ("init", "trained"), f"unknown attack target {self.target!r} (init, trained)")
-        _require(self.leak_batch >= 1, f"leak_batch must be >= 1, got {self.leak_batch}")
 
 
 @dataclass(frozen=True)
@@ -88,31 +111,26 @@ class Profile:
     """Everything that determines a result. `None` subset sizes mean the whole split."""
 
     name: str = "custom"
-    seed: int = 0
-    width: int = 16
+    seed: int = bounded(0, 0, 2**32 - 1)  # numpy's and torch's seeds are 32-bit
+    width: int = bounded(16, 1, 256)  # ResNet-18's channels at the stem: 64 is the paper's 11.2 M parameters
     norm: Norm = "none"
-    train_per_class: int | None = 500
-    test_per_class: int | None = 200
-    images_per_label: int = 1  # victims per label a grid or search scores: slots [0, k) of the pool
-    victim_pool_per_label: int = 100  # held-out training images per label; the judge never trains on them
+    train_per_class: int | None = bounded(500, 1, 5_000)  # CIFAR-10 has 5,000 training images per label
+    test_per_class: int | None = bounded(200, 1, 1_000)  # and 1,000 test images
+    images_per_label: int = bounded(1, 1, 1_000)  # victims per label a grid or search scores: slots [0, k) of the pool
+    victim_pool_per_label: int = bounded(100, 1, 2_500)  # held-out images per label; the judge never trains on them
     device: str = "auto"
     train: TrainConfig = field(default_factory=TrainConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
-    reference_width: int = 16
-    reference_train_per_class: int | None = None  # None: all training images
+    reference_width: int = bounded(16, 1, 256)
+    reference_train_per_class: int | None = bounded(None, 1, 5_000)  # None: all training images
     reference: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10))
     # DP-SGD's recipe: the non-private schedule family, with an expected (Poisson) batch of the size DP work on
     # CIFAR-10 uses (Abadi et al. 256; larger batches need more epochs than a CPU profile has)
     dp_train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=256))
 
     def __post_init__(self) -> None:
-        _require(self.width >= 1, f"width must be >= 1, got {self.width}")
-        _require(self.reference_width >= 1, f"reference_width must be >= 1, got {self.reference_width}")
+        check_ranges(self)
         _require(self.norm in NORMS, f"unknown norm {self.norm!r} ({', '.join(NORMS)})")
-        for key in ("train_per_class", "test_per_class", "reference_train_per_class"):
-            value = getattr(self, key)
-            _require(value is None or value >= 1, f"{key} must be >= 1 or unset, got {value}")
-        _require(self.images_per_label >= 1, f"images_per_label must be >= 1, got {self.images_per_label}")
         _require(
             self.images_per_label <= self.victim_pool_per_label,
             f"images_per_label ({self.images_per_label}) must fit the victim pool "
@@ -203,7 +221,10 @@ def _apply(obj: Any, updates: dict[str, Any], prefix: str = "") -> Any:
             changes[key] = _apply(current, value, f"{path}.")
         else:
             changes[key] = _coerce(value, hints[key], path)
-    return dataclasses.replace(obj, **changes)
+    try:
+        return dataclasses.replace(obj, **changes)
+    except OutOfRange as error:  # a section's own check does not know where it sits in the profile
+        raise OutOfRange(f"{prefix}{error}") from None
 
 
 def _parse_assignment(text: str) -> dict[str, Any]:
@@ -236,10 +257,8 @@ def load_profile(name: str = "quick", *, toml_path: Path | None = None, override
     updates: dict[str, Any] = {}
     if toml_path is not None:
         try:
-            updates = tomllib.loads(Path(toml_path).read_text())
-        except FileNotFoundError:
-            raise AutoshieldError(f"profile file {str(toml_path)!r} does not exist") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            updates = tomllib.loads(read_text_file(toml_path, what="profile file"))
+        except tomllib.TOMLDecodeError as error:
             raise AutoshieldError(f"profile file {str(toml_path)!r} is not valid TOML: {error}") from None
     for assignment in overrides:
         updates = _merge(updates, _parse_assignment(assignment))

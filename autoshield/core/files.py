@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 import tempfile
 import time
@@ -31,6 +32,38 @@ def cache_dir() -> Path:
     """Where decoded data, reference classifiers and attack results are cached ($AUTOSHIELD_CACHE)."""
     env = os.environ.get("AUTOSHIELD_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "autoshield"
+
+
+TEXT_FILE_BYTES = 1_000_000  # a policy, space or profile file is a few hundred bytes; anything this large is not one
+
+
+def read_text_file(path: Path | str, *, what: str) -> str:
+    """A small UTF-8 file the user named (policy, search space, profile), or one line saying why it is not one:
+    missing, a folder, unreadable, too large, or binary."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise AutoshieldError(f"{what} {str(path)!r} is a folder, not a file")
+        if path.stat().st_size > TEXT_FILE_BYTES:
+            raise AutoshieldError(f"{what} {str(path)!r} is larger than {TEXT_FILE_BYTES:,} bytes: not a {what}")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise AutoshieldError(f"{what} {str(path)!r} does not exist") from None
+    except OSError as error:
+        raise AutoshieldError(f"cannot read {what} {str(path)!r}: {error.strerror or error}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AutoshieldError(f"{what} {str(path)!r} is not UTF-8 text (a binary file?)") from None
+    if "\x00" in text:
+        raise AutoshieldError(f"{what} {str(path)!r} holds NUL bytes: not a text file")
+    return text
+
+
+def file_stem(name: str) -> str:
+    """A study's name as the stem of the files named after it: letters, digits, `.`, `_` and `-`, anything else
+    `_`, so that no name writes outside its folder. The study itself keeps the name as given."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
 
 def writable_folder(path: Path) -> Path:

@@ -67,20 +67,38 @@ def phases(listener: Callable[[str], None]) -> Iterator[None]:
 
 
 _INTERRUPTED = threading.Event()
+EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell and a scheduler read as "terminated"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (Slurm, Kubernetes, systemd stopping a job): handled as Ctrl-C is, with its own exit status."""
 
 
 def _remember_interrupt(signum: int, frame: FrameType | None) -> None:
     _INTERRUPTED.set()
-    raise KeyboardInterrupt
+    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+
+def on_sigterm() -> None:
+    """SIGTERM raises `Terminated` in this process (a worker process, where `interruptible` is not entered)."""
+    signal.signal(signal.SIGTERM, _remember_interrupt)
 
 
 @contextmanager
 def interruptible() -> Iterator[None]:
-    """Ctrl-C raises KeyboardInterrupt as usual and is also remembered, so that `checkpoint` raises it again: Python
-    drops an exception raised while a weakref callback or finaliser runs ("Exception ignored in ..."), and CI saw
-    an interrupted search run on to the end that way. An ignored SIGINT (a background job) stays ignored."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    """Ctrl-C raises KeyboardInterrupt as usual (SIGTERM its subclass `Terminated`) and is also remembered, so that
+    `checkpoint` raises it again: Python drops an exception raised while a weakref callback or finaliser runs
+    ("Exception ignored in ..."), and CI saw an interrupted search run on to the end that way. An ignored SIGINT (a
+    background job) stays ignored; SIGTERM is always handled."""
+    if threading.current_thread() is not threading.main_thread():
         yield
+        return
+    terminate = signal.signal(signal.SIGTERM, _remember_interrupt)
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, terminate)
         return
     previous, report = signal.signal(signal.SIGINT, _remember_interrupt), sys.unraisablehook
 
@@ -93,6 +111,7 @@ def interruptible() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, terminate)
         sys.unraisablehook = report
         _INTERRUPTED.clear()
 

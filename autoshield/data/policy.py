@@ -19,6 +19,7 @@ from torchvision.transforms.v2 import Transform
 from torchvision.transforms.v2 import functional as F
 
 from autoshield.core.errors import AutoshieldError
+from autoshield.core.files import read_text_file
 from autoshield.data.cifar import CLASSES, Split
 from autoshield.data.ops import OPS, apply_op, check_magnitude, get_op, random_signs
 
@@ -60,6 +61,17 @@ class Cell:
 
 
 IDENTITY = Cell("Identity")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique: `{"cat": ..., "cat": ...}` is refused as the inline form is, instead of
+    the last entry silently winning."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise AutoshieldError(f"label {key!r} appears twice in the policy")
+        seen[key] = value
+    return seen
 
 
 @dataclass(frozen=True)
@@ -116,7 +128,7 @@ class Policy:
     @classmethod
     def from_json(cls, text: str) -> Policy:
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as error:
             raise AutoshieldError(f"policy JSON is malformed: {error}") from None
         if isinstance(data, dict) and isinstance(data.get("policy"), dict):
@@ -178,14 +190,15 @@ def transform_split(split: Split, policy: Policy, *, seed: int) -> Split:
 
 def load_policy_file(path: Path | str) -> Policy:
     try:
-        return Policy.from_json(Path(path).read_text())
-    except FileNotFoundError:
-        raise AutoshieldError(f"policy file {str(path)!r} does not exist") from None
+        return Policy.from_json(read_text_file(path, what="policy file"))
+    except AutoshieldError as error:
+        message = str(error)
+        raise AutoshieldError(message if str(path) in message else f"policy file {str(path)!r}: {message}") from None
 
 
 def policy_from_argument(text: str) -> Policy:
-    """A CLI `--policy`: a JSON file path or an inline policy string."""
-    if text.endswith(".json"):
+    """A CLI `--policy`: a JSON file path (`.json` in any case) or an inline policy string."""
+    if text.lower().endswith(".json"):
         return load_policy_file(text)
     return Policy.parse(text)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import tomllib
 
 from autoshield.core.errors import AutoshieldError
+from autoshield.core.files import read_text_file
 from autoshield.data.ops import OPS, check_magnitude, get_op
 from autoshield.data.policy import Cell
 
@@ -49,11 +50,11 @@ def load_search_space(name_or_path: str | Path) -> SearchSpace:
     """A built-in space by name (`randaugment14`, `poster14`) or a TOML file, validated."""
     path = Path(name_or_path)
     source = path if path.suffix == ".toml" else BUILT_IN / f"{name_or_path}.toml"
-    try:
-        data = tomllib.loads(source.read_text())
-    except FileNotFoundError:
+    if not source.exists():
         bundled = ", ".join(built_in_spaces())
-        raise AutoshieldError(f"search space {str(name_or_path)!r} not found (bundled: {bundled})") from None
+        raise AutoshieldError(f"search space {str(name_or_path)!r} not found (bundled: {bundled})")
+    try:
+        data = tomllib.loads(read_text_file(source, what="search space"))
     except tomllib.TOMLDecodeError as error:
         raise AutoshieldError(f"search space {path} is not valid TOML: {error}") from None
     if "cells" in data:

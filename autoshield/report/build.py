@@ -12,6 +12,7 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta
 from optuna.trial import FrozenTrial
 
+from autoshield.core.files import file_stem
 from autoshield.data.policy import IDENTITY
 from autoshield.report.attackers import attacker_cell_rows, survivor_rows
 from autoshield.report.cells import cell_rows
@@ -52,7 +53,7 @@ def _sheet(
     numbers repeat across studies, so the local file starts with the study's name."""
     for meta in get_all_artifact_meta(trial, storage=storage):
         if meta.filename.endswith(f"-{name}.png"):
-            path = folder / f"{study}-{meta.filename}"
+            path = folder / f"{file_stem(study)}-{file_stem(meta.filename)}"
             if not path.exists():
                 download_artifact(artifact_store=store, artifact_id=meta.artifact_id, file_path=str(path))
             return path

@@ -19,7 +19,7 @@ import torch
 
 from autoshield.core.errors import AutoshieldError
 from autoshield.core.files import cache_dir
-from autoshield.core.runtime import resolve_device
+from autoshield.core.runtime import EXIT_TERMINATED, Terminated, on_sigterm, resolve_device
 from autoshield.data.cifar import Cifar10, load_cifar10
 from autoshield.privacy.cache import AttackCache
 from autoshield.privacy.reference import reference_classifier
@@ -93,12 +93,15 @@ def _threads_per_worker(n_jobs: int) -> int:
 
 def _child(job: Job, worker: int, threads: int, device_name: str) -> None:
     quiet_optuna()
+    on_sigterm()  # the parent terminates its workers with SIGTERM: each fails its running trial and exits quietly
     torch.set_num_threads(threads)
     try:
         work(job, worker, device_name=device_name)
     except AutoshieldError as error:  # one line, not multiprocessing's traceback
         print(f"error: worker {worker}: {error}", file=sys.stderr)
         sys.exit(2)
+    except Terminated:
+        sys.exit(EXIT_TERMINATED)
 
 
 def run(

@@ -10,6 +10,7 @@ that have only a shared file system. Passwords never reach the terminal.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
 import warnings
@@ -23,6 +24,7 @@ from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrial
 from optuna.storages.journal import JournalFileBackend
 
 from autoshield.core.errors import AutoshieldError
+from autoshield.core.files import writable_folder
 from autoshield.study import heartbeat
 
 DEFAULT_STORAGE = "sqlite:///studies/autoshield.db"
@@ -39,7 +41,7 @@ class _OneLine(logging.Filter):
     reports itself."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[0] is KeyboardInterrupt:
+        if record.exc_info and issubclass(record.exc_info[0], KeyboardInterrupt):
             return False
         if record.getMessage().endswith("failed with value None."):
             return False
@@ -110,18 +112,25 @@ def default_artifacts(url: str) -> Path:
     return Path("studies/artifacts")
 
 
-def _check_sqlite_file(url: str, *, create: bool) -> None:
+def _check_sqlite_file(url: str, *, create: bool, writes: bool = True) -> None:
     """Refuse a file that is not SQLite, or a SQLite database of another program, before Optuna writes to it;
-    refuse a missing one unless `create`.
+    refuse a missing one unless `create`, and one this process cannot write unless the command only reads.
 
     The check opens the file read-write (never creating it) because a worker killed mid-write leaves a
     hot journal that only a read-write connection can roll back; reading the table list writes nothing else."""
     path = Path(url.removeprefix("sqlite:///"))
-    if not path.exists() or path.stat().st_size == 0:
-        if not create:
-            raise AutoshieldError(f"no study database at {path} (check --storage; nothing was created)")
-        path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = not path.exists() or path.stat().st_size == 0
+    if fresh and not create:
+        raise AutoshieldError(f"no study database at {path} (check --storage; nothing was created)")
+    if writes:  # SQLite writes its journal beside the database: the folder must take a new file too
+        writable_folder(path.parent)
+    if fresh:
         return
+    if writes:
+        try:  # SQLite would quietly open a write-protected file read-only and fail at the first trial
+            os.close(os.open(path, os.O_RDWR))
+        except OSError as error:
+            raise AutoshieldError(f"cannot write the study database {path}: {error.strerror or error}") from None
     try:
         with sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=30) as connection:
             tables = {row[0] for row in connection.execute("select name from sqlite_master where type='table'")}
@@ -131,11 +140,22 @@ def _check_sqlite_file(url: str, *, create: bool) -> None:
         raise AutoshieldError(f"{path} is a SQLite database of another program (no Optuna tables); not touching it")
 
 
-def open_storage(url: str | None = None, *, heartbeat: bool = True, create: bool = True) -> optuna.storages.BaseStorage:
+def check_storage(url: str) -> None:
+    """What can be checked of a storage without creating anything (a SQLite file's kind and whether this process can
+    write it and its folder), so that a study command refuses a bad one before the data loads."""
+    if url.startswith("sqlite:///"):
+        _check_sqlite_file(url, create=True)
+
+
+def open_storage(
+    url: str | None = None, *, heartbeat: bool = True, create: bool = True, writes: bool = True
+) -> optuna.storages.BaseStorage:
     """`sqlite:///…`, `postgresql+psycopg://…` (any SQLAlchemy URL) or `journal:PATH` for a shared file system.
 
     Commands that only read studies (`report`, `export`, `dashboard`, `confirm`) pass `create=False`: a mistyped
-    SQLite or journal path is then an error, not a new empty storage."""
+    SQLite or journal path is then an error, not a new empty storage. Those that never write (`report`, `export`)
+    also pass `writes=False`, so a read-only database serves them; every other command is refused one before it
+    starts work."""
     url = url or DEFAULT_STORAGE
     if url.startswith("journal:"):
         path = Path(url.removeprefix("journal:"))
@@ -145,7 +165,7 @@ def open_storage(url: str | None = None, *, heartbeat: bool = True, create: bool
         return JournalStorage(JournalFileBackend(str(path)))
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:///"):
-        _check_sqlite_file(url, create=create)
+        _check_sqlite_file(url, create=create, writes=writes)
         engine_kwargs = {"connect_args": {"timeout": 120}}  # workers queue for the lock instead of failing
     elif url.startswith("postgresql"):
         engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
@@ -180,6 +200,21 @@ def _rdb_storage(url: str, engine_kwargs: dict[str, Any], beating: bool) -> RDBS
                 raise
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def storage_failure(error: BaseException) -> str | None:
+    """The cause of a storage error raised mid-run (a read-only or full disk, a locked database) in one line, or
+    None when `error` did not come from the storage. Optuna chains the driver's message under a guess of its own
+    ("invalid data in the commit"); the deepest cause is the one that says what happened."""
+    chain: list[BaseException] = []
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    for cause in reversed(chain):
+        if isinstance(cause, sqlite3.Error) or type(cause).__module__.split(".")[0] in ("sqlalchemy", "psycopg"):
+            text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+            return text.removeprefix("(sqlite3.OperationalError) ")
+    return None
 
 
 def artifact_store(path: Path) -> FileSystemArtifactStore:

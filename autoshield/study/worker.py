@@ -16,6 +16,7 @@ import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from autoshield.core.errors import AutoshieldError
+from autoshield.core.runtime import Terminated
 from autoshield.study.heartbeat import recover_dead_workers
 from autoshield.study.records import duplicate_of, mark_failed, mark_surplus
 
@@ -74,6 +75,9 @@ def run_worker(
         except AutoshieldError as error:
             mark_failed(trial, str(error))
             failures.append(str(error))
+            raise
+        except KeyboardInterrupt as stop:  # Optuna fails the trial and re-raises; the reason says who stopped it
+            mark_failed(trial, "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted (Ctrl-C)")
             raise
         failures.clear()
         return values
