@@ -1,7 +1,9 @@
-"""Issue #18's hostile-input table: every case run as a user would (a fresh `autoshield` process), with its exit
-code, its stderr, whether a traceback or a secret was printed, and whether the studies are intact afterwards.
+"""The hostile-input table (issues #18, #32): every hand-picked case run as a user would (a fresh `autoshield`
+process), with its exit code, its stderr, whether a traceback or a secret was printed, and whether the studies are
+intact afterwards; then the generated walk of `tests/test_hostile_walk.py` (every profile key and every option
+through its type's boundary values), counted per key and option with its run time.
 
-python benchmarks/hostile_table.py --out benchmarks/reports/hostile-2026-11-29.md   (synthetic data, smoke)
+python benchmarks/hostile_table.py --out benchmarks/reports/hostile-2026-12-03.md   (synthetic data, smoke)
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.conftest import write_image_folder  # noqa: E402 - the tests' synthetic CIFAR-10
 from tests.test_hostile import CASES, write_bad_files  # noqa: E402 - the parametrised cases, as processes
+from tests.test_hostile_walk import OPTION_CASES, PROFILE_CASES  # noqa: E402 - the generated walk
 
 SECRETS = ("s3cret", "ngPW", "hunter2")
 EXTRA = {  # beyond the test module's cases: commands whose failure must also be one line
@@ -62,6 +65,58 @@ EXTRA = {  # beyond the test module's cases: commands whose failure must also be
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "absent"
+
+
+def walk_section() -> str:
+    """The generated walk, in-process: each profile value through `load_profile`, each option value through the
+    parser; per key or option, how many values were accepted and how many refused, and whether every refusal was
+    one line."""
+    import contextlib
+    import io
+    import time
+
+    from autoshield.cli.app import build_parser
+    from autoshield.core.config import load_profile
+    from autoshield.core.errors import AutoshieldError
+
+    start = time.perf_counter()
+    counts: dict[str, list[int]] = {}
+    multiline = 0
+    for key, value in PROFILE_CASES:
+        row = counts.setdefault(f"--set {key}", [0, 0])
+        try:
+            load_profile("smoke", overrides=(f"{key}={value}",))
+            row[0] += 1
+        except AutoshieldError as error:
+            row[1] += 1
+            multiline += "\n" in str(error)
+    parser = build_parser()
+    for command, option, value in OPTION_CASES:
+        row = counts.setdefault(f"{command} {option}", [0, 0])
+        err = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(err):
+                parser.parse_args([command, option, value])
+            row[0] += 1
+        except SystemExit:
+            row[1] += 1
+            multiline += err.getvalue().count("\n") != 1
+    seconds = time.perf_counter() - start
+    total = len(PROFILE_CASES) + len(OPTION_CASES)
+    refused = sum(r[1] for r in counts.values())
+    lines = [
+        "## The generated walk (`tests/test_hostile_walk.py`)\n\n",
+        f"{total} cases ({len(PROFILE_CASES)} profile values over {len({k for k, _ in PROFILE_CASES})} keys, "
+        f"{len(OPTION_CASES)} option values over {len({(c, o) for c, o, _ in OPTION_CASES})} options) in "
+        f"{seconds:.1f} s in-process: {refused} refused, {total - refused} accepted, {multiline} refusals longer "
+        "than one line. Accepted values lie inside their documented range (the test checks it); refused ones "
+        "reach the user as one `error:` line with exit 2 before any data loads (the test runs each through the "
+        "command line).\n\n",
+        "| key or option | accepted | refused |\n",
+        "|---|---|---|\n",
+    ]
+    lines += [f"| `{name}` | {a} | {r} |\n" for name, (a, r) in counts.items()]
+    return "".join(lines)
 
 
 def main() -> None:
@@ -128,7 +183,14 @@ def main() -> None:
         f"{sum(row[6] == 'yes' for row in rows)} left the study intact; exit 0: {zero or 'none'}\n"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("# Hostile input (issue #18)\n\n" + summary + "\n" + "".join(lines))
+    args.out.write_text(
+        "# Hostile input (issues #18, #32)\n\n## Hand-picked cases, each a fresh process\n\n"
+        + summary
+        + "\n"
+        + "".join(lines)
+        + "\n"
+        + walk_section()
+    )
     print(summary)
 
 

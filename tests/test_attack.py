@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch.nn import functional as F
@@ -209,8 +211,11 @@ def test_bad_inputs(model, victims):
 def test_non_finite_reconstruction_is_reported_failed(model, victims):
     images, labels = victims
     gradients = leak_gradients(model, normalize(images), labels)
-    exploding = GradientInversion(AttackConfig(iterations=2, lr=float("inf"), boxed=False), box=image_box())
-    result = exploding.reconstruct(model, gradients, labels)
+    exploding = copy.deepcopy(model)  # a network whose outputs overflow: every step of the inversion is non-finite
+    with torch.no_grad():
+        for parameter in exploding.parameters():
+            parameter.mul_(1e30)
+    result = GradientInversion(AttackConfig(iterations=2), box=image_box()).reconstruct(exploding, gradients, labels)
     assert result.failed.all()
 
 

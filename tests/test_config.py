@@ -26,7 +26,7 @@ def test_presets_and_overrides(tmp_path):
         (("width=0",), "width must be from 1 to 256, got 0"),
         (("width=100000",), "width must be from 1 to 256, got 100000"),
         (("attack.iterations=1000000000000",), "attack.iterations must be from 1 to 100,000, got 1000000000000"),
-        (("train.lr=nan",), "train.lr must be from 1e-08 to 10, got nan"),
+        (("train.lr=nan",), "train.lr must be from 1e-08 to 1,000, got nan"),
         (("reference.epochs=inf",), "reference.epochs must be int"),
         (("dp_train.batch_size=-1",), "dp_train.batch_size must be from 1 to 65,536"),
         (("seed=-1",), "seed must be from 0 to 4,294,967,295"),

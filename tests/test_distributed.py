@@ -148,7 +148,7 @@ def test_killed_baseline_finishes_only_missing_sigmas(tmp_path, data_root, refer
 def test_diverging_trials_fail_with_reason_and_stop(tmp_path, data_root, space, reference_ready, capsys):
     db = f"sqlite:///{tmp_path / 's.db'}"
     args = ["search", "--trials", "4", "--profile", "smoke", "--space", str(space), "--storage", db,
-            "--data-root", str(data_root), "--set", "train.lr=1e30"]  # fmt: skip
+            "--data-root", str(data_root), "--set", "train.lr=1000"]  # fmt: skip
     assert main(args) == 2
     assert "3 trials in a row failed" in capsys.readouterr().err
     failed = [t for t in _study(db, "autoshield-search").trials if t.state == TrialState.FAIL]

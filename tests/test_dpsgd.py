@@ -137,7 +137,7 @@ def test_train_dp_smoke(data: Cifar10) -> None:
 
 def test_train_dp_reports_divergence(data: Cifar10) -> None:
     with pytest.raises(AutoshieldError, match="DP-SGD diverged: loss is nan in epoch 1"):
-        _smoke_train(data, config=TrainConfig(epochs=1, batch_size=32, lr=1e12, eval_batch_size=100))
+        _smoke_train(data, config=TrainConfig(epochs=1, batch_size=32, lr=1000.0, eval_batch_size=100))
 
 
 @pytest.mark.parametrize(

@@ -100,7 +100,7 @@ CASES = {
     "more workers than cores": (["grid", "--n-jobs", "4096"], "must be from 1 to"),
     "attack iterations without bound": (["grid", "--set", "attack.iterations=1000000000000"], "from 1 to 100,000"),
     "a width no memory holds": (["attack", "--set", "width=100000"], "width must be from 1 to 256, got 100000"),
-    "NaN learning rate": (["train", "--set", "train.lr=nan"], "train.lr must be from 1e-08 to 10, got nan"),
+    "NaN learning rate": (["train", "--set", "train.lr=nan"], "train.lr must be from 1e-08 to 1,000, got nan"),
     "binary policy file": (["attack", "--policy", "{F}/binary.json"], "is not UTF-8 text"),
     "binary profile file": (["grid", "--config", "{F}/binary.json"], "is not UTF-8 text"),
     "binary search space": (["grid", "--space", "{F}/binary.toml"], "is not UTF-8 text"),
@@ -108,6 +108,21 @@ CASES = {
     "upper-case .JSON is JSON": (["attack", "--policy", "{F}/bad.JSON"], "policy JSON is malformed"),
     "a policy file that is a folder": (["attack", "--policy", "{F}/broken_data.json"], "does not exist"),
     "port out of range": (["dashboard", "--port", "70000"], "must be from 1 to 65,535, got 70,000"),
+    "workers that cannot fit in memory": (
+        [
+            "grid",
+            "--n-jobs",
+            "2",
+            "--set",
+            "width=256",
+            "--set",
+            "images_per_label=10",
+            "--set",
+            "attack.batch_size=100",
+        ],
+        "GB available: use --n-jobs 1",
+    ),
+    "a device that is a path": (["train", "--set", "device='../x'"], "unknown device '../x'"),
 }
 
 
@@ -214,3 +229,28 @@ def test_a_damaged_cache_is_moved_aside_in_one_line_and_rebuilt(data_root, tmp_p
     assert len(list((tmp_path / "attacks").glob("*/*.pt.damaged-*"))) == 2
     assert all(path.exists() for path in attack[:2])  # recomputed and stored again
     assert main(args) == 0 and "damaged" not in capsys.readouterr().err  # rebuilt and verified
+
+
+def test_a_storage_failure_mid_run_is_told_by_its_cause(tmp_path):
+    """Issue #32: Optuna wraps the driver's error in a guess ("invalid data in the commit"); the user is told the
+    deepest cause: a locked database, a full disk, a read-only file."""
+    import sqlalchemy.exc
+    from optuna.exceptions import StorageInternalError
+
+    from autoshield.study.storage import storage_failure
+
+    for cause in ("database is locked", "database or disk is full", "attempt to write a readonly database"):
+        try:
+            try:
+                try:
+                    raise sqlite3.OperationalError(cause)
+                except sqlite3.OperationalError as driver:
+                    raise sqlalchemy.exc.OperationalError("INSERT ...", {}, driver) from driver
+            except sqlalchemy.exc.OperationalError as error:
+                raise StorageInternalError(
+                    "An exception is raised during the commit. This typically happens "
+                    "due to invalid data in the commit, e.g. exceeding max length."
+                ) from error
+        except StorageInternalError as error:
+            assert storage_failure(error) == cause
+    assert storage_failure(ValueError("not the storage")) is None

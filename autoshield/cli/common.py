@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from autoshield.core.config import PRESETS, Profile, load_profile
+from autoshield.core.errors import AutoshieldError
 from autoshield.data.cifar import Cifar10, default_data_root, load_cifar10
 
 T = TypeVar("T")
@@ -104,6 +105,23 @@ def study_name_arg(text: str) -> str:
     return text
 
 
+def storage_url_arg(text: str) -> str:
+    """An argparse type: a storage URL of a kind autoshield opens (`sqlite:///FILE`, a SQLAlchemy server URL such as
+    `postgresql+psycopg://…`, or `journal:FILE`), refused in one line before any work otherwise."""
+    kinds = "sqlite:///FILE, postgresql+psycopg://USER@HOST/DB or journal:FILE"
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise argparse.ArgumentTypeError("a storage URL cannot hold control characters")
+    if text.startswith("sqlite:///") and len(text) > len("sqlite:///"):
+        return text
+    if text.startswith("journal:") and len(text) > len("journal:"):
+        return text
+    scheme, sep, rest = text.partition("://")
+    if sep and rest and scheme.split("+")[0] in ("postgresql", "mysql", "mariadb", "oracle", "mssql", "cockroachdb"):
+        return text
+    shown = text if len(text) <= 40 and "@" not in text else "the URL given"  # never echo a password
+    raise argparse.ArgumentTypeError(f"{shown!r} is not a storage URL autoshield opens: use {kinds}")
+
+
 def add_data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-root",
@@ -133,6 +151,7 @@ def add_profile_args(parser: argparse.ArgumentParser) -> None:
 def add_study_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage",
+        type=storage_url_arg,
         default=None,
         help="Optuna storage URL: sqlite:///studies/autoshield.db (default), postgresql+psycopg://user@host/db, "
         "or journal:PATH for a shared file system. A URL with a password is better given as $AUTOSHIELD_STORAGE, "
@@ -167,7 +186,14 @@ def storage_of(args: argparse.Namespace) -> str:
     default SQLite file."""
     from autoshield.study.storage import DEFAULT_STORAGE
 
-    return args.storage or os.environ.get("AUTOSHIELD_STORAGE") or DEFAULT_STORAGE
+    if args.storage:
+        return args.storage
+    if url := os.environ.get("AUTOSHIELD_STORAGE"):
+        try:
+            return storage_url_arg(url)
+        except argparse.ArgumentTypeError as error:
+            raise AutoshieldError(f"$AUTOSHIELD_STORAGE: {error}") from None
+    return DEFAULT_STORAGE
 
 
 def artifacts_of(args: argparse.Namespace) -> Path:

@@ -102,6 +102,7 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
     devices = launch.worker_devices(  # before anything is loaded or written
         n_jobs=args.n_jobs, workers_per_gpu=args.workers_per_gpu, gpus=gpu_count(), device=job.profile.device
     )
+    launch.check_memory(job.profile, devices)
     writable_folder(Path(job.artifacts))  # before a trial's work, not after it
     check_storage(job.storage)  # a foreign, corrupt or read-only database, before the data loads
     data = data_of(args)

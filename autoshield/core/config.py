@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -64,7 +65,7 @@ class TrainConfig:
 
     epochs: int = bounded(4, 1, 1_000)
     batch_size: int = bounded(128, 1, 65_536)
-    lr: float = bounded(0.1, 1e-8, 10)
+    lr: float = bounded(0.1, 1e-8, 1_000)  # far past any recipe; large enough to provoke a divergence on purpose
     momentum: float = bounded(0.9, 0, 0.999)
     weight_decay: float = bounded(5e-4, 0, 1)
     schedule: Literal["cosine", "onecycle"] = "onecycle"
@@ -131,6 +132,10 @@ class Profile:
     def __post_init__(self) -> None:
         check_ranges(self)
         _require(self.norm in NORMS, f"unknown norm {self.norm!r} ({', '.join(NORMS)})")
+        _require(
+            re.fullmatch(r"auto|cpu|mps|cuda(:\d{1,3})?", self.device) is not None,
+            f"unknown device {self.device!r} (auto, cpu, cuda, cuda:N)",
+        )
         _require(
             self.images_per_label <= self.victim_pool_per_label,
             f"images_per_label ({self.images_per_label}) must fit the victim pool "

@@ -17,10 +17,11 @@ from pathlib import Path
 import optuna
 import torch
 
+from autoshield.core.config import Profile
 from autoshield.core.errors import AutoshieldError
 from autoshield.core.files import cache_dir
 from autoshield.core.runtime import EXIT_TERMINATED, Terminated, on_sigterm, resolve_device
-from autoshield.data.cifar import Cifar10, load_cifar10
+from autoshield.data.cifar import CLASSES, Cifar10, load_cifar10
 from autoshield.privacy.cache import AttackCache
 from autoshield.privacy.reference import reference_classifier
 from autoshield.study.catalog import open_study
@@ -84,6 +85,52 @@ def worker_devices(*, n_jobs: int, workers_per_gpu: int | None, gpus: int, devic
     if device not in ("auto", "cuda"):
         raise AutoshieldError(f"--workers-per-gpu places workers on every GPU itself: drop --device {device}")
     return [f"cuda:{i % gpus}" for i in range(workers_per_gpu * gpus)]
+
+
+# A CPU worker's peak resident memory, fitted to `/usr/bin/time` on the 2-core VM (torch 2.14.1, 2026-12-03,
+# benchmarks/FINDINGS.md): 1.05 GB for the interpreter, torch and decoded CIFAR-10; 17 MB per image attacked at
+# once at width 16 (1.22 GB at 10, 1.90 GB at 50) and 46 MB at width 32 (1.49 and 3.32 GB), about width^1.5; a
+# training batch of 128 adds 0.24 GB at width 16 and 0.54 GB at width 32.
+_BASE_BYTES = 1.05e9
+_ATTACK_BYTES_PER_IMAGE = 17e6  # at width 16
+_TRAIN_BYTES_PER_IMAGE = 1.9e6  # at width 16
+
+
+def worker_memory(profile: Profile) -> int:
+    """Bytes one CPU worker is expected to need at its peak: the attack on as many victims as it batches, or one
+    training batch, whichever is larger (an estimate from the measurements above, rounded up by the exponent)."""
+    scale = (max(profile.width, profile.reference_width) / 16) ** 1.5
+    victims = len(CLASSES) * profile.images_per_label
+    attack = min(profile.attack.batch_size * profile.attack.leak_batch, victims) * _ATTACK_BYTES_PER_IMAGE
+    train = max(profile.train.batch_size, profile.dp_train.batch_size) * _TRAIN_BYTES_PER_IMAGE
+    return int(_BASE_BYTES + scale * max(attack, train))
+
+
+def available_memory() -> int | None:
+    """What the kernel says new processes can have without swapping (`MemAvailable`); None where it does not say."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def check_memory(profile: Profile, devices: Sequence[str]) -> None:
+    """Refuse, before anything starts, more CPU workers than this machine's free memory holds at `profile`."""
+    cpu_workers = sum(1 for d in devices if resolve_device(d).type == "cpu")
+    free = available_memory()
+    if cpu_workers < 2 or free is None:
+        return
+    each = worker_memory(profile)
+    if cpu_workers * each > free:
+        fits = max(1, free // each)
+        raise AutoshieldError(
+            f"{cpu_workers} workers at profile {profile.name} need about {cpu_workers * each / 1e9:.1f} GB "
+            f"({each / 1e9:.1f} GB each, estimated) and this machine has {free / 1e9:.1f} GB available: "
+            f"use --n-jobs {fits}"
+        )
 
 
 def _threads_per_worker(n_jobs: int) -> int:
