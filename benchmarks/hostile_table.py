@@ -162,7 +162,7 @@ def main() -> None:
         rows.append(
             (
                 name,
-                " ".join(argv) or "(none)",
+                " ".join(a.encode("unicode_escape").decode() if not a.isprintable() else a for a in argv) or "(none)",
                 result.returncode,
                 len(err.splitlines()),
                 "yes" if "Traceback" in err else "no",
