@@ -82,24 +82,45 @@ class Claim:
         return self.only_arm != NOT_RECORDED
 
 
-def _typed(cls: type, table: dict, where: str) -> object:
-    names = {f.name for f in fields(cls)}
-    required = {f.name for f in fields(cls) if f.default is MISSING}
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "dict | None": dict}
+
+
+def _typed(cls: type, table: object, where: str) -> object:
+    """One [[family]] or [[claim]] table as its dataclass, or one line saying what is wrong with it."""
+    if not isinstance(table, dict):
+        raise SystemExit(f"{where}: expected a table, got {table!r}")
+    names = {f.name: f for f in fields(cls)}
+    required = {name for name, f in names.items() if f.default is MISSING}
     if missing := sorted(required - set(table)):
         raise SystemExit(f"{where}: missing {', '.join(missing)}")
-    if extra := sorted(set(table) - names):
+    if extra := sorted(set(table) - set(names)):
         raise SystemExit(f"{where}: unknown {', '.join(extra)}")
+    for name, value in table.items():
+        wanted = _TYPES[str(names[name].type)]
+        ok = isinstance(value, wanted) and (wanted is bool or not isinstance(value, bool))
+        if wanted is float and isinstance(value, int) and not isinstance(value, bool):
+            ok, table[name] = True, float(value)
+        if not ok:
+            raise SystemExit(f"{where}: {name} must be {wanted.__name__}, got {value!r}")
     return cls(**table)
 
 
 def load(path: Path) -> tuple[dict[str, Family], list[Claim]]:
     try:
         data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as error:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise SystemExit(f"{path}: {error}") from None
-    families = [_typed(Family, t, f"{path} family {t.get('id', '?')}") for t in data.get("family", [])]
-    claims = [_typed(Claim, t, f"{path} claim {t.get('id', '?')}") for t in data.get("claim", [])]
+    tables = {key: data.get(key, []) for key in ("family", "claim")}
+    for key, value in tables.items():
+        if not isinstance(value, list):
+            raise SystemExit(f"{path}: {key} must be an array of tables ([[{key}]])")
+    families = [_typed(Family, t, f"{path} family {_id(t)}") for t in tables["family"]]
+    claims = [_typed(Claim, t, f"{path} claim {_id(t)}") for t in tables["claim"]]
     return {f.id: f for f in families}, claims
+
+
+def _id(table: object) -> str:
+    return str(table.get("id", "?")) if isinstance(table, dict) else "?"
 
 
 def two_digits(p: float) -> float:
@@ -120,16 +141,22 @@ def _from_victims(claim: Claim, root: Path) -> list[str]:
     try:
         with path.open(newline="") as handle:
             rows = list(csv.DictReader(handle))
-    except OSError as error:
-        return [f"{claim.id}: cannot read {claim.victims_csv}: {error.strerror or error}"]
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        return [f"{claim.id}: cannot read {claim.victims_csv}: {getattr(error, 'strerror', None) or error}"]
     if not claim.arm_rows or not claim.baseline_rows:
         return [f"{claim.id}: victims_csv needs arm_rows and baseline_rows"]
-
-    def select(where: dict) -> dict[str, bool]:
+    if rows and not {"index", "recognised"} <= set(rows[0]):
+        return [f"{claim.id}: {claim.victims_csv} is not an `autoshield export --victims` file"]
+    selections = []
+    for name, where in (("arm_rows", claim.arm_rows), ("baseline_rows", claim.baseline_rows)):
         chosen = [r for r in rows if all(r.get(k) == str(v) for k, v in where.items())]
-        return {r["index"]: r["recognised"] == "1" for r in chosen}
-
-    arm, base = select(claim.arm_rows), select(claim.baseline_rows)
+        if len({r["index"] for r in chosen}) != len(chosen):  # one verdict per victim, or the counts mean nothing
+            return [
+                f"{claim.id}: {name} selects {len(chosen)} rows for {len({r['index'] for r in chosen})} victims; "
+                "name the study, source, setting and attacker"
+            ]
+        selections.append({r["index"]: r["recognised"] == "1" for r in chosen})
+    arm, base = selections
     shared = sorted(set(arm) & set(base))
     found = {
         "k": sum(arm[i] for i in shared),
@@ -167,6 +194,9 @@ def check(families: dict[str, Family], claims: list[Claim], *, root: Path = ROOT
             problems.append(f"{c.id}: direction {c.direction!r} is not fewer or more")
         if c.victims_csv:
             problems += _from_victims(c, root)
+        if min(c.only_arm, c.only_baseline) < 0 and (c.only_arm, c.only_baseline) != (NOT_RECORDED, NOT_RECORDED):
+            problems.append(f"{c.id}: only_arm and only_baseline are counts (>= 0), or both -1 when not recorded")
+            continue
         if not c.tested:
             if c.status != "withheld":
                 problems.append(f"{c.id}: its discordant pairs are not recorded, so it can only be withheld")
@@ -194,14 +224,18 @@ def expected_status(claim: Claim, by_id: dict[str, Claim], holm_p: dict[str, flo
     if claim.direction == "more" or claim.fresh:
         return "supported"
     confirmation = by_id.get(claim.confirmed_by)
-    if confirmation is None:
+    if confirmation is None or not confirmation.tested:
         return "withheld"
     return "supported" if significant(confirmation, holm_p.get(confirmation.id, 1.0)) else "not supported"
 
 
 def _status(claim: Claim, by_id: dict[str, Claim], holm_p: dict[str, float]) -> list[str]:
-    if claim.confirmed_by and claim.confirmed_by not in by_id:
-        return [f"{claim.id}: confirmed_by names no claim {claim.confirmed_by!r}"]
+    if claim.confirmed_by:
+        confirmation = by_id.get(claim.confirmed_by)
+        if confirmation is None:
+            return [f"{claim.id}: confirmed_by names no claim {claim.confirmed_by!r}"]
+        if confirmation.id == claim.id or not confirmation.fresh or confirmation.direction != claim.direction:
+            return [f"{claim.id}: confirmed_by must name another claim, on fresh victims, in the same direction"]
     wanted = expected_status(claim, by_id, holm_p)
     if claim.status != wanted:
         return [f"{claim.id}: status is {claim.status!r}; its numbers give {wanted!r}"]
@@ -237,7 +271,8 @@ def render(families: dict[str, Family], claims: list[Claim], *, links: Path = Pa
         family = f"{_p(c.p)} · {_p(c.p_family)} over `{c.family}` ({sizes.get(c.family, 0)})"
         setting = f"{c.attacker} · {c.judge} · `{c.profile}` ({c.fingerprint}) · slots {c.slots}"
         victims = f"[per-victim CSV]({link(c.victims_csv)})" if c.victims_csv else "per-victim data not kept"
-        source = f"`{c.command}`; {c.date}, {c.commit}, {c.machine}; [report]({link(c.report)}); {victims}"
+        report = f"[report]({link(c.report)})" if c.report else "no report"
+        source = f"`{c.command}`; {c.date}, {c.commit}, {c.machine}; {report}; {victims}"
         lines.append(f"| {c.topic} | {c.claim} | {status} | {evidence} | {family} | {setting} | {source} |")
     lines += ["", "Families (Holm runs over every claim of a family, across studies; unrecorded pairs count as p = 1):"]
     lines += [""]

@@ -128,6 +128,8 @@ def _toml(claims: list[dict], families: tuple[str, ...] = ("f",)) -> str:
     def value(v) -> str:
         if isinstance(v, dict):
             return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
+        if isinstance(v, bool):
+            return "true" if v else "false"
         return f'"{v}"' if isinstance(v, str) else repr(v)
 
     text = "".join(f'[[family]]\nid = "{f}"\ntitle = "a family"\nwhy = "a test"\n\n' for f in families)
@@ -205,7 +207,24 @@ def test_recompute_catches_a_misread_p_a_short_family_and_an_unearned_status(tmp
     claims[0]["status"] = "supported"  # significant, but never re-tested on fresh victims
     assert any("c0: status is 'supported'; its numbers give 'withheld'" in p for p in _check(tmp_path, claims))
     confirmation = _claim(id="fresh", family="g", k=5, n=50, baseline_k=14, baseline_n=50, only_arm=1, only_baseline=10)
-    confirmation.update(p=recompute.two_digits(recompute.mcnemar_exact(1, 10)), status="withheld", why="unconfirmed")
+    confirmation.update(p=recompute.two_digits(recompute.mcnemar_exact(1, 10)), status="supported", fresh=True)
     confirmation["p_family"] = confirmation["p"]
     claims[0]["confirmed_by"] = "fresh"
     assert _check(tmp_path, [*claims, confirmation], families=("f", "g")) == []
+
+
+def test_recompute_refuses_a_self_confirmation_an_ambiguous_selection_and_a_malformed_ledger(grid, tmp_path):
+    claim = _claim(k=5, n=50, baseline_k=14, baseline_n=50, only_arm=1, only_baseline=10, fresh=False)
+    claim.update(p=recompute.two_digits(recompute.mcnemar_exact(1, 10)), status="supported", confirmed_by="c")
+    claim["p_family"] = claim["p"]
+    assert any("confirmed_by must name another claim" in p for p in _check(tmp_path, [claim]))
+    _export(grid, tmp_path / "victims.csv")
+    paired = _paired_claim(grid)
+    paired["arm_rows"] = {"source": "Rotate:9"}  # three attackers' rows for each victim
+    assert any("arm_rows selects 30 rows for 10 victims" in p for p in _check(tmp_path, [paired]))
+    (tmp_path / "findings.toml").write_text('family = "x"\n')
+    with pytest.raises(SystemExit, match="family must be an array of tables"):
+        recompute.load(tmp_path / "findings.toml")
+    (tmp_path / "findings.toml").write_text(_toml([{**claim, "k": "2"}]))
+    with pytest.raises(SystemExit, match="k must be int"):
+        recompute.load(tmp_path / "findings.toml")

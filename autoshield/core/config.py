@@ -55,7 +55,7 @@ def check_ranges(obj: Any) -> None:
         value = getattr(obj, name)
         if value is None or isinstance(value, bool) or not isinstance(value, int | float):
             continue  # `None` (the whole split) and wrong types are the type check's business (`_coerce`)
-        if not (math.isfinite(value) and low <= value <= high):
+        if not ((isinstance(value, int) or math.isfinite(value)) and low <= value <= high):  # a huge int is no float
             raise OutOfRange(f"{name} must be from {_bound(low)} to {_bound(high)}, got {value!r}")
 
 

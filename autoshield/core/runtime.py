@@ -74,9 +74,13 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (Slurm, Kubernetes, systemd stopping a job): handled as Ctrl-C is, with its own exit status."""
 
 
+_STOPPED_BY: list[type[KeyboardInterrupt]] = [KeyboardInterrupt]  # which signal `checkpoint` raises again
+
+
 def _remember_interrupt(signum: int, frame: FrameType | None) -> None:
+    _STOPPED_BY[0] = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
     _INTERRUPTED.set()
-    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    raise _STOPPED_BY[0]
 
 
 def on_sigterm() -> None:
@@ -99,6 +103,7 @@ def interruptible() -> Iterator[None]:
             yield
         finally:
             signal.signal(signal.SIGTERM, terminate)
+            _INTERRUPTED.clear()
         return
     previous, report = signal.signal(signal.SIGINT, _remember_interrupt), sys.unraisablehook
 
@@ -119,7 +124,7 @@ def interruptible() -> Iterator[None]:
 def checkpoint() -> None:
     """Raise a remembered Ctrl-C that an earlier KeyboardInterrupt failed to deliver (`interruptible`)."""
     if _INTERRUPTED.is_set():
-        raise KeyboardInterrupt
+        raise _STOPPED_BY[0]
 
 
 def phase(text: str) -> None:

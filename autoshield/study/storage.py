@@ -206,10 +206,13 @@ def storage_failure(error: BaseException) -> str | None:
     """The cause of a storage error raised mid-run (a read-only or full disk, a locked database) in one line, or
     None when `error` did not come from the storage. Optuna chains the driver's message under a guess of its own
     ("invalid data in the commit"); the deepest cause is the one that says what happened."""
+    def storage_kind(e: BaseException) -> bool:
+        return isinstance(e, sqlite3.Error) or type(e).__module__.split(".")[0] in ("sqlalchemy", "psycopg", "optuna")
+
     chain: list[BaseException] = []
-    while error is not None and error not in chain:
+    while error is not None and error not in chain and storage_kind(error):  # an unrelated error is never hidden
         chain.append(error)
-        error = error.__cause__ or error.__context__
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
     for cause in reversed(chain):
         if isinstance(cause, sqlite3.Error) or type(cause).__module__.split(".")[0] in ("sqlalchemy", "psycopg"):
             text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
