@@ -206,6 +206,7 @@ def storage_failure(error: BaseException) -> str | None:
     """The cause of a storage error raised mid-run (a read-only or full disk, a locked database) in one line, or
     None when `error` did not come from the storage. Optuna chains the driver's message under a guess of its own
     ("invalid data in the commit"); the deepest cause is the one that says what happened."""
+
     def storage_kind(e: BaseException) -> bool:
         return isinstance(e, sqlite3.Error) or type(e).__module__.split(".")[0] in ("sqlalchemy", "psycopg", "optuna")
 
