@@ -79,7 +79,8 @@ class Claim:
 
     @property
     def tested(self) -> bool:
-        return self.only_arm != NOT_RECORDED
+        """Its discordant pairs are counts a test can run on (a malformed count is reported, never tested)."""
+        return self.only_arm >= 0 and self.only_baseline >= 0
 
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "dict | None": dict}

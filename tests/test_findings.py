@@ -222,6 +222,8 @@ def test_recompute_refuses_a_self_confirmation_an_ambiguous_selection_and_a_malf
     paired = _paired_claim(grid)
     paired["arm_rows"] = {"source": "Rotate:9"}  # three attackers' rows for each victim
     assert any("arm_rows selects 30 rows for 10 victims" in p for p in _check(tmp_path, [paired]))
+    malformed = {**claim, "only_arm": -2, "confirmed_by": "", "status": "withheld", "why": "unconfirmed"}
+    assert any("only_arm and only_baseline are counts" in p for p in _check(tmp_path, [malformed]))
     (tmp_path / "findings.toml").write_text('family = "x"\n')
     with pytest.raises(SystemExit, match="family must be an array of tables"):
         recompute.load(tmp_path / "findings.toml")
