@@ -207,15 +207,16 @@ def storage_failure(error: BaseException) -> str | None:
     None when `error` did not come from the storage. Optuna chains the driver's message under a guess of its own
     ("invalid data in the commit"); the deepest cause is the one that says what happened."""
 
-    def storage_kind(e: BaseException) -> bool:
-        return isinstance(e, sqlite3.Error) or type(e).__module__.split(".")[0] in ("sqlalchemy", "psycopg", "optuna")
+    def from_driver(e: BaseException, *, or_optuna: bool = False) -> bool:
+        drivers = ("sqlalchemy", "psycopg", "optuna") if or_optuna else ("sqlalchemy", "psycopg")
+        return isinstance(e, sqlite3.Error) or type(e).__module__.split(".")[0] in drivers
 
-    chain: list[BaseException] = []
-    while error is not None and error not in chain and storage_kind(error):  # an unrelated error is never hidden
+    chain: list[BaseException] = []  # an unrelated error is never hidden: the chain holds storage errors only
+    while error is not None and error not in chain and from_driver(error, or_optuna=True):
         chain.append(error)
         error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
     for cause in reversed(chain):
-        if isinstance(cause, sqlite3.Error) or type(cause).__module__.split(".")[0] in ("sqlalchemy", "psycopg"):
+        if from_driver(cause):
             text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
             return text.removeprefix("(sqlite3.OperationalError) ")
     return None
