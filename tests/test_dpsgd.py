@@ -193,7 +193,7 @@ def test_signal_to_noise_is_clipped_norm_over_sigma_c_sqrt_d(leaked) -> None:
     torch.testing.assert_close(snr, expected)
 
 
-@pytest.mark.parametrize("norm", ["group", "layer", "none"])
+@pytest.mark.parametrize("norm", ["group", "layer", "none", "fixup", "gnws"])
 def test_every_norm_but_batch_trains_under_opacus(data: Cifar10, norm: Norm) -> None:
     result = _smoke_train(data, norm=norm)
     assert math.isfinite(result.epsilon) and 0 <= result.accuracy.overall <= 1

@@ -220,5 +220,8 @@ def network_of(profile: Profile) -> str:
         "batch": "BatchNorm (norm batch: DP-SGD cannot train it)",
         "group": "GroupNorm, gcd(32, channels) groups (norm group)",
         "layer": "GroupNorm, one group (norm layer)",
+        "fixup": "no normalisation, Fixup-style scaled initialisation with biases (norm fixup)",
+        "gnws": "GroupNorm, 8 channels per group, weight-standardised convolutions (norm gnws)",
+        "branch": "GroupNorm and weight standardisation in the residual branches only (norm branch)",
     }
     return f"ResNet-18 width {profile.width}, {label[profile.norm]}"

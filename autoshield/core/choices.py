@@ -2,8 +2,9 @@
 
 from typing import Literal
 
-Norm = Literal["batch", "group", "layer", "none"]  # the network's normalisation (learn/models.py says what each is)
-NORMS: tuple[Norm, ...] = ("batch", "group", "layer", "none")
+# the network's normalisation (learn/models.py says what each is)
+Norm = Literal["batch", "group", "layer", "none", "fixup", "gnws", "branch"]
+NORMS: tuple[Norm, ...] = ("batch", "group", "layer", "none", "fixup", "gnws", "branch")
 
 UTILITIES = ("trained", "recognizability")  # what "model accuracy" means (docs/design.md §1)
 SAMPLERS = ("tpe", "nsga2", "gp", "random")  # Optuna samplers a search can use

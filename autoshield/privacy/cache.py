@@ -21,8 +21,9 @@ from autoshield.core.files import atomic_path, move_aside
 
 
 def model_digest(model: nn.Module) -> str:
-    """Hash of a network's parameters and buffers, and of the one setting of our networks that changes the function
-    without changing any weight (GroupNorm's number of groups: `group` and `layer` share every weight at init)."""
+    """Hash of a network's parameters and buffers, and of the settings of our networks that change the function
+    without changing any weight: GroupNorm's number of groups (`group` and `layer` share every weight at init) and
+    a convolution that transforms its weight (a weight-standardised one)."""
     h = hashlib.sha256()
     for name, tensor in model.state_dict().items():
         h.update(name.encode())
@@ -30,6 +31,8 @@ def model_digest(model: nn.Module) -> str:
     for name, module in model.named_modules():
         if isinstance(module, nn.GroupNorm):
             h.update(f"{name}:groups={module.num_groups}".encode())
+        if isinstance(module, nn.Conv2d) and type(module) is not nn.Conv2d:
+            h.update(f"{name}:{type(module).__qualname__}".encode())
     return h.hexdigest()[:24]
 
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from autoshield.learn.models import StandardisedConv2d
 from autoshield.privacy.threat import Gradients
 
 Step = Callable[[torch.Tensor, torch.Tensor, Gradients, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -25,13 +26,14 @@ _NORMS = (nn.BatchNorm2d, nn.GroupNorm)
 
 
 def supports(model: nn.Module) -> bool:
-    """Every parameter belongs to a layer whose per-problem gradient this module knows: plain convolutions
-    (no groups, no dilation, zero padding), linear layers, and BatchNorm (eval) or GroupNorm affines."""
+    """Every parameter belongs to a layer whose per-problem gradient this module knows: convolutions, plain or
+    weight-standardised (no groups, no dilation, zero padding), linear layers, and BatchNorm (eval) or GroupNorm
+    affines."""
     return all(_splittable(module) for module in model.modules() if list(module.parameters(recurse=False)))
 
 
 def _splittable(module: nn.Module) -> bool:
-    if isinstance(module, nn.Conv2d):
+    if type(module) in (nn.Conv2d, StandardisedConv2d):  # another subclass may transform its weight unknown ways
         plain = module.groups == 1 and module.padding_mode == "zeros" and module.dilation == (1, 1)
         return plain and not isinstance(module.padding, str)
     return isinstance(module, nn.Linear) or (isinstance(module, _NORMS) and module.affine)
@@ -87,6 +89,9 @@ def _weight_terms(
         grad = (a * b).sum(2)
         return (grad * target).sum(1), grad.pow(2).sum(1)
     target = target.view(problems, a.shape[1], b.shape[1])
+    if isinstance(module, StandardisedConv2d):  # its raw weight's gradient is a per-channel map of the product's
+        grad = module.raw_gradient(torch.bmm(a, b.transpose(1, 2)))
+        return (grad * target).flatten(1).sum(1), grad.pow(2).flatten(1).sum(1)
     (o, length), k = a.shape[1:], b.shape[1]
     if o * k <= length * (o + k):
         grad = torch.bmm(a, b.transpose(1, 2))
