@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ from autoshield.data.cifar import denormalize, image_box, normalize
 from autoshield.data.ops import apply_op
 from autoshield.learn.models import build_model
 from autoshield.privacy import per_sample
-from autoshield.privacy.attack import GradientInversion, recover_labels, total_variation
+from autoshield.privacy.attack import GradientInversion, direction, lr_factor, recover_labels, total_variation
 from autoshield.privacy.metrics import psnr, ssim
 from autoshield.privacy.threat import leak_gradients
 
@@ -65,7 +66,10 @@ def test_batched_and_sequential_paths_agree(model, victims):
     assert (batched.images - sequential.images).abs().mean() < 1e-3
 
 
-@pytest.mark.parametrize(("norm", "leak"), [("none", 1), ("batch", 2), ("group", 1), ("layer", 2)])
+@pytest.mark.parametrize(
+    ("norm", "leak"),
+    [("none", 1), ("batch", 2), ("group", 1), ("layer", 2), ("fixup", 1), ("fixup", 2), ("gnws", 1), ("gnws", 2)],
+)
 def test_unfold_step_equals_plain_autograd_per_problem(norm, leak):
     """The fast path's image gradient and loss against a double backward written out per problem (issue #17); at
     width 4 the deep layers take the Gram-matrix route and the early ones form their gradients."""
@@ -91,7 +95,7 @@ def test_unfold_and_vmap_reconstruct_the_same_images(model, victims):
     """Same starts, a few unsigned Adam steps: the two paths agree to 1e-4 per pixel (issue #17)."""
     images, labels = victims
     gradients = leak_gradients(model, normalize(images), labels)
-    config = dict(iterations=5, signed=False)
+    config = dict(iterations=5, sign="none")
     plain = GradientInversion(AttackConfig(mode="batched", **config), box=image_box()).reconstruct(
         model, gradients, labels
     )
@@ -231,3 +235,43 @@ def test_a_long_attack_says_its_phase(model, victims):
     assert heard == ["attack iteration 50/100", "attack iteration 100/100"]
     phase("nobody listens")  # outside the block: nothing is called
     assert len(heard) == 2
+
+
+def test_only_known_convolutions_take_the_unfold_path():
+    """A convolution subclass may transform its weight in ways the unfold path cannot know: only the weight-
+    standardised one, whose Jacobian it applies (checked against autograd above), is split per problem."""
+
+    class Odd(torch.nn.Conv2d):
+        pass
+
+    assert per_sample.supports(build_model(width=4, norm="gnws", seed=0))
+    assert per_sample.supports(build_model(width=4, norm="fixup", seed=0))
+    model = build_model(width=4, norm="none", seed=0)
+    model.conv1 = Odd(3, 4, 3, padding=1, bias=False)
+    assert not per_sample.supports(model)
+    assert GradientInversion(AttackConfig(), box=image_box()).choose_mode(model, torch.device("cpu")) == "batched"
+
+
+def test_step_schedule_is_geiping_milestones_and_cosine_warms_up_then_decays():
+    step = AttackConfig(iterations=800)
+    factors = [lr_factor(step, i) for i in range(800)]
+    assert factors[299] == 1 and factors[300] == pytest.approx(0.1) and factors[500] == pytest.approx(0.01)
+    assert factors[700] == pytest.approx(0.001)
+    modern = AttackConfig(iterations=1000, schedule="cosine", warmup=50)
+    assert lr_factor(modern, 0) == pytest.approx(1 / 50) and lr_factor(modern, 49) == pytest.approx(1, abs=1e-2)
+    assert lr_factor(modern, 500) == pytest.approx(0.5) and lr_factor(modern, 999) < 1e-4
+
+
+def test_soft_sign_passes_small_gradients_and_hardens_towards_the_sign():
+    g = torch.tensor([-3.0, -1e-3, 0.0, 1e-3, 3.0])
+    soft = AttackConfig(iterations=100, sign="soft")
+    torch.testing.assert_close(direction(g, soft, 0), torch.tanh(g))
+    late = direction(g, soft, 99)  # s = 0.01: tanh(0.01 g) / 0.01
+    assert late[0] == pytest.approx(-100 * math.tanh(0.03)) and late[1] == pytest.approx(-1e-3, rel=1e-3)
+    assert torch.equal(direction(g, AttackConfig(), 0), g.sign())
+    assert torch.equal(direction(g, AttackConfig(sign="none"), 0), g)
+
+
+def test_warmup_longer_than_the_attack_is_refused():
+    with pytest.raises(AutoshieldError, match="warmup"):
+        AttackConfig(iterations=10, warmup=11)

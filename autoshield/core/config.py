@@ -91,9 +91,13 @@ class AttackConfig:
     lr: float = bounded(0.1, 1e-8, 10)
     tv_weight: float = bounded(1e-4, 0, 10)
     restarts: int = bounded(1, 1, 64)
-    signed: bool = True  # Adam on the sign of the image gradient
+    # what Adam steps on: the gradient's sign (Geiping et al.), breaching's "modern" soft sign tanh(s·g)/s with s
+    # falling linearly from 1 to 0, or the raw gradient
+    sign: Literal["hard", "soft", "none"] = "hard"
     boxed: bool = True  # clamp to the valid image box after each step
-    lr_decay: bool = True  # lr x0.1 at 3/8, 5/8, 7/8 of the iterations
+    # step: lr x0.1 at 3/8, 5/8, 7/8 of the iterations (Geiping et al.); cosine: decayed to 0 (breaching's "modern")
+    schedule: Literal["step", "cosine", "constant"] = "step"
+    warmup: int = bounded(0, 0, 100_000)  # iterations of linear warm-up of the lr (breaching's "modern": 50)
     init: Literal["randn", "rand", "zeros"] = "randn"
     batch_size: int = bounded(16, 1, 4_096)  # independent reconstructions optimised together
     mode: Literal["auto", "unfold", "batched", "sequential"] = "auto"  # how per-problem gradients are formed
@@ -105,6 +109,15 @@ class AttackConfig:
         _require(self.init in ("randn", "rand", "zeros"), f"unknown attack init {self.init!r}")
         _require(self.mode in ("auto", "unfold", "batched", "sequential"), f"unknown attack mode {self.mode!r}")
         _require(self.target in ("init", "trained"), f"unknown attack target {self.target!r} (init, trained)")
+        _require(self.sign in ("hard", "soft", "none"), f"unknown attack sign {self.sign!r} (hard, soft, none)")
+        _require(
+            self.schedule in ("step", "cosine", "constant"),
+            f"unknown attack schedule {self.schedule!r} (step, cosine, constant)",
+        )
+        _require(
+            self.warmup <= self.iterations,
+            f"attack warmup ({self.warmup}) must not exceed attack iterations ({self.iterations})",
+        )
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,27 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
     return dx + dy
 
 
+def lr_factor(config: AttackConfig, iteration: int) -> float:
+    """The attack's step size at `iteration`, as a fraction of `config.lr`: linear warm-up, then the schedule."""
+    warm = min(1.0, (iteration + 1) / config.warmup) if config.warmup else 1.0
+    if config.schedule == "step":
+        return warm * 0.1 ** sum(iteration >= round(config.iterations * f) for f in (3 / 8, 5 / 8, 7 / 8))
+    if config.schedule == "cosine":
+        return warm * 0.5 * (1 + math.cos(math.pi * iteration / config.iterations))
+    return warm
+
+
+def direction(image_grad: torch.Tensor, config: AttackConfig, iteration: int) -> torch.Tensor:
+    """What Adam steps on. The hard sign ignores the gradient's size; the soft sign (breaching's "modern" recipe)
+    lets small components through as they are and hardens towards the sign as `s` falls to 0."""
+    if config.sign == "hard":
+        return image_grad.sign()
+    if config.sign == "soft":
+        scale = 1 - iteration / config.iterations
+        return torch.tanh(image_grad * scale) / scale
+    return image_grad
+
+
 @dataclass(frozen=True)
 class Reconstruction:
     """Reconstructed normalised images `[P*leak_batch, 3, H, W]` and per-problem statistics."""
@@ -213,11 +234,10 @@ class GradientInversion:
         x.requires_grad_(True)
         low, high = (bound.to(device) for bound in self.box)
         optimizer = torch.optim.Adam([x], lr=config.lr)
-        milestones = [round(config.iterations * f) for f in (3 / 8, 5 / 8, 7 / 8)] if config.lr_decay else []
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
-        for _ in range(config.iterations):
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_factor(config, i))
+        for iteration in range(config.iterations):
             image_grad, _ = step(x.detach())
-            x.grad = image_grad.sign() if config.signed else image_grad
+            x.grad = direction(image_grad, config, iteration)
             optimizer.step()
             scheduler.step()
             if config.boxed:
