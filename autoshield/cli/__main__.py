@@ -1,3 +1,3 @@
-from autoshield.cli.app import main
+from autoshield.cli.app import program
 
-raise SystemExit(main())
+raise SystemExit(program())

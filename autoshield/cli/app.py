@@ -7,6 +7,7 @@ and warnings are configured here, at the entry point, never on import.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -80,3 +81,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: the study storage refused a write: {reason}", file=sys.stderr)
         return 2
     return 0
+
+
+def program() -> int:
+    """The `autoshield` program: `main`, and after an interrupt no second signal while the interpreter exits.
+
+    Exit hooks still run then (multiprocessing's joins the workers); a second Ctrl-C or a scheduler's repeated
+    SIGTERM arriving in one would print a traceback after the one line `main` said."""
+    code = main()
+    if code in (130, EXIT_TERMINATED):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return code

@@ -149,6 +149,8 @@ def _child(job: Job, worker: int, threads: int, device_name: str) -> None:
         sys.exit(2)
     except Terminated:
         sys.exit(EXIT_TERMINATED)
+    finally:  # the parent's terminate() may land in this process's exit hooks: there it should just end it
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def run(
