@@ -1,23 +1,29 @@
-"""How strong is the attack at each budget (issue #13 item 10), and how much does membership inflate it?
+"""How strong is the attack at each budget and recipe (issues #13 and #33), and how much does membership inflate it?
 
 Identity on the profile's held-out victims (pool slots [0, images_per_label)), one row per attack setting: attack
-accuracy with its 95 % interval, the chance floor, PSNR, failures and the cost per image-iteration. `--members`
-judges the same reconstructions a second time with a judge that did train on the victims (the earlier versions'
-judge) and tests the difference with an exact McNemar test on the paired verdicts: the membership effect.
+accuracy with its 95 % interval, the chance floor, PSNR, failures and the cost per victim. Every setting runs on
+the same victims from the same starts, so each is compared with the best one by an exact McNemar test on the
+paired verdicts. `--members` judges the same reconstructions a second time with a judge that did train on the
+victims (the earlier versions' judge) and tests the difference the same way: the membership effect.
 
-Attacks land in the attack cache, so `--no-judge` computes them before any judge exists (e.g. beside the judge's
-training) and a later run judges them in seconds.
+With `--out`, rows go to `<out>/budget.csv` and every victim's verdict to `<out>/victims.csv` as each setting
+ends; a rerun skips the settings they hold, so a long table resumes on another machine from the committed CSVs.
+Attacks also land in the attack cache, so `--no-judge` computes them before any judge exists (e.g. beside the
+judge's training) and a later run judges them in seconds.
 
-python benchmarks/attack_budget.py --no-judge --settings attack.iterations=600 attack.iterations=1000
+python benchmarks/attack_budget.py --out benchmarks/reports/budget-2026-12-03 \\
+    --settings attack.iterations=1500 attack.iterations=3000 \\
+    'attack.iterations=3000,attack.sign="soft",attack.schedule="cosine",attack.warmup=50'
 python benchmarks/attack_budget.py --members --settings attack.iterations=300 attack.iterations=1000
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
-from common import machine, parser
+from common import append_rows, machine, parser, read_rows, stamp, victim_rows
 
 from autoshield.core.config import load_profile
 from autoshield.core.files import cache_dir
@@ -42,16 +48,21 @@ def main() -> None:
         help="one attack setting per word: comma-separated profile overrides, e.g. "
         "attack.iterations=600,attack.tv_weight=1e-3",
     )
+    p.add_argument("--set", nargs="*", default=[], help="overrides every setting shares, e.g. attack.batch_size=200")
     p.add_argument("--no-judge", action="store_true", help="only compute (and cache) the reconstructions")
     p.add_argument("--members", action="store_true", help="also judge with a judge that trained on the victims")
+    p.add_argument("--out", type=Path, help="folder of budget.csv and victims.csv, resumed from what they hold")
     args = p.parse_args()
     device = resolve_device("auto")
     data = load_cifar10(args.data_root)
     cache = AttackCache(cache_dir() / "attacks")
-    print(f"machine: {machine()}; profile {args.profile}", flush=True)
+    done = {r["setting"] for r in read_rows(args.out / "budget.csv")} if args.out else set()
+    print(f"machine: {machine()}; profile {args.profile}; {len(done)} settings already in {args.out}", flush=True)
     judges = {}
     for setting in args.settings:
-        profile = load_profile(args.profile, overrides=tuple(setting.split(",")))
+        if setting in done:
+            continue
+        profile = load_profile(args.profile, overrides=(*args.set, *setting.split(",")))
         attacked = victims(data, profile)
         start = time.perf_counter()
         found = reconstruct_policy(
@@ -77,6 +88,26 @@ def main() -> None:
                 f"PSNR {stats.psnr_original.mean:.1f} dB, SSIM {stats.ssim_original.mean:.3f}, failed {stats.failed}",
                 flush=True,
             )
+            if args.out and not members:
+                head = {"setting": setting, "fingerprint": profile.fingerprint()}
+                append_rows(args.out / "victims.csv", victim_rows(result.outcomes, **head))
+                append_rows(
+                    args.out / "budget.csv",
+                    [
+                        {
+                            **head,
+                            "iterations": profile.attack.iterations,
+                            "restarts": profile.attack.restarts,
+                            "victims": len(attacked),
+                            "recognised": int(verdicts[members].sum()),
+                            "psnr": f"{stats.psnr_original.mean:.2f}",
+                            "failed": stats.failed,
+                            "seconds_per_victim": f"{found.seconds / max(1, len(attacked) - found.cached):.1f}",
+                            "cached": found.cached,
+                            **stamp(),
+                        }
+                    ],
+                )
         if len(verdicts) == 2:
             only_members = int((verdicts[True] & ~verdicts[False]).sum())
             only_heldout = int((verdicts[False] & ~verdicts[True]).sum())
@@ -86,6 +117,29 @@ def main() -> None:
                 f"judge {only_heldout}, exact McNemar p = {p_value:.3g}",
                 flush=True,
             )
+    if args.out:
+        paired_against_best(args.out)
+
+
+def paired_against_best(out: Path) -> None:
+    """Each setting against the most recognised one on the victims both attacked: exact McNemar on the discordant
+    pairs. A setting with fewer recognitions is worse only where p is small; within noise it is as good."""
+    by_setting: dict[str, dict[str, int]] = {}
+    for row in read_rows(out / "victims.csv"):
+        by_setting.setdefault(row["setting"], {})[row["index"]] = int(row["recognised"])
+    if not by_setting:
+        return
+    best = max(by_setting, key=lambda s: sum(by_setting[s].values()) / len(by_setting[s]))
+    for setting, verdicts in by_setting.items():
+        shared = sorted(set(verdicts) & set(by_setting[best]))
+        only_best = sum(by_setting[best][i] and not verdicts[i] for i in shared)
+        only_this = sum(verdicts[i] and not by_setting[best][i] for i in shared)
+        print(
+            f"{setting}: {sum(verdicts[i] for i in shared)}/{len(shared)} against the best's "
+            f"{sum(by_setting[best][i] for i in shared)}; discordant {only_best} / {only_this}, exact McNemar "
+            f"p = {mcnemar_exact(only_best, only_this):.3g}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

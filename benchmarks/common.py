@@ -63,3 +63,70 @@ def profile_attack(
 
 def profile_key(device: torch.device) -> str:
     return "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+
+
+def commit() -> str:
+    """The checked-out commit, marked `+dirty` when the tree has uncommitted changes: a row names its code."""
+    import subprocess
+
+    git = ["git", "-C", str(Path(__file__).resolve().parents[1])]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "autoshield"], capture_output=True).returncode
+    return f"{head}+dirty" if dirty else head
+
+
+def stamp() -> dict[str, str]:
+    """Where a row comes from: the UTC time, the commit and the machine."""
+    return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit(), "machine": machine()}
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """A benchmark's CSV so far ([] before its first row): what a resumed run skips."""
+    import csv
+
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def append_rows(path: Path, rows: list[dict[str, object]]) -> None:
+    """Append rows to a CSV, with a header when the file is new, and flush: an interrupted run loses nothing
+    written, and the file is what a later session on another machine resumes from."""
+    import csv
+
+    if not rows:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
+def victim_rows(outcomes: object, **head: object) -> list[dict[str, object]]:
+    """One row per attacked victim of an `Outcomes`: the verdicts behind an attack figure, for paired tests."""
+    from autoshield.data.cifar import CLASSES
+
+    def number(value: float) -> str:
+        return "" if value != value else f"{value:.3f}"  # NaN (a failed attack) stays empty
+
+    o = outcomes
+    return [
+        {
+            **head,
+            "slot": o.slots[i],
+            "index": o.victims[i],
+            "label": CLASSES[o.labels[i]],
+            "recognised": int(o.recognised[i]),
+            "judged": CLASSES[o.predicted[i]] if o.predicted[i] >= 0 else "failed",
+            "p_true": number(o.true_probability[i]),
+            "floor": int(o.floor[i]),
+            "psnr": number(o.psnr_original[i]),
+            "ssim": number(o.ssim_original[i]),
+            "failed": int(o.failed[i]),
+        }
+        for i in range(len(o.victims))
+    ]
