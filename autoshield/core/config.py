@@ -63,7 +63,7 @@ def check_ranges(obj: Any) -> None:
 class TrainConfig:
     """How a classifier is trained (utility model, reference classifier)."""
 
-    epochs: int = bounded(4, 1, 1_000)
+    epochs: int = bounded(5, 1, 1_000)
     batch_size: int = bounded(128, 1, 65_536)
     lr: float = bounded(0.1, 1e-8, 1_000)  # far past any recipe; large enough to provoke a divergence on purpose
     momentum: float = bounded(0.9, 0, 0.999)
@@ -128,7 +128,7 @@ class Profile:
     seed: int = bounded(0, 0, 2**32 - 1)  # numpy's and torch's seeds are 32-bit
     width: int = bounded(16, 1, 256)  # ResNet-18's channels at the stem: 64 is the paper's 11.2 M parameters
     norm: Norm = "none"
-    train_per_class: int | None = bounded(500, 1, 5_000)  # CIFAR-10 has 5,000 training images per label
+    train_per_class: int | None = bounded(1_000, 1, 5_000)  # CIFAR-10 has 5,000 training images per label
     test_per_class: int | None = bounded(200, 1, 1_000)  # and 1,000 test images
     images_per_label: int = bounded(1, 1, 1_000)  # victims per label a grid or search scores: slots [0, k) of the pool
     victim_pool_per_label: int = bounded(100, 1, 2_500)  # held-out images per label; the judge never trains on them
