@@ -68,4 +68,20 @@ if [ -n "${GPU_DRY:-}" ]; then QS="--profile smoke" TRIALS=2; else QS="--profile
 step first 240 autoshield attack --policy Rotate:9 --attacker worst --images-per-label 1 --set reference.epochs=2 \
   $QS --sheet $TMP/first.png
 step quickstart 420 autoshield search --trials $TRIALS $QS --storage sqlite:///$TMP/quickstart.db
+# Issue #33: the attack-budget saturation table at `quick` on 50 held-out victims (Geiping et al.'s recipe and
+# breaching's "modern" one, 1,500 / 3,000 / 6,000 iterations, 1 and 4 restarts; about 22 h on two CPU cores), then
+# `paper`'s network under the same reasoning (its candidates at width 64 on all 50,000 images, 30 epochs, and
+# Identity on 20 held-out victims at 4,000 iterations). CSVs come back under $OUT/saturation and $OUT/paper-network;
+# each resumes from what it holds. STEPS="saturation paper_network" runs them alone.
+if [ -n "${GPU_DRY:-}" ]; then SAT="--profile smoke" ITS="60 120" PAPER="--profile smoke --seeds 0";
+else SAT="--profile quick --set attack.batch_size=200" ITS="1500 3000 6000" PAPER="--profile paper --seeds 0"; fi
+MODERN=attack.sign=soft,attack.schedule=cosine,attack.warmup=50
+SETTINGS=""
+for it in $ITS; do for r in 1 4; do
+  SETTINGS="$SETTINGS attack.iterations=$it,attack.restarts=$r attack.iterations=$it,attack.restarts=$r,$MODERN"
+done; done
+step saturation 420 python3 benchmarks/attack_budget.py --data-root \$AUTOSHIELD_DATA --out ${OUT:-$TMP}/saturation \
+  $SAT --settings $SETTINGS
+step paper_network 300 python3 benchmarks/network_choice.py --data-root \$AUTOSHIELD_DATA --out ${OUT:-$TMP}/paper-network \
+  $PAPER --steps train attack --victims-per-label 2 --candidate none norm=none --candidate branch norm=branch
 echo "=== done $(date -u +%FT%TZ)" | tee -a "$LOG"
