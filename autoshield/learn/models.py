@@ -58,9 +58,14 @@ class StandardisedConv2d(nn.Conv2d):
         return inverse * (centred - standard * (grad * standard).mean(dim=-1, keepdim=True))
 
 
+def _grouped(norm: Norm, where: str) -> bool:
+    """Whether a layer at `where` ("stem", "branch": inside a residual branch, or "shortcut") gets the weight-
+    standardised convolution and its GroupNorm: everywhere in `gnws`, in the residual branches only in `branch`."""
+    return norm == "gnws" or (norm == "branch" and where == "branch")
+
+
 def _conv(norm: Norm, in_channels: int, channels: int, size: int, stride: int, *, where: str) -> nn.Conv2d:
-    """`where`: "stem", "branch" (inside a residual branch) or "shortcut"."""
-    if norm == "gnws" or (norm == "branch" and where == "branch"):
+    if _grouped(norm, where):
         return StandardisedConv2d(in_channels, channels, size, stride, size // 2, bias=where == "stem")
     return nn.Conv2d(in_channels, channels, size, stride, size // 2, bias=norm == "fixup")
 
@@ -72,7 +77,7 @@ def _norm(kind: Norm, channels: int, *, where: str) -> nn.Module:
         return nn.GroupNorm(math.gcd(32, channels), channels)
     if kind == "layer":
         return nn.GroupNorm(1, channels)
-    if kind == "gnws" or (kind == "branch" and where == "branch"):
+    if _grouped(kind, where):
         return nn.GroupNorm(max(1, channels // 8), channels)
     return nn.Identity()
 
