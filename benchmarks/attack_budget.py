@@ -32,7 +32,7 @@ from autoshield.data.cifar import load_cifar10
 from autoshield.data.policy import Policy
 from autoshield.evaluation.evaluate import reconstruct_policy, victims
 from autoshield.evaluation.judge import judge_reconstructions
-from autoshield.privacy.cache import AttackCache
+from autoshield.privacy.cache import AttackCache, model_digest
 from autoshield.privacy.paired import mcnemar_exact
 from autoshield.privacy.reference import reference_classifier
 from autoshield.report.format import interval
@@ -78,7 +78,10 @@ def main() -> None:
         for members in (False, True) if args.members else (False,):
             if members not in judges:
                 judges[members] = reference_classifier(data, profile, device=device, members=members, progress=True)
-                print(f"judge (trained on the victims: {members}): {judges[members].accuracy.overall:.1%} clean")
+                print(
+                    f"judge (trained on the victims: {members}): {judges[members].accuracy.overall:.1%} clean, "
+                    f"digest {model_digest(judges[members].model)}"
+                )
             result = judge_reconstructions(found, profile=profile, reference=judges[members].model, device=device)
             stats = result.overall
             verdicts[members] = torch.tensor(result.outcomes.recognised, dtype=torch.bool)
@@ -104,6 +107,7 @@ def main() -> None:
                             "failed": stats.failed,
                             "seconds_per_victim": f"{found.seconds / max(1, len(attacked) - found.cached):.1f}",
                             "cached": found.cached,
+                            "judge": model_digest(judges[members].model),
                             **stamp(),
                         }
                     ],
