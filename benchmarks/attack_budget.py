@@ -1,7 +1,8 @@
 """How strong is the attack at each budget and recipe (issues #13 and #33), and how much does membership inflate it?
 
 Identity on the profile's held-out victims (pool slots [0, images_per_label)), one row per attack setting: attack
-accuracy with its 95 % interval, the chance floor, PSNR, failures and the cost per victim. Every setting runs on
+accuracy with its 95 % interval, the chance floor, PSNR, how many victims the reconstruction singles out of the
+held-out pool (identifiability, which needs no judge), failures and the cost per victim. Every setting runs on
 the same victims from the same starts, so each is compared with the best one by an exact McNemar test on the
 paired verdicts. `--members` judges the same reconstructions a second time with a judge that did train on the
 victims (the earlier versions' judge) and tests the difference the same way: the membership effect.
@@ -32,6 +33,7 @@ from autoshield.data.cifar import load_cifar10
 from autoshield.data.policy import Policy
 from autoshield.evaluation.evaluate import reconstruct_policy, victims
 from autoshield.evaluation.judge import judge_reconstructions
+from autoshield.evaluation.lineup import pool_lineup
 from autoshield.privacy.cache import AttackCache, model_digest
 from autoshield.privacy.paired import mcnemar_exact
 from autoshield.privacy.reference import reference_classifier
@@ -59,6 +61,7 @@ def main() -> None:
     done = {r["setting"] for r in read_rows(args.out / "budget.csv")} if args.out else set()
     print(f"machine: {machine()}; profile {args.profile}; {len(done)} settings already in {args.out}", flush=True)
     judges = {}
+    lineup = pool_lineup(data.train, load_profile(args.profile, overrides=tuple(args.set)))
     for setting in args.settings:
         if setting in done:
             continue
@@ -82,13 +85,17 @@ def main() -> None:
                     f"judge (trained on the victims: {members}): {judges[members].accuracy.overall:.1%} clean, "
                     f"digest {model_digest(judges[members].model)}"
                 )
-            result = judge_reconstructions(found, profile=profile, reference=judges[members].model, device=device)
+            result = judge_reconstructions(
+                found, profile=profile, reference=judges[members].model, device=device, lineup=lineup
+            )
             stats = result.overall
             verdicts[members] = torch.tensor(result.outcomes.recognised, dtype=torch.bool)
             print(
                 f"  judge saw victims {members!s:5}: attack {interval(stats.attack_accuracy)} % "
                 f"({int(verdicts[members].sum())}/{len(attacked)}), floor {stats.chance_floor.mean:.1%}, "
-                f"PSNR {stats.psnr_original.mean:.1f} dB, SSIM {stats.ssim_original.mean:.3f}, failed {stats.failed}",
+                f"PSNR {stats.psnr_original.mean:.1f} dB, SSIM {stats.ssim_original.mean:.3f}, failed {stats.failed}; "
+                f"identified {round(stats.identified.mean * len(attacked))}/{len(attacked)} among {stats.lineup}, "
+                f"median rank {stats.median_rank:.0f}",
                 flush=True,
             )
             if args.out and not members:
@@ -104,6 +111,9 @@ def main() -> None:
                             "victims": len(attacked),
                             "recognised": int(verdicts[members].sum()),
                             "psnr": f"{stats.psnr_original.mean:.2f}",
+                            "identified": round(stats.identified.mean * len(attacked)),
+                            "median_rank": f"{stats.median_rank:g}",
+                            "lineup": stats.lineup,
                             "failed": stats.failed,
                             "seconds_per_victim": f"{found.seconds / max(1, len(attacked) - found.cached):.1f}",
                             "cached": found.cached,

@@ -126,6 +126,7 @@ def victim_rows(outcomes: object, **head: object) -> list[dict[str, object]]:
             "floor": int(o.floor[i]),
             "psnr": number(o.psnr_original[i]),
             "ssim": number(o.ssim_original[i]),
+            "rank": o.rank[i] if o.rank else "",
             "failed": int(o.failed[i]),
         }
         for i in range(len(o.victims))

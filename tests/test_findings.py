@@ -68,6 +68,7 @@ def test_export_writes_one_row_per_victim_and_attacker(grid, tmp_path, capsys):
             for row in mine:  # the judge's verdict and its confidence agree: recognised means the true label won
                 assert (row["judged"] == row["label"]) == (row["recognised"] == "1")
                 assert 0 <= float(row["p_true"]) <= 1
+                assert 1 <= int(row["rank"]) <= 100  # smoke's line-up: the pool's 10 slots of 10 labels
     assert {r["sign_right"] for r in rows if r["source"] == "Rotate:9" and r["attacker"] == "adaptive"} <= {"0", "1"}
     assert {r["label"] for r in rows} == set(CLASSES)
 

@@ -11,7 +11,7 @@ import pytest
 from autoshield.data.cifar import CLASSES
 from autoshield.data.policy import IDENTITY, Cell, Policy
 from autoshield.privacy.paired import Outcomes, compare, holm, mcnemar_exact, smallest_p, wilcoxon
-from autoshield.report.cells import cell_rows
+from autoshield.report.cells import cell_rows, judge_limited, outcome_columns
 from autoshield.report.confirmed import confirmation_rows
 from autoshield.report.tables import grid_best_rows
 from autoshield.study.analysis import NONE_BETTER, best_cells, best_policy
@@ -115,6 +115,23 @@ def test_best_cell_needs_significance_and_utility():
     assert len(rows) == 4 * 11  # every cell x (10 labels + overall)
     solarize = next(r for r in rows if r["cell"] == "Solarize:9" and r["label"] == "airplane")
     assert solarize["attack k/n"] == "9/10" and "fewer" not in solarize["vs Identity (only cell/only Id.)"]
+
+
+def test_a_cell_the_judge_cannot_read_is_flagged_and_its_identification_shown():
+    """Where the judge fails on the unattacked transformed images, attack accuracy is the judge's blindness:
+    the row says so, and the judge-free identification stands beside it."""
+    identity = outcomes([True] * 20, per_label=10)
+    blind = Outcomes(
+        **{
+            **outcomes([False] * 20, per_label=10).__dict__,
+            "recognisable": (False,) * 10 + (True,) * 10,
+            "rank": (1,) * 5 + (40,) * 15,
+        }
+    )
+    assert judge_limited(blind, identity, 0) and not judge_limited(blind, identity, 1)
+    assert judge_limited(blind, identity, None)  # 50 % against 100 % overall
+    assert outcome_columns(blind, 0)["identified k/n"] == "5/10"
+    assert outcome_columns(identity, None)["identified k/n"] == "—"  # stored before the line-up
 
 
 def test_confirmations_pair_only_within_the_victim_set_they_share():

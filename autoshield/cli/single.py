@@ -82,6 +82,7 @@ def run_attack(args: argparse.Namespace) -> None:
     from autoshield.core.runtime import resolve_device
     from autoshield.evaluation.attackers import strongest
     from autoshield.evaluation.evaluate import attack_with, train_policy, victims
+    from autoshield.evaluation.lineup import pool_lineup
     from autoshield.evaluation.sheets import reconstruction_sheet
     from autoshield.privacy.cache import AttackCache
     from autoshield.privacy.reference import reference_classifier
@@ -116,6 +117,7 @@ def run_attack(args: argparse.Namespace) -> None:
         device=device,
         model=model,
         cache=cache,
+        lineup=pool_lineup(data.train, profile),
         progress=True,
     )
     chosen = strongest(results)

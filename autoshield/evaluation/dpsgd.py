@@ -29,6 +29,7 @@ from autoshield.data.policy import Policy
 from autoshield.dp.config import DPConfig
 from autoshield.evaluation.evaluate import attack_policy, profile_splits, train_policy, victims
 from autoshield.evaluation.judge import AttackResult
+from autoshield.evaluation.lineup import pool_lineup
 from autoshield.learn.models import build_model
 from autoshield.learn.stored import stored_classifier
 from autoshield.learn.train import Accuracy
@@ -124,7 +125,10 @@ def evaluate_dpsgd(
     target = trained.model if on_trained else build_model(width=profile.width, norm=profile.norm, seed=profile.seed)
     attacked = victims(data, profile)
     seeds = tuple(noise_seed(int(v), sigma=sigma, seed=profile.seed) for v in attacked.indices)
-    common = dict(policy=Policy.identity(), victims=attacked, profile=profile, reference=reference, device=device)
+    lineup = pool_lineup(data.train, profile)
+    common = dict(
+        policy=Policy.identity(), victims=attacked, profile=profile, reference=reference, device=device, lineup=lineup
+    )
     noised = attack_policy(**common, model=target, threat=NoisedGradients(dp, seeds), progress=progress)
     weights = attack_policy(**common, model=trained.model, cache=cache, progress=progress)
     control = weights if on_trained else attack_policy(**common, model=target, cache=cache, progress=progress)

@@ -25,6 +25,7 @@ from autoshield.data.policy import IDENTITY, Policy, split_signs, transform_spli
 from autoshield.data.victims import victim_pool
 from autoshield.evaluation.attackers import attackers_of, strongest
 from autoshield.evaluation.judge import AttackResult, Reconstructions, judge_reconstructions
+from autoshield.evaluation.lineup import pool_lineup
 from autoshield.learn.models import build_model
 from autoshield.learn.train import TrainResult, evaluate, train_classifier
 from autoshield.privacy.adaptive import PolicyPreImage, hypothesis_sign
@@ -151,6 +152,7 @@ def reconstruct_policy(
         guessed = torch.tensor([policy.cells[y].signed for y in victims.labels.tolist()]) & (kept >= 0) & ~failed
         sign_right = torch.where(guessed, (hypothesis_sign(kept) == signs).long(), -1)
     return Reconstructions(
+        policy=policy,
         victims=victims,
         transformed=transformed,
         images=reconstructions,
@@ -174,9 +176,11 @@ def attack_policy(
     cache: AttackCache | None = None,
     threat: ThreatModel | None = None,
     attacker: Attacker = "naive",
+    lineup: Split | None = None,
     progress: bool = False,
 ) -> AttackResult:
-    """Attack `policy(victims)` (`reconstruct_policy`) and judge the reconstructions (`judge_reconstructions`)."""
+    """Attack `policy(victims)` (`reconstruct_policy`) and judge the reconstructions (`judge_reconstructions`),
+    ranking each victim among `lineup` when one is given."""
     found = reconstruct_policy(
         policy=policy,
         victims=victims,
@@ -188,7 +192,7 @@ def attack_policy(
         attacker=attacker,
         progress=progress,
     )
-    return judge_reconstructions(found, profile=profile, reference=reference, device=device)
+    return judge_reconstructions(found, profile=profile, reference=reference, device=device, lineup=lineup)
 
 
 def attack_with(
@@ -201,6 +205,7 @@ def attack_with(
     device: torch.device,
     model: nn.Module | None = None,
     cache: AttackCache | None = None,
+    lineup: Split | None = None,
     progress: bool = False,
 ) -> dict[Attacker, AttackResult]:
     """`attack_policy` by each of `attackers`, on the same victims and starts (so their verdicts pair)."""
@@ -214,6 +219,7 @@ def attack_with(
             model=model,
             cache=cache,
             attacker=name,
+            lineup=lineup,
             progress=progress,
         )
         for name in attackers
@@ -297,6 +303,7 @@ def evaluate_policy(
         device=device,
         model=model,
         cache=cache,
+        lineup=pool_lineup(data.train, profile),
         progress=progress,
     )
     chosen = strongest(attacks)

@@ -13,8 +13,11 @@ from torch import nn
 
 from autoshield.core.config import Profile
 from autoshield.data.cifar import CLASSES, Split, denormalize
+from autoshield.data.policy import Policy
 from autoshield.data.victims import Victims
+from autoshield.evaluation.lineup import lineup_ranks
 from autoshield.learn.train import logits, predict
+from autoshield.privacy.identify import identified, median_rank
 from autoshield.privacy.metrics import Estimate, mean_interval, proportion, psnr, ssim
 from autoshield.privacy.paired import Outcomes
 
@@ -31,6 +34,9 @@ class PrivacyStats:
     label_recovery: Estimate  # iDLG recovers the label (single-image gradients only)
     failed: int  # reconstructions that turned non-finite: counted as unrecognised in attack_accuracy
     unrecognised_as: tuple[int, ...]  # per class: how often the judge gave an unrecognised reconstruction that label
+    identified: Estimate  # the reconstruction singles the victim out of the line-up (rank 1); n = 0 without one
+    median_rank: float  # the victim's median rank in the line-up (NaN without one)
+    lineup: int  # candidates in the line-up (0: none): identification's null is 1 / lineup
 
 
 @dataclass(frozen=True)
@@ -46,9 +52,11 @@ class AttackResult:
     cached: int  # problems whose result came from the cache
 
 
-def _stats(outcomes: Outcomes, recovered: torch.Tensor, positions: list[int]) -> PrivacyStats:
+def _stats(outcomes: Outcomes, recovered: torch.Tensor, positions: list[int], lineup: int) -> PrivacyStats:
     def column(values: tuple) -> torch.Tensor:
         return torch.tensor([values[i] for i in positions], dtype=torch.float64)
+
+    ranks = column(outcomes.rank) if outcomes.rank else torch.empty(0)
 
     ok = column(outcomes.failed) == 0
     recognised = column(outcomes.recognised)
@@ -65,6 +73,9 @@ def _stats(outcomes: Outcomes, recovered: torch.Tensor, positions: list[int]) ->
         label_recovery=proportion(recovered[positions][recovered[positions] >= 0] == 1),  # -1: leak batch > 1
         failed=int((~ok).sum()),
         unrecognised_as=tuple(torch.bincount(missed, minlength=len(CLASSES)).tolist()),
+        identified=identified(ranks),
+        median_rank=median_rank(ranks),
+        lineup=lineup,
     )
 
 
@@ -91,6 +102,7 @@ def _picture(images: torch.Tensor) -> torch.Tensor:
 class Reconstructions:
     """What the attacker recovered from `policy(victims)`, before any judge looked at it."""
 
+    policy: Policy  # public: the attacker compares its reconstructions with the line-up under it
     victims: Split  # the private images
     transformed: Split  # what the client trained on
     images: torch.Tensor  # float in [0, 1], one per victim
@@ -103,9 +115,15 @@ class Reconstructions:
 
 
 def judge_reconstructions(
-    found: Reconstructions, *, profile: Profile, reference: nn.Module, device: torch.device
+    found: Reconstructions,
+    *,
+    profile: Profile,
+    reference: nn.Module,
+    device: torch.device,
+    lineup: Split | None = None,
 ) -> AttackResult:
-    """The judge's verdict on each reconstruction, its start (the chance floor) and the transformed image."""
+    """The judge's verdict on each reconstruction, its start (the chance floor) and the transformed image; with
+    a `lineup` (`evaluation.lineup.pool_lineup`), also each victim's rank in it, which needs no judge."""
     victims, transformed, reconstructions, failed = found.victims, found.transformed, found.images, found.failed
     labels = victims.labels
     floor = _judge(reference, _picture(denormalize(found.starts)), profile, device)  # denormalize clamps to the box
@@ -113,6 +131,17 @@ def judge_reconstructions(
     predicted = torch.where(failed, -1, judged)
     recognisable = _judge(reference, transformed.images, profile, device) == labels
     originals, seen = victims.images.float() / 255, transformed.images.float() / 255
+    ranks: tuple[int, ...] = ()  # judge-free: where the reconstruction puts its victim among the line-up
+    if lineup is not None:
+        ranks = tuple(
+            lineup_ranks(
+                reconstructions=reconstructions.nan_to_num(0.0),
+                victims=victims,
+                failed=failed,
+                policy=found.policy,
+                lineup=lineup,
+            ).tolist()
+        )
 
     def metric(values: torch.Tensor) -> tuple[float, ...]:
         return tuple(torch.where(failed, torch.nan, values.double()).tolist())
@@ -132,10 +161,12 @@ def judge_reconstructions(
         sign_right=tuple(found.sign_right.tolist()),
         slots=tuple(victims.slots.tolist()) if isinstance(victims, Victims) else (-1,) * len(labels),
         true_probability=metric(sure),
+        rank=ranks,
     )
+    size = 0 if lineup is None else len(lineup)
     return AttackResult(
-        overall=_stats(outcomes, found.recovered, outcomes.where(None)),
-        per_label=tuple(_stats(outcomes, found.recovered, outcomes.where(label)) for label in range(len(CLASSES))),
+        overall=_stats(outcomes, found.recovered, outcomes.where(None), size),
+        per_label=tuple(_stats(outcomes, found.recovered, outcomes.where(y), size) for y in range(len(CLASSES))),
         outcomes=outcomes,
         originals=victims.images,
         transformed=transformed.images,

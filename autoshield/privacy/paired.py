@@ -39,6 +39,7 @@ class Outcomes:
     sign_right: tuple[int, ...] = ()  # the adaptive attacker kept the client's sign (1/0; -1 no guess; () unknown)
     slots: tuple[int, ...] = ()  # each victim's slot in the held-out pool (-1 not from it; () stored before)
     true_probability: tuple[float, ...] = ()  # the judge's softmax for the victim's label (NaN failed; () before)
+    rank: tuple[int, ...] = ()  # the victim's rank in the identification line-up (1: singled out; () not ranked)
 
     def where(self, label: int | None) -> list[int]:
         """Positions of the victims of `label` (all when None)."""

@@ -40,7 +40,7 @@ def outcome_columns(outcomes: Outcomes, label: int | None) -> dict[str, str]:
     def pick(column: tuple) -> list:
         return [column[i] for i in at]
 
-    recognised = pick(outcomes.recognised)
+    recognised, ranks = pick(outcomes.recognised), pick(outcomes.rank) if outcomes.rank else []
     return {
         "attack k/n": f"{sum(recognised)}/{len(recognised)}",
         "attack %": _share(recognised),
@@ -51,7 +51,23 @@ def outcome_columns(outcomes: Outcomes, label: int | None) -> dict[str, str]:
         "SSIM orig": _mean(pick(outcomes.ssim_original)),
         "SSIM x'": _mean(pick(outcomes.ssim_transformed)),
         "recognis. %": _share(pick(outcomes.recognisable)),
+        "identified k/n": f"{sum(r == 1 for r in ranks)}/{len(ranks)}" if ranks else "—",
     }
+
+
+JUDGE_LIMIT = 0.10  # a cell whose unattacked images the judge recognises this much less often than Identity's
+
+
+def judge_limited(cell: Outcomes, identity: Outcomes, label: int | None) -> bool:
+    """The judge fails on the cell's transformed, unattacked victims (photo-negatives, rotations) more than
+    `JUDGE_LIMIT` below Identity's: its attack accuracy then measures the judge's blindness as much as the leak,
+    and identifiability, which needs no judge, is the figure to read (docs/design.md §8)."""
+
+    def share(outcomes: Outcomes) -> float:
+        at = outcomes.where(label)
+        return sum(outcomes.recognisable[i] for i in at) / len(at) if at else math.nan
+
+    return share(cell) < share(identity) - JUDGE_LIMIT
 
 
 def comparison_columns(comparison: Comparison | None) -> dict[str, str]:
@@ -73,6 +89,7 @@ def cell_rows(study: optuna.Study) -> Rows:
     cells = grid_cells(study)
     comparisons = grid_comparisons(study)
     order = sorted(cells, key=lambda cell: (cell != IDENTITY, cell.op, cell.magnitude))
+    identity = cells[IDENTITY].evaluation.attack.outcomes if IDENTITY in cells else None
     rows: Rows = []
     for cell in order:
         record = cells[cell].evaluation
@@ -85,6 +102,8 @@ def cell_rows(study: optuna.Study) -> Rows:
             else:
                 row |= outcome_columns(outcomes, label)
                 row |= comparison_columns(comparisons.get((str(cell), label)))
+                if identity is not None and judge_limited(outcomes, identity, label):
+                    row["judge"] = "judge-limited"
             accuracy = record.model_accuracy if label is None else record.model_accuracy_per_label[label]
             row[f"{record.utility} %"] = percent(accuracy)
             rows.append(row)

@@ -49,8 +49,14 @@ def _most_common(counts: tuple[int, ...]) -> str:
     return f"{CLASSES[top]} {percent(counts[top] / total)} %"
 
 
+def _rank(median: float, lineup: int) -> str:
+    """'median / line-up size': noise sits near the middle, a singled-out victim at 1."""
+    return f"{median:.0f} / {lineup}" if lineup else "—"
+
+
 def privacy_rows(result: AttackResult, policy: Policy) -> Rows:
-    """Per label and overall: what the attack recovered of `policy`'s victims, beside the chance floor."""
+    """Per label and overall: what the attack recovered of `policy`'s victims, beside the chance floor; and, with no
+    judge involved, how often the reconstruction singled its victim out of the line-up (null: 1 / line-up)."""
     cells = [str(cell) for cell in policy.cells]
     named = list(zip(CLASSES, cells, result.per_label, strict=True))
     return [
@@ -61,6 +67,8 @@ def privacy_rows(result: AttackResult, policy: Policy) -> Rows:
             "n": str(stats.attack_accuracy.n),
             "floor %": percent(stats.chance_floor.mean),
             "unrecognised judged as": _most_common(stats.unrecognised_as),
+            "identified %": percent(stats.identified.mean),
+            "median rank": _rank(stats.median_rank, stats.lineup),
             "failed": str(stats.failed),
             "PSNR orig dB": f"{stats.psnr_original.mean:.1f}",
             "PSNR x' dB": f"{stats.psnr_transformed.mean:.1f}",
@@ -119,6 +127,7 @@ def pareto_rows(study: optuna.Study) -> Rows:
                 "attack acc %": percent(record.attack.attack_accuracy),
                 "floor %": percent(record.attack.chance_floor),
                 "failed": str(record.attack.failed_reconstructions),
+                "identified %": percent(record.attack.identified),
                 family: f"{comparison.p_holm:.3g}{' fewer*' if comparison.significant else ''}" if comparison else "—",
                 "PSNR dB": f"{record.attack.psnr_original:.1f}",
                 "policy": record.policy,
@@ -163,6 +172,7 @@ def dp_rows(records: list[DPRecord]) -> Rows:
             "non-private %": percent(r.nonprivate_accuracy),
             "attack % noised": percent(r.noised.attack_accuracy),
             "floor %": percent(r.noised.chance_floor),
+            "identified % noised": percent(r.noised.identified),
             "no noise %": percent(r.control.attack_accuracy if r.control else None),
             "Identity %": percent(r.identity.attack_accuracy if r.identity else None),
             "noised is": comparability(r, "noised"),

@@ -52,6 +52,7 @@ class VictimRow:
     ssim_original: str
     ssim_transformed: str
     sign_right: str  # the adaptive attacker kept the client's sign: 1/0, "" no guess or not stored
+    rank: str  # the victim's rank in the identification line-up (1: singled out); "" not ranked
     failed: int
     seconds: str  # the attack's wall time shared over its victims (they are reconstructed jointly); 0 if cached
 
@@ -100,6 +101,7 @@ def _rows(
             ssim_original=_number(outcomes.ssim_original[i], 4),
             ssim_transformed=_number(outcomes.ssim_transformed[i], 4),
             sign_right="" if sign == -1 else str(sign),
+            rank=str(column(outcomes.rank, i)),
             failed=int(outcomes.failed[i]),
             seconds=share,
         )

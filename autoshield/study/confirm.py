@@ -23,6 +23,7 @@ from autoshield.data.cifar import Cifar10
 from autoshield.data.policy import IDENTITY, Cell, Policy
 from autoshield.evaluation.attackers import attackers_of, strongest
 from autoshield.evaluation.evaluate import attack_with, fresh_victims
+from autoshield.evaluation.lineup import pool_lineup
 from autoshield.privacy.cache import AttackCache
 from autoshield.study.analysis import Comparison, best_cells, best_policy, compare_all, grid_cells, grid_comparisons
 from autoshield.study.catalog import completed
@@ -112,6 +113,7 @@ def confirm(
     """Attack every candidate on `victims_per_label` fresh victims per label (the same victims and starts for
     all, so they pair with Identity's), scored as the study scored it: by the strongest of `attacker`'s."""
     victims = fresh_victims(data, profile, per_label=victims_per_label)
+    lineup = pool_lineup(data.train, profile)
     records = []
     for candidate in chosen:
         start = time.perf_counter()
@@ -123,6 +125,7 @@ def confirm(
             reference=reference,
             device=device,
             cache=cache,
+            lineup=lineup,
             progress=progress,
         )
         chosen_attacker = strongest(results)

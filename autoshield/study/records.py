@@ -127,6 +127,10 @@ class AttackRecord:
     chance_floor_per_label: tuple[float, ...] | None = None
     outcomes: Outcomes | None = None  # per victim, for paired tests
     seconds: float | None = None  # spent attacking (0 when every reconstruction came from the cache); absent before
+    identified: float | None = None  # share of victims singled out of the line-up; absent before it, or without one
+    identified_per_label: tuple[float, ...] | None = None
+    median_rank: float | None = None  # the victims' median rank in the line-up
+    lineup: int | None = None  # candidates in the line-up: identification's null is 1 / lineup
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -135,6 +139,7 @@ class AttackRecord:
     @classmethod
     def of(cls, attack: AttackResult) -> AttackRecord:
         overall, per_label = attack.overall, attack.per_label
+        ranked = overall.lineup > 0  # identification needs a line-up
         return cls(
             attack_accuracy=overall.attack_accuracy.mean,
             attack_accuracy_per_label=tuple(s.attack_accuracy.mean for s in per_label),
@@ -153,6 +158,10 @@ class AttackRecord:
             chance_floor_per_label=tuple(s.chance_floor.mean for s in per_label),
             outcomes=attack.outcomes,
             seconds=attack.seconds,
+            identified=overall.identified.mean if ranked else None,
+            identified_per_label=tuple(s.identified.mean for s in per_label) if ranked else None,
+            median_rank=overall.median_rank if ranked else None,
+            lineup=overall.lineup if ranked else None,
         )
 
     def as_attrs(self, prefix: str = "") -> dict[str, Any]:
