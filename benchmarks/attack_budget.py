@@ -136,24 +136,28 @@ def main() -> None:
 
 
 def paired_against_best(out: Path) -> None:
-    """Each setting against the most recognised one on the victims both attacked: exact McNemar on the discordant
-    pairs. A setting with fewer recognitions is worse only where p is small; within noise it is as good."""
-    by_setting: dict[str, dict[str, int]] = {}
-    for row in read_rows(out / "victims.csv"):
-        by_setting.setdefault(row["setting"], {})[row["index"]] = int(row["recognised"])
-    if not by_setting:
-        return
-    best = max(by_setting, key=lambda s: sum(by_setting[s].values()) / len(by_setting[s]))
-    for setting, verdicts in by_setting.items():
-        shared = sorted(set(verdicts) & set(by_setting[best]))
-        only_best = sum(by_setting[best][i] and not verdicts[i] for i in shared)
-        only_this = sum(verdicts[i] and not by_setting[best][i] for i in shared)
-        print(
-            f"{setting}: {sum(verdicts[i] for i in shared)}/{len(shared)} against the best's "
-            f"{sum(by_setting[best][i] for i in shared)}; discordant {only_best} / {only_this}, exact McNemar "
-            f"p = {mcnemar_exact(only_best, only_this):.3g}",
-            flush=True,
-        )
+    """Each setting against the best one on the victims both attacked: exact McNemar on the discordant pairs, for
+    the judge's verdict (recognised) and, where ranks were kept, the judge-free one (singled out of the line-up).
+    A setting with fewer hits is worse only where p is small; within noise it is as good."""
+    rows = read_rows(out / "victims.csv")
+    endpoints = {"recognised": lambda row: int(row["recognised"])}
+    if rows and all(row.get("rank") for row in rows):
+        endpoints["identified"] = lambda row: int(row["rank"] == "1")
+    for endpoint, hit in endpoints.items():
+        by_setting: dict[str, dict[str, int]] = {}
+        for row in rows:
+            by_setting.setdefault(row["setting"], {})[row["index"]] = hit(row)
+        best = max(by_setting, key=lambda s: sum(by_setting[s].values()) / len(by_setting[s]))
+        for setting, verdicts in by_setting.items():
+            shared = sorted(set(verdicts) & set(by_setting[best]))
+            only_best = sum(by_setting[best][i] and not verdicts[i] for i in shared)
+            only_this = sum(verdicts[i] and not by_setting[best][i] for i in shared)
+            print(
+                f"{endpoint}: {setting}: {sum(verdicts[i] for i in shared)}/{len(shared)} against the best's "
+                f"{sum(by_setting[best][i] for i in shared)}; discordant {only_best} / {only_this}, exact McNemar "
+                f"p = {mcnemar_exact(only_best, only_this):.3g}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

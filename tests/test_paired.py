@@ -14,7 +14,7 @@ from autoshield.privacy.paired import Outcomes, compare, holm, mcnemar_exact, sm
 from autoshield.report.cells import cell_rows, judge_limited, outcome_columns
 from autoshield.report.confirmed import confirmation_rows
 from autoshield.report.tables import grid_best_rows
-from autoshield.study.analysis import NONE_BETTER, best_cells, best_policy
+from autoshield.study.analysis import NONE_BETTER, best_cells, best_policy, compare_all
 from autoshield.study.confirm import confirmation_groups, confirmed_comparisons
 from autoshield.study.params import grid_params
 from autoshield.study.records import AttackRecord, ConfirmationRecord, EvaluationRecord
@@ -115,6 +115,22 @@ def test_best_cell_needs_significance_and_utility():
     assert len(rows) == 4 * 11  # every cell x (10 labels + overall)
     solarize = next(r for r in rows if r["cell"] == "Solarize:9" and r["label"] == "airplane")
     assert solarize["attack k/n"] == "9/10" and "fewer" not in solarize["vs Identity (only cell/only Id.)"]
+
+
+def test_continuous_endpoints_see_a_shift_that_mcnemar_cannot():
+    """Every victim recognised under both: no discordant pair, yet the judge is far less sure and the victims sit
+    far down the line-up under the cell; Wilcoxon sees it, Holm adjusts it over the cells compared."""
+    same = outcomes([True] * 12, per_label=12)
+    base = Outcomes(**{**same.__dict__, "true_probability": (0.9,) * 12, "rank": (1,) * 12})
+    cell = Outcomes(**{**same.__dict__, "true_probability": (0.2,) * 12, "rank": tuple(range(50, 62))})
+    test = compare(cell, base)
+    assert test.only_cell == test.only_baseline == 0 and test.p_mcnemar == 1.0
+    assert test.p_true_delta == pytest.approx(-0.7) and test.p_wilcoxon_true == pytest.approx(2 / 2**12)
+    assert test.rank_delta == pytest.approx(54.5) and test.p_wilcoxon_rank == pytest.approx(2 / 2**12)
+    family = compare_all({"cell": cell, "twin": cell}, base, labels=(None,))
+    assert family["cell", None].p_holm_rank == pytest.approx(2 * test.p_wilcoxon_rank)
+    unstored = compare(same, same)  # attacks stored before the endpoints: no shift, p = 1
+    assert math.isnan(unstored.rank_delta) and unstored.p_wilcoxon_rank == 1.0 and unstored.p_wilcoxon_true == 1.0
 
 
 def test_a_cell_the_judge_cannot_read_is_flagged_and_its_identification_shown():

@@ -2,8 +2,9 @@
 
 Two cells attacked on the same victims with the same random starts differ only
 by the transformation, so their outcomes are compared victim by victim:
-recognised or not with an exact McNemar test on the discordant pairs, PSNR with
-a Wilcoxon signed-rank test. Holm's step-down correction controls the
+recognised or not with an exact McNemar test on the discordant pairs; PSNR, the
+judge's probability for the true label and the victim's rank in the line-up
+with Wilcoxon signed-rank tests, which draw on every victim. Holm's step-down correction controls the
 family-wise error over the cells compared. Pure functions of per-victim
 outcomes: nothing here trains, attacks or judges.
 """
@@ -58,6 +59,11 @@ class PairedTest:
     p_mcnemar: float  # exact, two-sided; 1.0 with no discordant pair
     psnr_delta: float  # median of cell − baseline PSNR vs the original over pairs where both are finite
     p_wilcoxon: float  # two-sided; 1.0 with fewer than one non-zero difference
+    # Continuous endpoints use every victim, not only the discordant ones (issue #34); NaN / 1.0 where not stored.
+    p_true_delta: float = math.nan  # median of cell − baseline judge's probability for the true label
+    p_wilcoxon_true: float = 1.0
+    rank_delta: float = math.nan  # median of cell − baseline rank in the line-up (positive: harder to single out)
+    p_wilcoxon_rank: float = 1.0
 
     @property
     def fewer_recognised(self) -> bool:
@@ -85,6 +91,16 @@ def wilcoxon(differences: Sequence[float]) -> float:
     return float(stats.wilcoxon(values, zero_method="wilcox").pvalue)
 
 
+def _paired_shift(a: tuple[float, ...], b: tuple[float, ...], pairs: list[tuple[int, int]]) -> tuple[float, float]:
+    """Median of the paired differences a − b over pairs where both are finite, and its Wilcoxon p; (NaN, 1.0)
+    where either attack did not store the endpoint."""
+    if not a or not b:
+        return math.nan, 1.0
+    deltas = [a[i] - b[j] for i, j in pairs]
+    finite = sorted(d for d in deltas if math.isfinite(d))
+    return (float(stats.scoreatpercentile(finite, 50)) if finite else math.nan), wilcoxon(deltas)
+
+
 def compare(cell: Outcomes, baseline: Outcomes, *, label: int | None = None) -> PairedTest:
     """Pair `cell` with `baseline` on the victims both scored (of `label`, or all)."""
     position = {v: i for i, v in enumerate(baseline.victims)}
@@ -93,8 +109,9 @@ def compare(cell: Outcomes, baseline: Outcomes, *, label: int | None = None) -> 
     b = [baseline.recognised[j] for _, j in pairs]
     only_a = sum(x and not y for x, y in zip(a, b, strict=True))
     only_b = sum(y and not x for x, y in zip(a, b, strict=True))
-    deltas = [cell.psnr_original[i] - baseline.psnr_original[j] for i, j in pairs]
-    finite = sorted(d for d in deltas if math.isfinite(d))
+    psnr_delta, p_psnr = _paired_shift(cell.psnr_original, baseline.psnr_original, pairs)
+    true_delta, p_true = _paired_shift(cell.true_probability, baseline.true_probability, pairs)
+    rank_delta, p_rank = _paired_shift(tuple(map(float, cell.rank)), tuple(map(float, baseline.rank)), pairs)
     return PairedTest(
         n=len(pairs),
         cell_recognised=sum(a),
@@ -102,8 +119,12 @@ def compare(cell: Outcomes, baseline: Outcomes, *, label: int | None = None) -> 
         only_cell=only_a,
         only_baseline=only_b,
         p_mcnemar=mcnemar_exact(only_a, only_b),
-        psnr_delta=float(stats.scoreatpercentile(finite, 50)) if finite else math.nan,
-        p_wilcoxon=wilcoxon(deltas),
+        psnr_delta=psnr_delta,
+        p_wilcoxon=p_psnr,
+        p_true_delta=true_delta,
+        p_wilcoxon_true=p_true,
+        rank_delta=rank_delta,
+        p_wilcoxon_rank=p_rank,
     )
 
 

@@ -70,17 +70,31 @@ def judge_limited(cell: Outcomes, identity: Outcomes, label: int | None) -> bool
     return share(cell) < share(identity) - JUDGE_LIMIT
 
 
+def _shift(delta: float, p: float, digits: int, adjusted: str = "") -> str:
+    """A paired median shift with its Wilcoxon p; '—' where the endpoint was not stored."""
+    return f"{delta:+.{digits}f} (p{adjusted} {p:.2g})" if math.isfinite(delta) else "—"
+
+
 def comparison_columns(comparison: Comparison | None) -> dict[str, str]:
     """The paired test against Identity; '—' for Identity itself."""
     if comparison is None:
-        return {"vs Identity (only cell/only Id.)": "—", "p McNemar": "—", "p Holm": "—", "ΔPSNR dB": "—"}
+        return {
+            "vs Identity (only cell/only Id.)": "—",
+            "p McNemar": "—",
+            "p Holm": "—",
+            "ΔPSNR dB": "—",
+            "Δp(true)": "—",
+            "Δrank": "—",
+        }
     test = comparison.test
     verdict = " fewer*" if comparison.significant else ""
     return {
         "vs Identity (only cell/only Id.)": f"{test.only_cell}/{test.only_baseline}{verdict}",
         "p McNemar": p_value(test.p_mcnemar),
         "p Holm": p_value(comparison.p_holm),
-        "ΔPSNR dB": f"{test.psnr_delta:+.2f} (p {test.p_wilcoxon:.2g})" if math.isfinite(test.psnr_delta) else "—",
+        "ΔPSNR dB": _shift(test.psnr_delta, test.p_wilcoxon, 2),
+        "Δp(true)": _shift(test.p_true_delta, comparison.p_holm_true, 3, " Holm"),
+        "Δrank": _shift(test.rank_delta, comparison.p_holm_rank, 0, " Holm"),
     }
 
 

@@ -33,6 +33,8 @@ class Comparison:
 
     test: PairedTest
     p_holm: float  # Holm-adjusted over every cell compared on the same label
+    p_holm_true: float = 1.0  # the judge's probability for the true label (Wilcoxon), adjusted the same way
+    p_holm_rank: float = 1.0  # the rank in the line-up (Wilcoxon), adjusted the same way
 
     @property
     def significant(self) -> bool:
@@ -42,12 +44,19 @@ class Comparison:
 def compare_all(
     outcomes: dict[str, Outcomes], baseline: Outcomes, *, labels: Sequence[int | None] = (None, *range(len(CLASSES)))
 ) -> dict[tuple[str, int | None], Comparison]:
-    """Every named attack against `baseline`, for each of `labels` (None: all victims), Holm-corrected within each."""
+    """Every named attack against `baseline`, for each of `labels` (None: all victims), Holm-corrected within each,
+    for each endpoint apart (recognised, the judge's probability, the rank in the line-up)."""
     out: dict[tuple[str, int | None], Comparison] = {}
     for label in labels:
         tests = {name: compare(o, baseline, label=label) for name, o in outcomes.items()}
-        for name, adjusted in zip(tests, holm([t.p_mcnemar for t in tests.values()]), strict=True):
-            out[name, label] = Comparison(tests[name], adjusted)
+        adjusted = zip(
+            holm([t.p_mcnemar for t in tests.values()]),
+            holm([t.p_wilcoxon_true for t in tests.values()]),
+            holm([t.p_wilcoxon_rank for t in tests.values()]),
+            strict=True,
+        )
+        for name, (p, p_true, p_rank) in zip(tests, adjusted, strict=True):
+            out[name, label] = Comparison(tests[name], p, p_holm_true=p_true, p_holm_rank=p_rank)
     return out
 
 
