@@ -21,6 +21,7 @@ from autoshield.privacy.paired import Outcomes
 from autoshield.report.pareto import dominates, hypervolume
 from autoshield.report.studies import Studies, incomparable
 from autoshield.report.tables import dominance_lines, per_label_rows
+from autoshield.study.confirm import next_fresh_slot
 from autoshield.study.dp_records import DPRecord
 from autoshield.study.params import sigma_of
 from autoshield.study.records import AttackRecord, ConfirmationRecord, EvaluationRecord, StudyInfo
@@ -216,6 +217,15 @@ def test_confirm_rescores_on_fresh_victims_and_the_report_heads_with_it(studies,
     studied = set(EvaluationRecord.read(grid.trials[0]).attack.outcomes.victims)
     fresh = set(records[0].attack.outcomes.victims)
     assert len(fresh) == 20 and not fresh & studied
+    assert {r.first_slot for r in records} == {1}
+    assert next_fresh_slot(records, study_victims=1) == 3  # the next confirmation meets new victims by default
+    for args, message in [
+        (["confirm", "--first-slot", "2", "--victims", "2", *common], "were already scored by a confirmation"),
+        (["confirm", "--first-slot", "0", *common], "among the study's own victims"),
+    ]:
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
     out = tmp_path / "report"
     assert main(["report", "--storage", f"sqlite:///{studies}", "--out", str(out)]) == 0
     text = (out / "report.md").read_text()

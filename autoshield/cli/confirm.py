@@ -38,6 +38,13 @@ def register_confirm(commands: argparse._SubParsersAction) -> None:
         "victim_pool_per_label - images_per_label",
     )
     parser.add_argument(
+        "--first-slot",
+        type=int,
+        default=None,
+        help="first held-out pool slot to score (default: the first that neither the study nor an earlier "
+        "confirmation has scored); slots a confirmation scored are refused",
+    )
+    parser.add_argument(
         "--tolerance",
         type=fraction,
         default=DEFAULT_TOLERANCE,
@@ -51,49 +58,47 @@ def register_confirm(commands: argparse._SubParsersAction) -> None:
 def run_confirm(args: argparse.Namespace) -> None:
     from autoshield.core.files import cache_dir
     from autoshield.core.runtime import resolve_device
-    from autoshield.data.victims import victim_pool
     from autoshield.privacy.cache import AttackCache
     from autoshield.privacy.reference import reference_classifier
     from autoshield.report.confirmed import confirmation_rows, confirmed_claims
     from autoshield.study.catalog import find_study
-    from autoshield.study.confirm import candidates, check_profile, confirm
+    from autoshield.study.confirm import candidates, check_fresh, check_profile, confirm, next_fresh_slot
     from autoshield.study.records import ConfirmationRecord
     from autoshield.study.storage import open_storage, redact
 
     profile = profile_of(args)
-    free = profile.victim_pool_per_label - profile.images_per_label
+    storage = open_storage(storage_of(args), heartbeat=False, create=False)
+    grid, search = find_study(storage, args.study, "grid"), find_study(storage, args.study, "search")
+    if grid is None and search is None:
+        raise AutoshieldError(f"no grid or search study named {args.study!r} in {redact(storage_of(args))}")
+    earlier = [r for s in (grid, search) if s for r in ConfirmationRecord.read_all(s)]
+    first = (
+        next_fresh_slot(earlier, study_victims=profile.images_per_label) if args.first_slot is None else args.first_slot
+    )
+    if first < profile.images_per_label:
+        raise AutoshieldError(
+            f"--first-slot {first} is among the study's own victims (pool slots 0–{profile.images_per_label - 1})"
+        )
+    free = profile.victim_pool_per_label - first
     victims = min(DEFAULT_VICTIMS, free) if args.victims is None else args.victims
     if victims < 1:
         raise AutoshieldError(f"--victims must be >= 1, got {victims}")
     if victims > free:
         raise AutoshieldError(
-            f"--victims {victims} is more than the victim pool holds beyond the study's victims ({free} per "
-            f"label: victim_pool_per_label {profile.victim_pool_per_label} - images_per_label "
-            f"{profile.images_per_label})"
+            f"--victims {victims} is more than the victim pool holds from slot {first} ({free} per label of "
+            f"victim_pool_per_label {profile.victim_pool_per_label})"
         )
-    storage = open_storage(storage_of(args), heartbeat=False, create=False)
-    grid, search = find_study(storage, args.study, "grid"), find_study(storage, args.study, "search")
-    if grid is None and search is None:
-        raise AutoshieldError(f"no grid or search study named {args.study!r} in {redact(storage_of(args))}")
+    check_fresh(earlier, first_slot=first, victims_per_label=victims)
     data = data_of(args)
     attackers = {check_profile(study, profile, data).attacker for study in (grid, search) if study is not None}
     if len(attackers) > 1:
         raise AutoshieldError(f"the grid and the search of {args.study!r} score different attackers: {attackers}")
     (attacker,) = attackers
     chosen = candidates(grid=grid, search=search, tolerance=args.tolerance)
-    pool = victim_pool(profile)
-    slots_end = profile.images_per_label + victims
     console.print(
-        f"confirming {len(chosen)} policies on {victims} fresh victims per label (pool slots "
-        f"{profile.images_per_label}–{profile.images_per_label + victims - 1} of {pool.per_label}), attacker "
-        f"{attacker}"
+        f"confirming {len(chosen)} policies on {victims} fresh victims per label (pool slots {first}–"
+        f"{first + victims - 1} of {profile.victim_pool_per_label}), attacker {attacker}"
     )
-    used = [r for s in (grid, search) if s for r in ConfirmationRecord.read_all(s) if r.first_slot < slots_end]
-    if used:
-        console.print(
-            "[yellow]these fresh victims were already used by an earlier confirmation: a policy changed after seeing "
-            "confirmed numbers must be confirmed on victims it has not met (raise images_per_label or the pool)"
-        )
     device = resolve_device(profile.device)
     reference = reference_classifier(data, profile, device=device, progress=True)
     records = confirm(
@@ -103,6 +108,7 @@ def run_confirm(args: argparse.Namespace) -> None:
         reference=reference.model,
         device=device,
         victims_per_label=victims,
+        first_slot=first,
         attacker=attacker,
         cache=AttackCache(cache_dir() / "attacks"),
         progress=True,

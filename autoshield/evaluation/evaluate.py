@@ -39,9 +39,16 @@ def victims(data: Cifar10, profile: Profile) -> Split:
     return victim_pool(profile).draw(data.train, start=0, count=profile.images_per_label)
 
 
-def fresh_victims(data: Cifar10, profile: Profile, *, per_label: int) -> Split:
-    """Victims for confirmation: pool slots after the ones `victims` scores, so the two never share an image."""
-    return victim_pool(profile).draw(data.train, start=profile.images_per_label, count=per_label)
+def fresh_victims(data: Cifar10, profile: Profile, *, per_label: int, first_slot: int | None = None) -> Split:
+    """Victims for confirmation: pool slots from `first_slot` (default: the first after the ones `victims`
+    scores), never among the study's own, so the two never share an image."""
+    first = profile.images_per_label if first_slot is None else first_slot
+    if first < profile.images_per_label:
+        raise AutoshieldError(
+            f"pool slots below {profile.images_per_label} are the study's own victims; confirmation starts at or "
+            f"after slot {profile.images_per_label}, not {first}"
+        )
+    return victim_pool(profile).draw(data.train, start=first, count=per_label)
 
 
 def start_seed(victim_ids: Sequence[int], *, seed: int) -> int:

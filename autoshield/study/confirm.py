@@ -106,13 +106,14 @@ def confirm(
     reference: nn.Module,
     device: torch.device,
     victims_per_label: int,
+    first_slot: int,
     attacker: str = "naive",
     cache: AttackCache | None = None,
     progress: bool = False,
 ) -> list[ConfirmationRecord]:
     """Attack every candidate on `victims_per_label` fresh victims per label (the same victims and starts for
     all, so they pair with Identity's), scored as the study scored it: by the strongest of `attacker`'s."""
-    victims = fresh_victims(data, profile, per_label=victims_per_label)
+    victims = fresh_victims(data, profile, per_label=victims_per_label, first_slot=first_slot)
     lineup = pool_lineup(data.train, profile)
     records = []
     for candidate in chosen:
@@ -134,7 +135,7 @@ def confirm(
             ConfirmationRecord(
                 source=candidate.source,
                 policy=str(candidate.policy),
-                first_slot=profile.images_per_label,
+                first_slot=first_slot,
                 victims_per_label=victims_per_label,
                 found_attack_accuracy=candidate.found_attack_accuracy,
                 attack=AttackRecord.of(result),
@@ -143,6 +144,23 @@ def confirm(
             )
         )
     return records
+
+
+def next_fresh_slot(records: list[ConfirmationRecord], *, study_victims: int) -> int:
+    """The first pool slot that neither the study (slots [0, study_victims)) nor any confirmation has scored."""
+    return max([study_victims, *(r.first_slot + r.victims_per_label for r in records)])
+
+
+def check_fresh(records: list[ConfirmationRecord], *, first_slot: int, victims_per_label: int) -> None:
+    """Refuse slots an earlier confirmation scored: a policy changed after its confirmed numbers were seen, or
+    confirmed again until it passes, must meet victims it has not met (issue #34)."""
+    end = first_slot + victims_per_label
+    for r in records:
+        if r.first_slot < end and first_slot < r.first_slot + r.victims_per_label:
+            raise AutoshieldError(
+                f"pool slots {r.first_slot}–{r.first_slot + r.victims_per_label - 1} were already scored by a "
+                f"confirmation ({r.source}); start at --first-slot {next_fresh_slot(records, study_victims=0)} or later"
+            )
 
 
 def confirmation_groups(records: list[ConfirmationRecord]) -> dict[tuple[int, int], list[ConfirmationRecord]]:
