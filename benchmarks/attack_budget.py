@@ -89,6 +89,7 @@ def main() -> None:
                 found, profile=profile, reference=judges[members].model, device=device, lineup=lineup
             )
             stats = result.overall
+            assert stats.identified is not None  # a line-up was given
             verdicts[members] = torch.tensor(result.outcomes.recognised, dtype=torch.bool)
             print(
                 f"  judge saw victims {members!s:5}: attack {interval(stats.attack_accuracy)} % "

@@ -37,6 +37,10 @@ ATTACK_KEYS = [
     "chance_floor_per_label",
     "outcomes",
     "seconds",
+    "identified",
+    "identified_per_label",
+    "median_rank",
+    "lineup",
 ]
 PER_LABEL = {"attack_accuracy_per_label", "psnr_original_per_label", "recognisability_per_label"}
 

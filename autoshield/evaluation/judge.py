@@ -34,8 +34,8 @@ class PrivacyStats:
     label_recovery: Estimate  # iDLG recovers the label (single-image gradients only)
     failed: int  # reconstructions that turned non-finite: counted as unrecognised in attack_accuracy
     unrecognised_as: tuple[int, ...]  # per class: how often the judge gave an unrecognised reconstruction that label
-    identified: Estimate  # the reconstruction singles the victim out of the line-up (rank 1); n = 0 without one
-    median_rank: float  # the victim's median rank in the line-up (NaN without one)
+    identified: Estimate | None  # the reconstruction singles the victim out of the line-up (rank 1); None: no line-up
+    median_rank: float | None  # the victim's median rank in the line-up
     lineup: int  # candidates in the line-up (0: none): identification's null is 1 / lineup
 
 
@@ -73,8 +73,8 @@ def _stats(outcomes: Outcomes, recovered: torch.Tensor, positions: list[int], li
         label_recovery=proportion(recovered[positions][recovered[positions] >= 0] == 1),  # -1: leak batch > 1
         failed=int((~ok).sum()),
         unrecognised_as=tuple(torch.bincount(missed, minlength=len(CLASSES)).tolist()),
-        identified=identified(ranks),
-        median_rank=median_rank(ranks),
+        identified=identified(ranks) if lineup else None,
+        median_rank=median_rank(ranks) if lineup else None,
         lineup=lineup,
     )
 

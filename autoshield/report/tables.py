@@ -49,9 +49,9 @@ def _most_common(counts: tuple[int, ...]) -> str:
     return f"{CLASSES[top]} {percent(counts[top] / total)} %"
 
 
-def _rank(median: float, lineup: int) -> str:
+def _rank(median: float | None, lineup: int) -> str:
     """'median / line-up size': noise sits near the middle, a singled-out victim at 1."""
-    return f"{median:.0f} / {lineup}" if lineup else "—"
+    return "—" if median is None else f"{median:.0f} / {lineup}"
 
 
 def privacy_rows(result: AttackResult, policy: Policy) -> Rows:
@@ -67,7 +67,7 @@ def privacy_rows(result: AttackResult, policy: Policy) -> Rows:
             "n": str(stats.attack_accuracy.n),
             "floor %": percent(stats.chance_floor.mean),
             "unrecognised judged as": _most_common(stats.unrecognised_as),
-            "identified %": percent(stats.identified.mean),
+            "identified %": percent(stats.identified.mean if stats.identified else None),
             "median rank": _rank(stats.median_rank, stats.lineup),
             "failed": str(stats.failed),
             "PSNR orig dB": f"{stats.psnr_original.mean:.1f}",

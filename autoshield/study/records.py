@@ -139,7 +139,6 @@ class AttackRecord:
     @classmethod
     def of(cls, attack: AttackResult) -> AttackRecord:
         overall, per_label = attack.overall, attack.per_label
-        ranked = overall.lineup > 0  # identification needs a line-up
         return cls(
             attack_accuracy=overall.attack_accuracy.mean,
             attack_accuracy_per_label=tuple(s.attack_accuracy.mean for s in per_label),
@@ -158,10 +157,10 @@ class AttackRecord:
             chance_floor_per_label=tuple(s.chance_floor.mean for s in per_label),
             outcomes=attack.outcomes,
             seconds=attack.seconds,
-            identified=overall.identified.mean if ranked else None,
-            identified_per_label=tuple(s.identified.mean for s in per_label) if ranked else None,
-            median_rank=overall.median_rank if ranked else None,
-            lineup=overall.lineup if ranked else None,
+            identified=overall.identified.mean if overall.identified else None,
+            identified_per_label=tuple(s.identified.mean for s in per_label if s.identified) or None,
+            median_rank=overall.median_rank,
+            lineup=overall.lineup or None,
         )
 
     def as_attrs(self, prefix: str = "") -> dict[str, Any]:
