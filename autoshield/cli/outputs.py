@@ -49,8 +49,9 @@ def register_export(commands: argparse._SubParsersAction) -> None:
         description="A policy as JSON (default: the search's best trade-off), or with --victims one CSV row per "
         "(trial or cell, attacker, victim) of every stored attack: pool slot, training index, label, cell, "
         "recognised, the judge's label and its probability for the true one, PSNR and SSIM against the original "
-        "and the transformed image, the adaptive attacker's kept sign, the rank in the line-up, failed, seconds. The rows are the evidence "
-        "behind a claim: benchmarks/recompute.py recomputes every k/n and p-value from them.",
+        "and the transformed image, the adaptive attacker's kept sign, the rank in the line-up, failed, seconds. "
+        "The rows are the evidence behind a claim: benchmarks/recompute.py recomputes every k/n and p-value from "
+        "them.",
     )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--trial", type=whole(0, 10**9), default=None, help="trial number")
