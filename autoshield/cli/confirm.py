@@ -75,10 +75,6 @@ def run_confirm(args: argparse.Namespace) -> None:
     first = (
         next_fresh_slot(earlier, study_victims=profile.images_per_label) if args.first_slot is None else args.first_slot
     )
-    if first < profile.images_per_label:
-        raise AutoshieldError(
-            f"--first-slot {first} is among the study's own victims (pool slots 0–{profile.images_per_label - 1})"
-        )
     free = profile.victim_pool_per_label - first
     victims = min(DEFAULT_VICTIMS, free) if args.victims is None else args.victims
     if victims < 1:
@@ -88,7 +84,7 @@ def run_confirm(args: argparse.Namespace) -> None:
             f"--victims {victims} is more than the victim pool holds from slot {first} ({free} per label of "
             f"victim_pool_per_label {profile.victim_pool_per_label})"
         )
-    check_fresh(earlier, first_slot=first, victims_per_label=victims)
+    check_fresh(earlier, first_slot=first, victims_per_label=victims, study_victims=profile.images_per_label)
     data = data_of(args)
     attackers = {check_profile(study, profile, data).attacker for study in (grid, search) if study is not None}
     if len(attackers) > 1:

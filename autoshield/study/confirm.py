@@ -151,9 +151,16 @@ def next_fresh_slot(records: list[ConfirmationRecord], *, study_victims: int) ->
     return max([study_victims, *(r.first_slot + r.victims_per_label for r in records)])
 
 
-def check_fresh(records: list[ConfirmationRecord], *, first_slot: int, victims_per_label: int) -> None:
-    """Refuse slots an earlier confirmation scored: a policy changed after its confirmed numbers were seen, or
-    confirmed again until it passes, must meet victims it has not met (issue #34)."""
+def check_fresh(
+    records: list[ConfirmationRecord], *, first_slot: int, victims_per_label: int, study_victims: int
+) -> None:
+    """Refuse the study's own slots ([0, study_victims)) and slots an earlier confirmation scored: a policy changed
+    after its confirmed numbers were seen, or confirmed again until it passes, must meet victims it has not met
+    (issue #34)."""
+    if first_slot < study_victims:
+        raise AutoshieldError(
+            f"--first-slot {first_slot} is among the study's own victims (pool slots 0–{study_victims - 1})"
+        )
     end = first_slot + victims_per_label
     for r in records:
         if r.first_slot < end and first_slot < r.first_slot + r.victims_per_label:
