@@ -13,9 +13,11 @@ import optuna
 import pytest
 import torch
 
+from autoshield.core.errors import AutoshieldError
 from autoshield.data.cifar import CLASSES
 from autoshield.privacy.paired import Outcomes
 from autoshield.report.tables import NOT_COMPARABLE, dp_rows
+from autoshield.study.catalog import open_study
 from autoshield.study.dp_records import DPRecord
 from autoshield.study.records import AttackRecord, EvaluationRecord, StudyInfo
 
@@ -41,6 +43,7 @@ ATTACK_KEYS = [
     "identified_per_label",
     "median_rank",
     "lineup",
+    "judge",
 ]
 PER_LABEL = {"attack_accuracy_per_label", "psnr_original_per_label", "recognisability_per_label"}
 
@@ -191,6 +194,7 @@ def test_study_info_attributes_and_refusal_of_a_differing_worker():
         "merged": [],
         "norm": "none",
         "attacker": "naive",
+        "judge": "",
     }
     assert StudyInfo.read(study) == info and info.differences(study) == []
     other = dataclasses.replace(info, profile_fingerprint="xyz")
@@ -206,6 +210,20 @@ def test_study_info_attributes_and_refusal_of_a_differing_worker():
     assert StudyInfo.read(old).attacker == "naive" and info.differences(old) == []
     adaptive = dataclasses.replace(info, attacker="adaptive")
     assert adaptive.differences(old) == ["attacker: study has 'naive', this run 'adaptive'"]
+
+
+def test_a_study_keeps_one_judge_and_an_older_one_adopts_the_first_it_sees():
+    storage = optuna.storages.InMemoryStorage()
+    info = StudyInfo("grid", "three", ("Identity",), "smoke", "abc", "trained", "d1", judge="a" * 64)
+    study = open_study(storage, name="s", info=info)
+    assert StudyInfo.read(study).judge == "a" * 64
+    with pytest.raises(AutoshieldError, match="judge: study has 'aaa"):
+        open_study(storage, name="s", info=dataclasses.replace(info, judge="b" * 64))
+    older = optuna.create_study(storage=storage, study_name="old-grid", directions=["maximize", "minimize"])
+    older.set_user_attr("autoshield", {k: v for k, v in info.as_attrs().items() if k != "judge"})
+    assert StudyInfo.read(older).judge == ""
+    open_study(storage, name="old", info=dataclasses.replace(info, judge="c" * 64))
+    assert StudyInfo.read(older).judge == "c" * 64
 
 
 def test_per_victim_outcomes_round_trip_with_failures_as_null():

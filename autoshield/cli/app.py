@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 
 from autoshield import __version__
-from autoshield.cli import confirm, explore, outputs, plan, single, studies
+from autoshield.cli import confirm, explore, judge, outputs, plan, single, studies
 from autoshield.cli.common import Parser, console, log_phases
 from autoshield.core.errors import AutoshieldError
 from autoshield.core.runtime import EXIT_TERMINATED, Terminated, interruptible, phases
@@ -28,6 +28,7 @@ COMMANDS = (
     studies.register_baseline,
     confirm.register_confirm,
     plan.register_plan,
+    judge.register_judge,
     outputs.register_report,
     outputs.register_export,
     outputs.register_dashboard,

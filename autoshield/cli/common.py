@@ -149,6 +149,14 @@ def add_profile_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_study_args(parser: argparse.ArgumentParser) -> None:
+    add_storage_arg(parser)
+    add_study_name_arg(parser, default="autoshield")
+    parser.add_argument(
+        "--artifacts", type=Path, default=None, help="artifact folder (default: artifacts/ beside the SQLite file)"
+    )
+
+
+def add_storage_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage",
         type=storage_url_arg,
@@ -157,15 +165,16 @@ def add_study_args(parser: argparse.ArgumentParser) -> None:
         "or journal:PATH for a shared file system. A URL with a password is better given as $AUTOSHIELD_STORAGE, "
         "or without one and with libpq's PGPASSWORD or ~/.pgpass, since arguments are visible to every local user",
     )
+
+
+def add_study_name_arg(parser: argparse.ArgumentParser, *, default: str | None, role: str = "") -> None:
+    """`--study`; `role` says what the name does for a command that works without a study (`default` None)."""
     parser.add_argument(
         "--study",
         type=study_name_arg,
-        default="autoshield",
-        help=f"study name prefix (default: autoshield); a name, not a path: at most {STUDY_NAME_BYTES} bytes, no "
-        "separators or control characters",
-    )
-    parser.add_argument(
-        "--artifacts", type=Path, default=None, help="artifact folder (default: artifacts/ beside the SQLite file)"
+        default=default,
+        help=f"study name prefix (default: {default or 'none'}){role}; a name, not a path: at most "
+        f"{STUDY_NAME_BYTES} bytes, no separators or control characters",
     )
 
 

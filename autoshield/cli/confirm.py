@@ -56,10 +56,10 @@ def register_confirm(commands: argparse._SubParsersAction) -> None:
 
 
 def run_confirm(args: argparse.Namespace) -> None:
+    from autoshield.cli.judge import study_reference
     from autoshield.core.files import cache_dir
     from autoshield.core.runtime import resolve_device
     from autoshield.privacy.cache import AttackCache
-    from autoshield.privacy.reference import reference_classifier
     from autoshield.report.confirmed import confirmation_rows, confirmed_claims
     from autoshield.study.catalog import find_study
     from autoshield.study.confirm import candidates, check_fresh, check_profile, confirm, next_fresh_slot
@@ -96,7 +96,8 @@ def run_confirm(args: argparse.Namespace) -> None:
         f"{first + victims - 1} of {profile.victim_pool_per_label}), attacker {attacker}"
     )
     device = resolve_device(profile.device)
-    reference = reference_classifier(data, profile, device=device, progress=True)
+    reference = study_reference(url=storage_of(args), name=args.study, data=data, profile=profile, device=device)
+    console.print(f"judge {reference.digest[:12]}: {reference.accuracy.overall:.1%} clean test accuracy")
     records = confirm(
         chosen=chosen,
         data=data,

@@ -8,13 +8,17 @@ from pathlib import Path
 from autoshield.cli.common import (
     POLICY_HELP,
     add_profile_args,
+    add_storage_arg,
+    add_study_name_arg,
     console,
     data_of,
     network_of,
     print_rows,
     profile_of,
+    storage_of,
 )
 from autoshield.core.choices import ATTACKERS
+from autoshield.core.errors import AutoshieldError
 from autoshield.data.policy import policy_from_argument
 
 ATTACK_CHOICES = (*ATTACKERS, "worst")
@@ -73,11 +77,14 @@ def register_attack(commands: argparse._SubParsersAction) -> None:
         help="judge with a reference classifier that also trained on the victim pool; only to measure how much "
         "membership inflates attack accuracy (trains a second reference classifier once)",
     )
+    add_study_name_arg(parser, default=None, role=": judge with the judge stored for it, as its trials were")
+    add_storage_arg(parser)
     add_profile_args(parser)
     parser.set_defaults(func=run_attack)
 
 
 def run_attack(args: argparse.Namespace) -> None:
+    from autoshield.cli.judge import study_reference
     from autoshield.core.files import cache_dir, writable_folder
     from autoshield.core.runtime import resolve_device
     from autoshield.evaluation.attackers import strongest
@@ -90,6 +97,8 @@ def run_attack(args: argparse.Namespace) -> None:
     from autoshield.report.format import percent
     from autoshield.report.tables import privacy_rows
 
+    if args.study and args.judge_saw_victims:
+        raise AutoshieldError("--judge-saw-victims trains a judge of its own: a study's judge never saw the victims")
     extra = []
     if args.images_per_label is not None:
         extra.append(f"images_per_label={args.images_per_label}")
@@ -101,9 +110,12 @@ def run_attack(args: argparse.Namespace) -> None:
     data = data_of(args)
     device = resolve_device(profile.device)
     console.print(f"policy: {policy}  profile: {profile.name}  network: {network_of(profile)}  device: {device}")
-    reference = reference_classifier(data, profile, device=device, members=args.judge_saw_victims, progress=True)
+    if args.study:
+        reference = study_reference(url=storage_of(args), name=args.study, data=data, profile=profile, device=device)
+    else:
+        reference = reference_classifier(data, profile, device=device, members=args.judge_saw_victims, progress=True)
     saw = "trained on the victims too" if args.judge_saw_victims else "never trained on the victims"
-    console.print(f"reference classifier ({saw}): {percent(reference.accuracy.overall)} % clean test accuracy")
+    console.print(f"judge {reference.digest[:12]} ({saw}): {percent(reference.accuracy.overall)} % clean test accuracy")
     model = None
     if profile.attack.target == "trained":
         model = train_policy(policy=policy, data=data, profile=profile, device=device, progress=True).model

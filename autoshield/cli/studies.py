@@ -91,10 +91,10 @@ def _where(args: argparse.Namespace) -> dict[str, object]:
 
 
 def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = None) -> Study:
-    """Prepare the study, make sure the reference classifier exists, then run workers with a progress bar."""
+    """Fetch the study's judge (or store this machine's), prepare the study, then run workers with a progress
+    bar."""
     from autoshield.core.files import writable_folder
     from autoshield.core.runtime import gpu_count, phases, resolve_device
-    from autoshield.privacy.reference import reference_classifier
     from autoshield.report.format import percent
     from autoshield.study import launch
     from autoshield.study.storage import check_storage, redact
@@ -106,7 +106,8 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
     writable_folder(Path(job.artifacts))  # before a trial's work, not after it
     check_storage(job.storage)  # a foreign, corrupt or read-only database, before the data loads
     data = data_of(args)
-    study, notes = launch.prepare(job, data)
+    judge, stored_now = launch.the_judge(job, data, device=resolve_device(devices[0]), progress=True)
+    study, notes = launch.prepare(job, data, judge)
     about = f"profile {job.profile.name}, network {network_of(job.profile)}"
     if (attacker := getattr(job, "attacker", "naive")) != "naive":
         about += f", attacker {attacker}"
@@ -114,8 +115,8 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
     console.print(f"study {study.study_name} in {redact(job.storage)} ({about})")
     for note in notes:
         console.print(f"  {note}")
-    reference = reference_classifier(data, job.profile, device=resolve_device(devices[0]), progress=True)
-    console.print(f"  reference classifier: {percent(reference.accuracy.overall)} % clean test accuracy")
+    whose = "this machine's, stored with the study now" if stored_now else "stored with the study"
+    console.print(f"  judge {judge.digest[:12]} ({whose}): {percent(judge.accuracy.overall)} % clean test accuracy")
     with Progress(
         TextColumn(f"[bold]{job.kind}"),
         BarColumn(),

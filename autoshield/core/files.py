@@ -152,9 +152,21 @@ def shared_artifact(
         if path.exists():
             move_aside(path)
         value = build()
-        with atomic_path(path) as tmp:
-            save(value, tmp)
-            digest = _digest(tmp)
-        with atomic_path(_digest_path(path)) as tmp:
-            tmp.write_text(digest + "\n")
+        _write(path, value, save)
         return value, True
+
+
+def _write(path: Path, value: T, save: Callable[[T, Path], None]) -> None:
+    with atomic_path(path) as tmp:
+        save(value, tmp)
+        digest = _digest(tmp)
+    with atomic_path(_digest_path(path)) as tmp:
+        tmp.write_text(digest + "\n")
+
+
+def replace_artifact(path: Path, value: T, *, save: Callable[[T, Path], None]) -> None:
+    """Put `value` at `path` in `shared_artifact`'s form (checksum beside it), under its lock: an artifact brought
+    from elsewhere (an imported judge) instead of the one built here."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        _write(path, value, save)

@@ -17,7 +17,9 @@ from autoshield.data.policy import Policy
 from autoshield.data.victims import Victims
 from autoshield.evaluation.lineup import lineup_ranks
 from autoshield.learn.train import logits, predict
+from autoshield.privacy.cache import model_digest
 from autoshield.privacy.identify import identified, median_rank
+from autoshield.privacy.judge_file import DIGEST_LENGTH
 from autoshield.privacy.metrics import Estimate, mean_interval, proportion, psnr, ssim
 from autoshield.privacy.paired import Outcomes
 
@@ -50,6 +52,7 @@ class AttackResult:
     labels: torch.Tensor
     seconds: float  # time spent attacking now (0 when every result came from the cache)
     cached: int  # problems whose result came from the cache
+    judge: str  # SHA-256 of the judge's weights: verdicts of two judges never mix
 
 
 def _stats(outcomes: Outcomes, recovered: torch.Tensor, positions: list[int], lineup: int) -> PrivacyStats:
@@ -174,4 +177,5 @@ def judge_reconstructions(
         labels=labels,
         seconds=found.seconds,
         cached=found.cached,
+        judge=model_digest(reference, length=DIGEST_LENGTH),
     )

@@ -20,10 +20,10 @@ from torch import nn
 from autoshield.core.files import atomic_path, move_aside
 
 
-def model_digest(model: nn.Module) -> str:
+def model_digest(model: nn.Module, *, length: int = 24) -> str:
     """Hash of a network's parameters and buffers, and of the settings of our networks that change the function
     without changing any weight: GroupNorm's number of groups (`group` and `layer` share every weight at init) and
-    a convolution that transforms its weight (a weight-standardised one)."""
+    a convolution that transforms its weight (a weight-standardised one). `length` hex digits (64: all of them)."""
     h = hashlib.sha256()
     for name, tensor in model.state_dict().items():
         h.update(name.encode())
@@ -33,7 +33,7 @@ def model_digest(model: nn.Module) -> str:
             h.update(f"{name}:groups={module.num_groups}".encode())
         if isinstance(module, nn.Conv2d) and type(module) is not nn.Conv2d:
             h.update(f"{name}:{type(module).__qualname__}".encode())
-    return h.hexdigest()[:24]
+    return h.hexdigest()[:length]
 
 
 def attack_key(*, image: torch.Tensor, label: int, model: str, settings: dict[str, Any]) -> str:

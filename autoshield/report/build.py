@@ -20,7 +20,16 @@ from autoshield.report.confirmed import confirmation_rows, confirmed_claims
 from autoshield.report.format import Rows, markdown_table, percent, write_rows
 from autoshield.report.pareto import REFERENCE_POINT, best_tradeoff, hypervolume_history
 from autoshield.report.plots import CHANCE, plot_hypervolume, plot_pareto, plot_reconstructions
-from autoshield.report.studies import COMPARE_SIGMA, Studies, dp_at, grid_identity, identities, load_studies, utility
+from autoshield.report.studies import (
+    COMPARE_SIGMA,
+    Studies,
+    dp_at,
+    grid_identity,
+    identities,
+    judge_line,
+    load_studies,
+    utility,
+)
 from autoshield.report.tables import (
     LOOSE_EPSILON,
     NO_NOISE_NOTE,
@@ -174,7 +183,7 @@ def _report_text(studies: Studies, rows: Rows, *, tolerance: float, has_reconstr
         + " (`trained`: clean test accuracy of the network trained on the transformed data; `recognizability`: "
         "the reference classifier's accuracy on the transformed test images, the poster's protocol). Victims are "
         "held-out training images the reference classifier never trained on; a failed reconstruction counts as "
-        "not recognised.",
+        "not recognised. " + judge_line(studies),
         "",
         *_banners(studies, first),
         *_confirmed_lines(studies),

@@ -12,8 +12,9 @@ from autoshield.core.choices import KINDS
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.policy import IDENTITY, Policy
 from autoshield.study.catalog import completed, find_study
+from autoshield.study.dp_records import DPRecord
 from autoshield.study.params import cell_of, policy_of, sigma_of
-from autoshield.study.records import StudyInfo
+from autoshield.study.records import AttackRecord, EvaluationRecord, StudyInfo
 from autoshield.study.storage import study_name
 
 COMPARE_SIGMA = 0.5  # the DP-SGD noise multiplier the per-label comparison and the sheets use (the poster's)
@@ -90,3 +91,38 @@ def identities(studies: Studies) -> list[tuple[optuna.Study, FrozenTrial]]:
         if study and completed(study) and (identity := find(study)):
             found.append((study, identity))
     return found
+
+
+def _attack_records(study: optuna.Study, trial: FrozenTrial) -> list[AttackRecord]:
+    info = StudyInfo.read(study)
+    if info and info.kind == "dpsgd":
+        dp = DPRecord.read(trial)
+        return [a for a in (dp.noised, dp.weights, dp.control, dp.identity) if a is not None]
+    record = EvaluationRecord.read(trial)
+    return [record.attack, *record.attacks.values()]
+
+
+def judge_line(studies: Studies) -> str:
+    """Which judge scored the studies (its digest) and how many trials another one, or an unrecorded one, scored:
+    attack accuracies of two judges do not compare."""
+    infos = [info for study in studies.present() if (info := StudyInfo.read(study))]
+    stored = sorted({info.judge for info in infos if info.judge})
+    if not stored:
+        return (
+            "No judge is stored with these studies (they predate it): each trial was scored by the judge of the "
+            "machine that ran it, so counts from two machines may differ by the judge alone."
+        )
+    others = sum(
+        any(a.judge not in stored for a in _attack_records(study, trial))
+        for study in studies.present()
+        for trial in completed(study)
+    )
+    text = f"Judge `{'`, `'.join(d[:12] for d in stored)}` (SHA-256 of its weights, stored with the studies)."
+    if len(stored) > 1:
+        text += " **The studies were scored by different judges: their attack accuracies do not compare.**"
+    if others:
+        text += (
+            f" **{others} trials were scored by another or an unrecorded judge** (before the judge was stored): "
+            "their attack accuracies do not compare with the others'."
+        )
+    return text

@@ -26,7 +26,7 @@ def open_study(
     info: StudyInfo,
     sampler: optuna.samplers.BaseSampler | None = None,
 ) -> optuna.Study:
-    """Create or load `<name>-<kind>`; refuse to mix results of another space, profile, data or utility."""
+    """Create or load `<name>-<kind>`; refuse to mix results of another space, profile, data, utility or judge."""
     full_name = study_name(name, info.kind)
     study = optuna.create_study(
         storage=storage, study_name=full_name, directions=list(DIRECTIONS), sampler=sampler, load_if_exists=True
@@ -35,11 +35,14 @@ def open_study(
     if study.directions != wanted:
         found = ", ".join(d.name.lower() for d in study.directions)
         raise AutoshieldError(f"study {full_name!r} exists with directions ({found}), not (maximize, minimize)")
-    if StudyInfo.read(study) is None:
+    stored = StudyInfo.read(study)
+    if stored is None:
         info.write(study)
         study.set_metric_names(list(METRIC_NAMES))
     elif differences := info.differences(study):
         raise AutoshieldError(f"refusing to mix results in study {full_name!r}: {'; '.join(differences)}")
+    elif info.judge and not stored.judge:  # scored by an unrecorded judge so far; by this one from now on
+        info.write(study)
     return study
 
 

@@ -8,6 +8,7 @@ the same command resumes.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import signal
 import sys
@@ -23,17 +24,32 @@ from autoshield.core.files import cache_dir
 from autoshield.core.runtime import EXIT_TERMINATED, Terminated, on_sigterm, resolve_device
 from autoshield.data.cifar import CLASSES, Cifar10, load_cifar10
 from autoshield.privacy.cache import AttackCache
-from autoshield.privacy.reference import reference_classifier
+from autoshield.privacy.judge_file import JudgeFile, JudgeIdentity
+from autoshield.privacy.reference import local_judge
 from autoshield.study.catalog import open_study
 from autoshield.study.jobs import Context, Job
+from autoshield.study.judges import study_judge
 from autoshield.study.storage import artifact_store, open_storage, quiet_optuna
 from autoshield.study.worker import run_worker
 
 
-def prepare(job: Job, data: Cifar10) -> tuple[optuna.Study, list[str]]:
-    """Create or check the job's study and queue what must run first; returns notes for the user."""
+def the_judge(job: Job, data: Cifar10, *, device: torch.device, progress: bool = False) -> tuple[JudgeFile, bool]:
+    """The judge the job's studies are scored with (`study.judges`): the one stored with them, else this machine's,
+    stored now. Returns it and whether this call stored it."""
+    open_storage(job.storage)  # Optuna's tables first: a SQLite file holding only ours would look foreign
+    return study_judge(
+        url=job.storage,
+        name=job.name,
+        identity=JudgeIdentity.of(data, job.profile),
+        local=lambda: local_judge(data, job.profile, device=device, progress=progress),
+    )
+
+
+def prepare(job: Job, data: Cifar10, judge: JudgeFile) -> tuple[optuna.Study, list[str]]:
+    """Create or check the job's study, scored by `judge`, and queue what must run first; returns notes for the
+    user."""
     storage = open_storage(job.storage)
-    study = open_study(storage, name=job.name, info=job.info(data))
+    study = open_study(storage, name=job.name, info=dataclasses.replace(job.info(data), judge=judge.digest))
     return study, job.prepare(study, storage, data)
 
 
@@ -45,19 +61,20 @@ def work(
     data: Cifar10 | None = None,
     device_name: str | None = None,
 ) -> None:
-    """One worker: load data (unless the caller has it) and the cached reference, then take trials
-    until the study is done, on `device_name` (default: the profile's device)."""
+    """One worker: load data (unless the caller has it) and the study's judge, then take trials until the study
+    is done, on `device_name` (default: the profile's device)."""
     data = data or load_cifar10(job.data_root)
     device = resolve_device(device_name or job.profile.device)
+    judge, _ = the_judge(job, data, device=device)
     context = Context(
         data=data,
-        reference=reference_classifier(data, job.profile, device=device).model,
+        reference=judge.model(seed=job.profile.seed, device=device),
         device=device,
         cache=AttackCache(cache_dir() / "attacks"),
         store=artifact_store(Path(job.artifacts)),
     )
     storage = open_storage(job.storage)
-    study = open_study(storage, name=job.name, info=job.info(data))
+    study = open_study(storage, name=job.name, info=dataclasses.replace(job.info(data), judge=judge.digest))
     sampler = job.sampler(worker, started=len(study.get_trials(deepcopy=False)))
     if sampler is not None:
         study.sampler = sampler

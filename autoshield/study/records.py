@@ -79,6 +79,7 @@ class StudyInfo:
     merged: tuple[str, ...] = ()  # cells left out because they leave every probed image unchanged (= Identity)
     norm: str = ""  # the network's normalisation (learn/models.py): DP and augmentation compare only on one
     attacker: str = "naive"  # whose attack accuracy is the privacy objective (evaluation.attackers)
+    judge: str = ""  # SHA-256 of the weights every trial is judged with (`study.judges`); "" before it was stored
 
     def write(self, study: optuna.Study) -> None:
         study.set_user_attr(INFO_ATTR, self.as_attrs())
@@ -91,6 +92,8 @@ class StudyInfo:
         value studies had before it existed (`read`)."""
         info = StudyInfo.read(study)
         stored, current = (info.as_attrs() if info else {}), self.as_attrs()
+        if not stored.get("judge"):  # a study from before judges were stored adopts this run's (`catalog`)
+            current.pop("judge")
         return [f"{k}: study has {stored.get(k)!r}, this run {v!r}" for k, v in current.items() if stored.get(k) != v]
 
     @classmethod
@@ -131,6 +134,7 @@ class AttackRecord:
     identified_per_label: tuple[float, ...] | None = None
     median_rank: float | None = None  # the victims' median rank in the line-up
     lineup: int | None = None  # candidates in the line-up: identification's null is 1 / lineup
+    judge: str | None = None  # SHA-256 of the judge's weights; absent before studies stored their judge
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -161,6 +165,7 @@ class AttackRecord:
             identified_per_label=tuple(s.identified.mean for s in per_label if s.identified) or None,
             median_rank=overall.median_rank,
             lineup=overall.lineup or None,
+            judge=attack.judge,
         )
 
     def as_attrs(self, prefix: str = "") -> dict[str, Any]:

@@ -163,14 +163,10 @@ def open_storage(
             raise AutoshieldError(f"no journal storage at {path} (check --storage; nothing was created)")
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
-    engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:///"):
         _check_sqlite_file(url, create=create, writes=writes)
-        engine_kwargs = {"connect_args": {"timeout": 120}}  # workers queue for the lock instead of failing
-    elif url.startswith("postgresql"):
-        engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
     try:
-        return _rdb_storage(quoted(url), engine_kwargs, heartbeat)
+        return _rdb_storage(quoted(url), engine_options(url), heartbeat)
     except ModuleNotFoundError as error:
         raise AutoshieldError(
             f"storage {redact(url)} needs the '{error.name}' driver: pip install 'autoshield[postgres]'"
@@ -178,6 +174,16 @@ def open_storage(
     except Exception as error:  # SQLAlchemy/driver errors: one line, never the password
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise AutoshieldError(f"cannot open storage {redact(url)}: {scrub(reason, quoted(url))}") from None
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """SQLAlchemy engine arguments for a storage URL: SQLite workers queue for the lock instead of failing, and a
+    PostgreSQL connection is checked before use and gives up on an unreachable host."""
+    if url.startswith("sqlite:///"):
+        return {"connect_args": {"timeout": 120}}
+    if url.startswith("postgresql"):
+        return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+    return {}
 
 
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any], beating: bool) -> RDBStorage:
