@@ -11,10 +11,10 @@ import pytest
 from autoshield.data.cifar import CLASSES
 from autoshield.data.policy import IDENTITY, Cell, Policy
 from autoshield.privacy.paired import Outcomes, compare, holm, mcnemar_exact, smallest_p, wilcoxon
-from autoshield.report.cells import cell_rows, judge_limited, outcome_columns
+from autoshield.report.cells import cell_rows, outcome_columns
 from autoshield.report.confirmed import confirmation_rows
 from autoshield.report.tables import grid_best_rows
-from autoshield.study.analysis import NONE_BETTER, best_cells, best_policy, compare_all
+from autoshield.study.analysis import NONE_BETTER, best_cells, best_policy, compare_all, judge_limited
 from autoshield.study.confirm import confirmation_groups, confirmed_comparisons
 from autoshield.study.params import grid_params
 from autoshield.study.records import AttackRecord, ConfirmationRecord, EvaluationRecord
@@ -62,11 +62,17 @@ def test_compare_pairs_by_victim_and_counts_discordant_pairs():
     assert wilcoxon([0.0, 0.0]) == 1.0 and math.isnan(compare(other, base, label=5).psnr_delta)
 
 
-def _grid(per_label: int, cells: dict[Cell, list[bool]], model: dict[Cell, float] | None = None) -> optuna.Study:
-    """A real in-memory grid study whose trials hold the given per-victim outcomes."""
+def _grid(
+    per_label: int,
+    cells: dict[Cell, list[bool]],
+    model: dict[Cell, float] | None = None,
+    extra: dict[Cell, dict] | None = None,
+) -> optuna.Study:
+    """A real in-memory grid study whose trials hold the given per-victim outcomes (`extra`: other columns)."""
     study = optuna.create_study(directions=["maximize", "minimize"])
     for cell, recognised in cells.items():
         result = outcomes(recognised, per_label=per_label)
+        result = Outcomes(**{**result.__dict__, **(extra or {}).get(cell, {})})
         accuracy = (model or {}).get(cell, 0.8)
         attack = AttackRecord(
             sum(recognised) / len(recognised),
@@ -94,7 +100,7 @@ def test_best_cell_is_none_when_nothing_is_significant_even_at_zero_percent():
     study = _grid(5, {IDENTITY: [True] * 50, Cell.of("Rotate", 9): [False] * 50})
     table, rule = best_cells(study)
     assert all(not row.significant and row.cell == IDENTITY for row in table)
-    assert "Holm over the 1 cells" in rule
+    assert "Holm over the 1 cells x 10 labels" in rule
     assert best_policy(table) == Policy.identity()
     assert all(row["best cell"] == NONE_BETTER for row in grid_best_rows(table))
     assert "0.0625" in rule
@@ -102,19 +108,33 @@ def test_best_cell_is_none_when_nothing_is_significant_even_at_zero_percent():
 
 def test_best_cell_needs_significance_and_utility():
     cells = {
-        IDENTITY: [True] * 100,
-        Cell.of("Rotate", 9): [False] * 100,  # 0/10 vs 10/10 on every label: Holm p = 3 * 0.00195
-        Cell.of("Invert"): [False] * 100,  # as protective, but costs too much utility
-        Cell.of("Solarize", 9): [i % 10 != 0 for i in range(100)],  # 9/10: not significant
+        IDENTITY: [True] * 200,
+        Cell.of("Rotate", 9): [False] * 200,  # 0/20 vs 20/20 on every label: Holm p = 30 * 2 / 2**20
+        Cell.of("Invert"): [False] * 200,  # as protective, but costs too much utility
+        Cell.of("Solarize", 9): [i % 10 != 0 for i in range(200)],  # 18/20: not significant
     }
-    study = _grid(10, cells, model={Cell.of("Invert"): 0.5})
+    study = _grid(20, cells, model={Cell.of("Invert"): 0.5})
     table, _ = best_cells(study)
     assert [row.cell for row in table] == [Cell.of("Rotate", 9)] * len(CLASSES)
-    assert all(row.significant and row.comparison.p_holm == pytest.approx(3 * 2 / 1024) for row in table)
+    # one family of 3 cells x 10 labels
+    assert all(row.significant and row.comparison.p_holm == pytest.approx(30 * 2 / 2**20) for row in table)
     rows = cell_rows(study)
     assert len(rows) == 4 * 11  # every cell x (10 labels + overall)
     solarize = next(r for r in rows if r["cell"] == "Solarize:9" and r["label"] == "airplane")
-    assert solarize["attack k/n"] == "9/10" and "fewer" not in solarize["vs Identity (only cell/only Id.)"]
+    assert solarize["attack k/n"] == "18/20" and "fewer" not in solarize["vs Identity (only cell/only Id.)"]
+
+
+def test_the_family_is_every_cell_and_label_and_grows_when_a_study_resumes():
+    """Ten victims per label, 0/10 against 10/10: alone on the grid, a cell is significant on every label (Holm
+    over 1 cell x 10 labels); once a resumed grid adds two more cells, the same victims no longer are (3 x 10)."""
+    alone = {IDENTITY: [True] * 100, Cell.of("Rotate", 9): [False] * 100}
+    table, _ = best_cells(_grid(10, alone))
+    assert all(row.significant and row.comparison.p_holm == pytest.approx(10 * 2 / 1024) for row in table)
+    resumed = {**alone, Cell.of("Invert"): [True] * 100, Cell.of("Solarize", 9): [True] * 100}
+    table, rule = best_cells(_grid(10, resumed))
+    assert not any(row.significant for row in table) and "Holm over the 3 cells x 10 labels" in rule
+    overall = compare_all({"a": outcomes([False] * 100, per_label=10)}, outcomes([True] * 100, per_label=10))
+    assert overall["a", None].p_holm == pytest.approx(2 / 2**100)  # the overall test is its own family of 1
 
 
 def test_continuous_endpoints_see_a_shift_that_mcnemar_cannot():
@@ -148,6 +168,31 @@ def test_a_cell_the_judge_cannot_read_is_flagged_and_its_identification_shown():
     assert judge_limited(blind, identity, None)  # 50 % against 100 % overall
     assert outcome_columns(blind, 0)["identified k/n"] == "5/10"
     assert outcome_columns(identity, None)["identified k/n"] == "—"  # stored before the line-up
+
+
+def test_a_judge_limited_cell_is_chosen_only_where_its_victims_are_also_harder_to_single_out():
+    """Both cells fool the judge on every victim, but the judge cannot read either unattacked: one still puts
+    every victim first in the line-up (the judge's blindness, not privacy), the other pushes them down."""
+    rotate, invert = Cell.of("Rotate", 9), Cell.of("Invert")
+    blind = (False,) * 200
+    extra = {
+        IDENTITY: {"rank": (1,) * 200},
+        rotate: {"recognisable": blind, "rank": (1,) * 200},
+        invert: {"recognisable": blind, "rank": tuple(range(2, 202))},
+    }
+    study = _grid(20, {IDENTITY: [True] * 200, rotate: [False] * 200, invert: [False] * 200}, extra=extra)
+    table, rule = best_cells(study)
+    assert [row.cell for row in table] == [invert] * len(CLASSES)
+    assert "judge-limited" in rule
+    extra[invert] = {"rank": (1,) * 200}  # readable by the judge: recognition alone decides
+    table, _ = best_cells(
+        _grid(20, {IDENTITY: [True] * 200, rotate: [False] * 200, invert: [False] * 200}, extra=extra)
+    )
+    assert [row.cell for row in table] == [invert] * len(CLASSES)
+    del extra[invert]
+    extra[rotate] = {"rank": (1,) * 200}
+    table, _ = best_cells(_grid(20, {IDENTITY: [True] * 200, rotate: [False] * 200}, extra=extra))
+    assert [row.cell for row in table] == [rotate] * len(CLASSES)
 
 
 def test_confirmations_pair_only_within_the_victim_set_they_share():

@@ -116,7 +116,7 @@ def attacker_cell_rows(grid: optuna.Study) -> Rows:
 
 def survivor_rows(grid: optuna.Study) -> Rows:
     """Per label (and over all labels), the grid cells that protect against the naive attacker (recognised
-    significantly fewer victims than Identity, Holm over the cells) and how many of them still do against each
+    significantly fewer victims than Identity, Holm over cells x labels) and how many of them still do against each
     attacker that knows the policy, and against the study's objective (the strongest per cell). Empty unless the
     grid scored several attackers (`--attacker worst`)."""
     cells = grid_cells(grid)

@@ -219,7 +219,8 @@ def _report_text(studies: Studies, rows: Rows, *, tolerance: float, has_reconstr
             lines += [
                 f"Attacker: `{grid_info and grid_info.attacker}` (the privacy objective is the strongest attacker "
                 "per cell). Cells that protect against the naive attacker (significantly fewer victims recognised "
-                "than Identity, Holm over the cells) and how many still do against attackers that know the policy:",
+                "than Identity, Holm over cells x labels) and how many still do against attackers that know the "
+                "policy:",
                 "",
                 markdown_table(survivors),
                 "Every cell under every attacker, paired with Identity under the same attacker: "

@@ -16,7 +16,7 @@ from autoshield.data.cifar import CLASSES
 from autoshield.data.policy import IDENTITY
 from autoshield.privacy.paired import Outcomes
 from autoshield.report.format import Rows, percent
-from autoshield.study.analysis import Comparison, grid_cells, grid_comparisons
+from autoshield.study.analysis import Comparison, grid_cells, grid_comparisons, judge_limited
 from autoshield.study.records import StudyInfo
 
 
@@ -53,21 +53,6 @@ def outcome_columns(outcomes: Outcomes, label: int | None) -> dict[str, str]:
         "recognis. %": _share(pick(outcomes.recognisable)),
         "identified k/n": f"{sum(r == 1 for r in ranks)}/{len(ranks)}" if ranks else "—",
     }
-
-
-JUDGE_LIMIT = 0.10  # a cell whose unattacked images the judge recognises this much less often than Identity's
-
-
-def judge_limited(cell: Outcomes, identity: Outcomes, label: int | None) -> bool:
-    """The judge fails on the cell's transformed, unattacked victims (photo-negatives, rotations) more than
-    `JUDGE_LIMIT` below Identity's: its attack accuracy then measures the judge's blindness as much as the leak,
-    and identifiability, which needs no judge, is the figure to read (docs/design.md §8)."""
-
-    def share(outcomes: Outcomes) -> float:
-        at = outcomes.where(label)
-        return sum(outcomes.recognisable[i] for i in at) / len(at) if at else math.nan
-
-    return share(cell) < share(identity) - JUDGE_LIMIT
 
 
 def _shift(delta: float, p: float, digits: int, adjusted: str = "") -> str:

@@ -2,10 +2,10 @@
 
 A cell is "better" on a label only when its attack recognised significantly
 fewer of that label's victims than Identity's did on the same victims from the
-same starts (exact McNemar, Holm-corrected over the cells compared on that
-label); the lowest attack accuracy alone is chance among many cells
-(docs/design.md §8). The search queues the resulting policy first, and `grid`,
-`export` and `report` print it.
+same starts (exact McNemar, Holm-corrected over every cell and label compared);
+the lowest attack accuracy alone is chance among many cells (docs/design.md §8).
+The search queues the resulting policy first, and `grid`, `export` and `report`
+print it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from autoshield.core.choices import DEFAULT_TOLERANCE
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.cifar import CLASSES
 from autoshield.data.policy import IDENTITY, Cell, Policy
-from autoshield.privacy.paired import Outcomes, PairedTest, compare, holm, significantly_fewer, smallest_p
+from autoshield.privacy.paired import ALPHA, Outcomes, PairedTest, compare, holm, significantly_fewer, smallest_p
 from autoshield.study.catalog import completed
 from autoshield.study.records import GridCellRecord
 
@@ -32,7 +32,7 @@ class Comparison:
     """One cell (or policy) against Identity on one label's shared victims (label None: all of them)."""
 
     test: PairedTest
-    p_holm: float  # Holm-adjusted over every cell compared on the same label
+    p_holm: float  # Holm-adjusted over the family: every cell x label compared (label None: every cell)
     p_holm_true: float = 1.0  # the judge's probability for the true label (Wilcoxon), adjusted the same way
     p_holm_rank: float = 1.0  # the rank in the line-up (Wilcoxon), adjusted the same way
 
@@ -44,20 +44,47 @@ class Comparison:
 def compare_all(
     outcomes: dict[str, Outcomes], baseline: Outcomes, *, labels: Sequence[int | None] = (None, *range(len(CLASSES)))
 ) -> dict[tuple[str, int | None], Comparison]:
-    """Every named attack against `baseline`, for each of `labels` (None: all victims), Holm-corrected within each,
-    for each endpoint apart (recognised, the judge's probability, the rank in the line-up)."""
+    """Every named attack against `baseline`, for each of `labels` (None: all victims), each endpoint (recognised,
+    the judge's probability, the rank in the line-up) Holm-corrected apart over one family per scope: the overall
+    tests over the attacks, the per-label tests over attacks x labels together. A per-label claim is one of
+    cells x labels (what `autoshield plan` prices), so the policy the labels make keeps the family-wise level;
+    computed from every completed trial, a resumed study's family includes the trials added since."""
+    tests = {(name, label): compare(o, baseline, label=label) for label in labels for name, o in outcomes.items()}
     out: dict[tuple[str, int | None], Comparison] = {}
-    for label in labels:
-        tests = {name: compare(o, baseline, label=label) for name, o in outcomes.items()}
+    for overall in (True, False):
+        family = [key for key in tests if (key[1] is None) == overall]
         adjusted = zip(
-            holm([t.p_mcnemar for t in tests.values()]),
-            holm([t.p_wilcoxon_true for t in tests.values()]),
-            holm([t.p_wilcoxon_rank for t in tests.values()]),
+            holm([tests[k].p_mcnemar for k in family]),
+            holm([tests[k].p_wilcoxon_true for k in family]),
+            holm([tests[k].p_wilcoxon_rank for k in family]),
             strict=True,
         )
-        for name, (p, p_true, p_rank) in zip(tests, adjusted, strict=True):
-            out[name, label] = Comparison(tests[name], p, p_holm_true=p_true, p_holm_rank=p_rank)
+        for key, (p, p_true, p_rank) in zip(family, adjusted, strict=True):
+            out[key] = Comparison(tests[key], p, p_holm_true=p_true, p_holm_rank=p_rank)
     return out
+
+
+JUDGE_LIMIT = 0.10  # a cell whose unattacked images the judge recognises this much less often than Identity's
+
+
+def judge_limited(cell: Outcomes, identity: Outcomes, label: int | None) -> bool:
+    """The judge fails on the cell's transformed, unattacked victims (photo-negatives, rotations) more than
+    `JUDGE_LIMIT` below Identity's: its attack accuracy then measures the judge's blindness as much as the leak,
+    and identifiability, which needs no judge, is the figure to read (docs/design.md §8)."""
+
+    def share(outcomes: Outcomes) -> float:
+        at = outcomes.where(label)
+        return sum(outcomes.recognisable[i] for i in at) / len(at) if at else math.nan
+
+    return share(cell) < share(identity) - JUDGE_LIMIT
+
+
+def protects(comparison: Comparison, *, limited: bool) -> bool:
+    """The cell protects on the compared victims: significantly fewer recognised than Identity and, where the
+    judge is blind to the cell (`judge_limited`), also significantly harder to single out of the line-up."""
+    if not comparison.significant:
+        return False
+    return not limited or (comparison.test.rank_delta > 0 and comparison.p_holm_rank < ALPHA)
 
 
 @dataclass(frozen=True)
@@ -113,12 +140,15 @@ def best_cells(study: optuna.Study, *, tolerance: float = DEFAULT_TOLERANCE) -> 
             continue
         accuracy = {cell: r.model_accuracy_per_label[i] for cell, r in results.items()}
         attack = {cell: r.attack.attack_accuracy_per_label[i] for cell, r in results.items()}
+        baseline = results[IDENTITY].attack.outcomes
         allowed = [
             cell
             for cell in results
             if accuracy[cell] >= accuracy[IDENTITY] - tolerance
             and (c := comparisons.get((str(cell), i))) is not None
-            and c.significant
+            and (outcomes := results[cell].attack.outcomes) is not None
+            and baseline is not None
+            and protects(c, limited=judge_limited(outcomes, baseline, i))
         ]
         best = min(allowed, key=lambda cell: (attack[cell], -accuracy[cell]), default=IDENTITY)
         record = results[best].attack
@@ -133,11 +163,14 @@ def best_cells(study: optuna.Study, *, tolerance: float = DEFAULT_TOLERANCE) -> 
     victims = max((c.test.n for (_, label), c in comparisons.items() if label is not None), default=0)
     rule = (
         f"per label: among cells whose attack recognised significantly fewer of that label's victims than "
-        f"Identity's (exact McNemar on the same victims and starts, Holm over the {family} cells compared on that "
-        f"label, α = 0.05) and whose model accuracy is within {100 * tolerance:.0f} points of Identity's, the "
-        f"lowest attack accuracy; otherwise '{NONE_BETTER}'. Each label is its own family, so the policy the "
-        f"labels make has no family-wise guarantee: only its confirmed figure (`autoshield confirm`) counts. "
-        f"With {victims} victims per label the smallest attainable p is {smallest_p(victims):.3g} before correction"
+        f"Identity's (exact McNemar on the same victims and starts, Holm over the {family} cells x "
+        f"{len(CLASSES)} labels compared, α = 0.05) and whose model accuracy is within {100 * tolerance:.0f} "
+        f"points of Identity's, the lowest attack accuracy; a judge-limited cell (its unattacked images recognised "
+        f"{100 * JUDGE_LIMIT:.0f}+ points below Identity's) must also put its victims significantly lower in the "
+        f"identification line-up (Wilcoxon on the rank, Holm); otherwise '{NONE_BETTER}'. The cells were chosen on "
+        f"these victims, so only the policy's confirmed figure (`autoshield confirm`) counts. With {victims} "
+        f"victims per label the smallest attainable p is {smallest_p(victims):.3g} before correction, "
+        f"{min(1.0, family * len(CLASSES) * smallest_p(victims)):.3g} after"
         + ("" if IDENTITY in results else "; Identity is not done yet, so no cell can be chosen")
     )
     return table, rule
