@@ -122,7 +122,8 @@ def test_a_worker_on_another_machine_scores_with_the_studys_judge(tmp_path, data
     assert len(trials) == 3
     assert {a.judge for t in trials for a in EvaluationRecord.read(t).attacks.values()} == {first.digest}
     assert main(["report", "--storage", f"sqlite:///{db}", "--out", str(tmp_path / "r")]) == 0
-    assert f"Judge `{first.digest[:12]}`" in (tmp_path / "r" / "report.md").read_text()
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert f"Judge `{first.digest[:12]}`" in report and "autoshield-search design: " in report
 
 
 def test_judge_export_and_import_move_it_between_machines_and_studies(tmp_path, data_root, capsys, monkeypatch):

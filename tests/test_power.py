@@ -11,6 +11,8 @@ from autoshield.cli import main
 from autoshield.core.errors import AutoshieldError
 from autoshield.privacy.paired import mcnemar_exact
 from autoshield.privacy.power import mcnemar_power, victims_for_power
+from autoshield.report.design import REFERENCE_ONLY_CELL, REFERENCE_ONLY_IDENTITY, design_line
+from autoshield.report.format import percent
 
 
 def _enumerated(victims: int, only_baseline: float, only_cell: float, level: float) -> float:
@@ -51,3 +53,17 @@ def test_plan_prints_the_design_power_the_victims_needed_and_a_timed_cost(capsys
     assert main(["plan", "--only-identity", "0.9", "--only-cell", "0.3"]) == 2
     err = capsys.readouterr().err
     assert "their sum is > 1" in err and err.count("\n") == 1
+
+
+def test_a_study_header_prices_its_own_design():
+    """The grid's per-label claims are Holm over cells x labels, its overall ones over cells; the search compares
+    its policies overall only; DP-SGD has no such family."""
+    effect = {"only_baseline": REFERENCE_ONLY_IDENTITY, "only_cell": REFERENCE_ONLY_CELL}
+    grid = design_line(kind="grid", compared=57, victims_per_label=20)
+    label = mcnemar_power(victims=20, family=570, **effect)
+    overall = mcnemar_power(victims=200, family=57, **effect)
+    assert f"per label {percent(label)} % (Holm over 57 cells x 10 labels)" in grid
+    assert f"overall {percent(overall)} % (Holm over 57 cells)" in grid and 0 < label < overall
+    search = design_line(kind="search", compared=199, victims_per_label=5)
+    assert ": overall " in search and "(Holm over 199 policies)" in search
+    assert design_line(kind="dpsgd", compared=3, victims_per_label=5) is None

@@ -95,8 +95,10 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
     bar."""
     from autoshield.core.files import writable_folder
     from autoshield.core.runtime import gpu_count, phases, resolve_device
+    from autoshield.report.design import design_line
     from autoshield.report.format import percent
     from autoshield.study import launch
+    from autoshield.study.records import StudyInfo
     from autoshield.study.storage import check_storage, redact
 
     devices = launch.worker_devices(  # before anything is loaded or written
@@ -115,6 +117,10 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
     console.print(f"study {study.study_name} in {redact(job.storage)} ({about})")
     for note in notes:
         console.print(f"  {note}")
+    info = StudyInfo.read(study)
+    compared = (len(info.cells) if info and job.kind == "grid" else job.total(study)) - 1
+    if design := design_line(kind=job.kind, compared=compared, victims_per_label=job.profile.images_per_label):
+        console.print(f"  {design}")
     whose = "this machine's, stored with the study now" if stored_now else "stored with the study"
     console.print(f"  judge {judge.digest[:12]} ({whose}): {percent(judge.accuracy.overall)} % clean test accuracy")
     with Progress(

@@ -17,6 +17,7 @@ from autoshield.data.policy import IDENTITY
 from autoshield.report.attackers import attacker_cell_rows, survivor_rows
 from autoshield.report.cells import cell_rows
 from autoshield.report.confirmed import confirmation_rows, confirmed_claims
+from autoshield.report.design import study_design_lines
 from autoshield.report.format import Rows, markdown_table, percent, write_rows
 from autoshield.report.pareto import REFERENCE_POINT, best_tradeoff, hypervolume_history
 from autoshield.report.plots import CHANCE, plot_hypervolume, plot_pareto, plot_reconstructions
@@ -185,6 +186,7 @@ def _report_text(studies: Studies, rows: Rows, *, tolerance: float, has_reconstr
         "held-out training images the reference classifier never trained on; a failed reconstruction counts as "
         "not recognised. " + judge_line(studies),
         "",
+        *(line for design in study_design_lines(studies) for line in (design, "")),
         *_banners(studies, first),
         *_confirmed_lines(studies),
         "![Pareto front](pareto.png)",
