@@ -10,14 +10,14 @@ import pytest
 
 from autoshield.data.cifar import CLASSES
 from autoshield.data.policy import IDENTITY, Cell, Policy
-from autoshield.privacy.paired import Outcomes, compare, holm, mcnemar_exact, smallest_p, wilcoxon
+from autoshield.privacy.paired import Outcomes, compare, holm, mcnemar_exact, scored, smallest_p, wilcoxon
 from autoshield.report.cells import cell_rows, outcome_columns
 from autoshield.report.confirmed import confirmation_rows
 from autoshield.report.tables import grid_best_rows
 from autoshield.study.analysis import NONE_BETTER, best_cells, best_policy, compare_all, judge_limited
 from autoshield.study.confirm import confirmation_groups, confirmed_comparisons
 from autoshield.study.params import grid_params
-from autoshield.study.records import AttackRecord, ConfirmationRecord, EvaluationRecord
+from autoshield.study.records import AttackRecord, ConfirmationRecord, EvaluationRecord, StudyInfo
 
 
 def outcomes(recognised: list[bool], *, per_label: int, psnr: float = 15.0) -> Outcomes:
@@ -220,3 +220,26 @@ def test_a_grid_whose_identity_is_not_done_chooses_nothing_instead_of_failing():
     table, rule = best_cells(_grid(5, {Cell.of("Rotate", 9): [False] * 50}))
     assert all(not row.significant for row in table) and "Identity is not done yet" in rule
     assert grid_best_rows(table)[0]["model acc %"] == "—"
+
+
+def test_an_identifiability_study_pairs_and_chooses_on_the_victims_singled_out():
+    """Rotate:9 fools the judge on every victim yet singles every one out; Invert leaves the judge's verdicts alone
+    and hides every victim in the line-up. Recognition chooses Rotate:9, identifiability Invert."""
+    rotate, invert = Cell.of("Rotate", 9), Cell.of("Invert")
+    extra = {
+        IDENTITY: {"rank": (1,) * 200},
+        rotate: {"rank": (1,) * 200},
+        invert: {"rank": tuple(range(2, 202))},
+    }
+    cells = {IDENTITY: [True] * 200, rotate: [False] * 200, invert: [True] * 200}
+    for privacy, chosen in (("recognition", rotate), ("identifiability", invert)):
+        study = _grid(20, cells, extra=extra)
+        StudyInfo("grid", "s", ("Identity", "Rotate:9", "Invert"), "smoke", "f", "trained", "d", privacy=privacy).write(
+            study
+        )
+        table, rule = best_cells(study)
+        assert [row.cell for row in table] == [chosen] * len(CLASSES)
+        assert ("singled out" in rule) == (privacy == "identifiability")
+        rows = grid_best_rows(table, privacy=privacy)
+        assert ("identified %" in rows[0]) == (privacy == "identifiability")
+    assert scored(outcomes([True, False], per_label=2), "identifiability").recognised == (False, False)  # no ranks

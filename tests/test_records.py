@@ -80,7 +80,14 @@ def test_evaluation_attributes_are_the_stored_schema():
     record = _evaluation()
     trial = _stored(record.write, 0.5)
     expected = ["policy", "policy_json", "utility", "model_accuracy_per_label", *ATTACK_KEYS]
-    assert list(trial.user_attrs) == [*expected, "train_seconds", "attack_seconds", "attacker", "attackers"]
+    assert list(trial.user_attrs) == [
+        *expected,
+        "train_seconds",
+        "attack_seconds",
+        "attacker",
+        "attackers",
+        "privacy",
+    ]
     for key in PER_LABEL | {"model_accuracy_per_label"}:  # issue #16: a trial page names each label's figure
         assert list(trial.user_attrs[key]) == list(CLASSES)
     assert isinstance(trial.user_attrs["attack_accuracy_ci"], list)
@@ -195,6 +202,7 @@ def test_study_info_attributes_and_refusal_of_a_differing_worker():
         "norm": "none",
         "attacker": "naive",
         "judge": "",
+        "privacy": "recognition",
     }
     assert StudyInfo.read(study) == info and info.differences(study) == []
     other = dataclasses.replace(info, profile_fingerprint="xyz")

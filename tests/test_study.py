@@ -19,6 +19,7 @@ from autoshield.core.errors import AutoshieldError
 from autoshield.study import heartbeat, launch
 from autoshield.study.catalog import completed
 from autoshield.study.params import cell_of
+from autoshield.study.records import EvaluationRecord, StudyInfo
 from autoshield.study.storage import artifact_store, open_storage
 from autoshield.study.worker import run_worker
 
@@ -154,6 +155,7 @@ def test_artifact_is_png_and_dashboard_serves_study(tmp_path, data_root, space):
         (("search", "--n-jobs", "0"), "argument --n-jobs: must be from 1 to"),
         (("grid", "--set", "width=4"), "refusing to mix results"),
         (("grid", "--attacker", "adaptive"), "attacker: study has 'naive', this run 'adaptive'"),
+        (("grid", "--privacy", "identifiability"), "privacy: study has 'recognition', this run 'identifiability'"),
         (("grid", "--storage", "postgresql+psycopg://nobody:secret@127.0.0.1:1/none"), "cannot open storage"),
     ],
 )
@@ -167,6 +169,22 @@ def test_bad_input_leaves_study_untouched(tmp_path, data_root, space, extra, mes
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "secret" not in err
     assert len(_trials(db, "autoshield-grid", states=None)) == 3
+
+
+def test_an_identifiability_grid_scores_the_share_of_victims_singled_out(tmp_path, data_root, space):
+    """Issue #34: `--privacy identifiability` makes the judge-free endpoint the objective, and says so."""
+    db = tmp_path / "s.db"
+    assert (
+        main(_args("grid", db, data_root, space, "--utility", "recognizability", "--privacy", "identifiability")) == 0
+    )
+    study = optuna.load_study(study_name="autoshield-grid", storage=open_storage(f"sqlite:///{db}", heartbeat=False))
+    assert StudyInfo.read(study).privacy == "identifiability" and study.metric_names == ["model_accuracy", "identified"]
+    for trial in completed(study):
+        record = EvaluationRecord.read(trial)
+        assert record.privacy == "identifiability" and record.attack.identified is not None
+        assert trial.values[1] == pytest.approx(record.attack.identified)
+    best = (tmp_path / "autoshield-grid-best.csv").read_text().splitlines()[0]
+    assert "identified %" in best and "attack acc %" not in best
 
 
 def test_bad_space_and_foreign_database(tmp_path, data_root, capsys):

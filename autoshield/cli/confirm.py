@@ -86,14 +86,17 @@ def run_confirm(args: argparse.Namespace) -> None:
         )
     check_fresh(earlier, first_slot=first, victims_per_label=victims, study_victims=profile.images_per_label)
     data = data_of(args)
-    attackers = {check_profile(study, profile, data).attacker for study in (grid, search) if study is not None}
-    if len(attackers) > 1:
-        raise AutoshieldError(f"the grid and the search of {args.study!r} score different attackers: {attackers}")
-    (attacker,) = attackers
+    infos = [check_profile(study, profile, data) for study in (grid, search) if study is not None]
+    scoring = {(info.attacker, info.privacy) for info in infos}
+    if len(scoring) > 1:
+        raise AutoshieldError(
+            f"the grid and the search of {args.study!r} score differently (attacker, privacy): {scoring}"
+        )
+    ((attacker, privacy),) = scoring
     chosen = candidates(grid=grid, search=search, tolerance=args.tolerance)
     console.print(
         f"confirming {len(chosen)} policies on {victims} fresh victims per label (pool slots {first}–"
-        f"{first + victims - 1} of {profile.victim_pool_per_label}), attacker {attacker}"
+        f"{first + victims - 1} of {profile.victim_pool_per_label}), attacker {attacker}, privacy {privacy}"
     )
     device = resolve_device(profile.device)
     reference = study_reference(url=storage_of(args), name=args.study, data=data, profile=profile, device=device)
@@ -107,6 +110,7 @@ def run_confirm(args: argparse.Namespace) -> None:
         victims_per_label=victims,
         first_slot=first,
         attacker=attacker,
+        privacy=privacy,
         cache=AttackCache(cache_dir() / "attacks"),
         progress=True,
     )

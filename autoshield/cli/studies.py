@@ -23,7 +23,7 @@ from autoshield.cli.common import (
     throttled,
     whole,
 )
-from autoshield.core.choices import ATTACKER_CHOICES, DEFAULT_TOLERANCE, UTILITIES
+from autoshield.core.choices import ATTACKER_CHOICES, DEFAULT_TOLERANCE, PRIVACY_CHOICES, UTILITIES
 from autoshield.core.files import file_stem
 from autoshield.data.spaces import load_search_space
 
@@ -74,6 +74,14 @@ def _add_policy_study_args(parser: argparse.ArgumentParser) -> None:
         "it (adaptive: about twice the attack time for signed ops), or per policy the strongest of naive, post-hoc "
         "inverse and adaptive (worst). A published policy is known to attackers; a study keeps its first choice",
     )
+    parser.add_argument(
+        "--privacy",
+        choices=PRIVACY_CHOICES,
+        default="recognition",
+        help="what the privacy objective counts: victims the judge recognises in the reconstruction (recognition, "
+        "default), or victims the reconstruction singles out of the held-out pool's line-up, which needs no judge "
+        "and does not score the judge's blind spots as privacy (identifiability). A study keeps its first choice",
+    )
     _add_workers_arg(parser)
     add_study_args(parser)
     add_profile_args(parser)
@@ -113,6 +121,8 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
     about = f"profile {job.profile.name}, network {network_of(job.profile)}"
     if (attacker := getattr(job, "attacker", "naive")) != "naive":
         about += f", attacker {attacker}"
+    if (privacy := getattr(job, "privacy", "recognition")) != "recognition":
+        about += f", privacy {privacy}"
     about = f"{space_name}, {about}" if space_name else about
     console.print(f"study {study.study_name} in {redact(job.storage)} ({about})")
     for note in notes:
@@ -177,14 +187,14 @@ def run_grid(args: argparse.Namespace) -> None:
     from autoshield.report.cells import cell_rows
     from autoshield.report.format import write_rows
     from autoshield.report.tables import grid_best_rows
-    from autoshield.study.analysis import best_cells
+    from autoshield.study.analysis import best_cells, privacy_of
     from autoshield.study.jobs import GridJob
 
     space = load_search_space(args.space)
-    job = GridJob(space=space, utility=args.utility, attacker=args.attacker, **_where(args))
+    job = GridJob(space=space, utility=args.utility, attacker=args.attacker, privacy=args.privacy, **_where(args))
     study = run_study(job, args, space_name=space.name)
     table, rule = best_cells(study, tolerance=args.tolerance)
-    rows = grid_best_rows(table)
+    rows = grid_best_rows(table, privacy=privacy_of(study))
     print_rows(f"best cell per label ({args.utility} utility)", rows)
     console.print(f"rule: {rule}")
     folder = artifacts_of(args).parent
@@ -213,6 +223,7 @@ def run_search(args: argparse.Namespace) -> None:
         space=space,
         utility=args.utility,
         attacker=args.attacker,
+        privacy=args.privacy,
         trials=args.trials,
         sampler_name=args.sampler,
         tolerance=args.tolerance,

@@ -18,6 +18,11 @@ ATTACKERS: tuple[Attacker, ...] = ("naive", "posthoc", "adaptive")
 AttackerChoice = Literal["naive", "adaptive", "worst"]
 ATTACKER_CHOICES: tuple[AttackerChoice, ...] = ("naive", "adaptive", "worst")
 
+# What a study's privacy objective counts (issue #34): victims the judge recognises, or victims the reconstruction
+# singles out of the identification line-up, which needs no judge.
+Privacy = Literal["recognition", "identifiability"]
+PRIVACY_CHOICES: tuple[Privacy, ...] = ("recognition", "identifiability")
+
 # The studies one name holds: `<name>-grid`, `<name>-search`, `<name>-dpsgd`.
 Kind = Literal["grid", "search", "dpsgd"]
 KINDS: tuple[Kind, ...] = ("grid", "search", "dpsgd")

@@ -22,6 +22,16 @@ def attackers_of(choice: str) -> tuple[Attacker, ...]:
     return ATTACKERS if choice == "worst" else (choice,)  # type: ignore[return-value]
 
 
-def strongest(results: Mapping[Attacker, AttackResult]) -> Attacker:
-    """The attacker with the highest attack accuracy; on a tie the one that knows more (adaptive, post-hoc)."""
-    return max(results, key=lambda a: (results[a].overall.attack_accuracy.mean, ATTACKERS.index(a)))
+def privacy_figure(result: AttackResult, privacy: str) -> float:
+    """What a study's privacy objective scores an attack by: its attack accuracy (recognition), or the share of
+    victims singled out of the line-up (identifiability; 0 where no line-up was given)."""
+    if privacy == "recognition":
+        return result.overall.attack_accuracy.mean
+    identified = result.overall.identified
+    return identified.mean if identified is not None else 0.0
+
+
+def strongest(results: Mapping[Attacker, AttackResult], *, privacy: str = "recognition") -> Attacker:
+    """The attacker with the highest privacy figure (`privacy_figure`); on a tie the one that knows more
+    (adaptive, post-hoc)."""
+    return max(results, key=lambda a: (privacy_figure(results[a], privacy), ATTACKERS.index(a)))

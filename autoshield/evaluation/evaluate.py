@@ -272,6 +272,7 @@ class Evaluation:
     attack_seconds: float
     attacker: Attacker = "naive"  # whose result `attack` is
     attacks: dict[Attacker, AttackResult] = dataclasses.field(default_factory=dict)  # every attacker run
+    privacy: str = "recognition"  # what the privacy objective counts (`evaluation.attackers.privacy_figure`)
 
     @property
     def attack_accuracy(self) -> float:
@@ -287,11 +288,12 @@ def evaluate_policy(
     device: torch.device,
     utility: str = "trained",
     attacker: str = "naive",
+    privacy: str = "recognition",
     cache: AttackCache | None = None,
     progress: bool = False,
 ) -> Evaluation:
     """Train on `policy(train)` (unless utility is recognisability) and attack `policy(victims)` with the
-    attackers `attacker` names (`evaluation.attackers`), scoring it by the strongest."""
+    attackers `attacker` names (`evaluation.attackers`), scoring it by the strongest on `privacy`."""
     attackers = attackers_of(attacker)
     if utility not in UTILITIES:
         raise AutoshieldError(f"unknown utility {utility!r} ({', '.join(UTILITIES)})")
@@ -313,7 +315,7 @@ def evaluate_policy(
         lineup=pool_lineup(data.train, profile),
         progress=progress,
     )
-    chosen = strongest(attacks)
+    chosen = strongest(attacks, privacy=privacy)
     if accuracy is None:  # the poster's protocol, measured on the test subset rather than the few victims
         _, test = profile_splits(data, profile)
         seen = evaluate(
@@ -333,4 +335,5 @@ def evaluate_policy(
         attack_seconds=sum(a.seconds for a in attacks.values()),
         attacker=chosen,
         attacks=attacks,
+        privacy=privacy,
     )

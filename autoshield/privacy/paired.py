@@ -11,6 +11,7 @@ outcomes: nothing here trains, attacks or judges.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -126,6 +127,17 @@ def compare(cell: Outcomes, baseline: Outcomes, *, label: int | None = None) -> 
         rank_delta=rank_delta,
         p_wilcoxon_rank=p_rank,
     )
+
+
+def scored(outcomes: Outcomes, privacy: str) -> Outcomes:
+    """`outcomes` with `recognised` as the study's privacy objective counts it: the judge's verdict
+    (recognition), or the victim singled out of the line-up (identifiability: rank 1), so that every paired test
+    and count reads one endpoint. Attacks stored before the line-up have no ranks, hence no identification."""
+    if privacy == "recognition":
+        return outcomes
+    if not outcomes.rank:
+        return dataclasses.replace(outcomes, recognised=(False,) * len(outcomes.victims))
+    return dataclasses.replace(outcomes, recognised=tuple(rank == 1 for rank in outcomes.rank))
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:

@@ -44,7 +44,7 @@ from autoshield.report.tables import (
     per_label_rows,
     table_utility,
 )
-from autoshield.study.analysis import best_cells
+from autoshield.study.analysis import best_cells, privacy_of
 from autoshield.study.catalog import completed
 from autoshield.study.params import cell_of
 from autoshield.study.records import ConfirmationRecord, EvaluationRecord, StudyInfo
@@ -211,7 +211,7 @@ def _report_text(studies: Studies, rows: Rows, *, tolerance: float, has_reconstr
             "",
             f"Best cell per label. Rule: {rule}.",
             "",
-            markdown_table(grid_best_rows(table)),
+            markdown_table(grid_best_rows(table, privacy=privacy_of(studies.grid))),
             "Every cell × label, with the victims behind each figure (k/n), the chance floor (what the judge says of "
             "the attack's information-free starts), failed reconstructions and the paired test against Identity: "
             "[cells.md](cells.md) ([cells.csv](cells.csv)).",

@@ -28,7 +28,7 @@ def _row(record: ConfirmationRecord, comparisons: dict[tuple[str, int | None], C
     else:
         test = comparison.test
         verdict = f"{test.only_cell}/{test.only_baseline}, p Holm {comparison.p_holm:.3g}" + (
-            ": fewer recognised" if comparison.significant else ": not significant"
+            f": fewer {_counted(record)}" if comparison.significant else ": not significant"
         )
     low, high = attack.attack_accuracy_ci
     return {
@@ -37,6 +37,7 @@ def _row(record: ConfirmationRecord, comparisons: dict[tuple[str, int | None], C
         "victims/label": str(record.victims_per_label),
         "found attack %": percent(record.found_attack_accuracy),
         "confirmed attack %": f"{percent(attack.attack_accuracy)} [{percent(low)}–{percent(high)}]",
+        "confirmed identified %": percent(attack.identified),
         "floor %": percent(attack.chance_floor),
         "failed": str(attack.failed_reconstructions),
         "PSNR orig dB": f"{attack.psnr_original:.1f}",
@@ -54,8 +55,14 @@ def confirmed_claims(records: list[ConfirmationRecord]) -> list[str]:
             if comparison is not None and comparison.significant:
                 test = comparison.test
                 lines.append(
-                    f"{record.policy} ({record.source}): attack recognised {test.cell_recognised}/{test.n} fresh "
-                    f"victims vs Identity's {test.baseline_recognised}/{test.n} (exact McNemar, Holm p = "
+                    f"{record.policy} ({record.source}): attack {_counted(record)} {test.cell_recognised}/{test.n} "
+                    f"fresh victims vs Identity's {test.baseline_recognised}/{test.n} (exact McNemar, Holm p = "
                     f"{comparison.p_holm:.3g})"
                 )
-    return lines or ["No policy is confirmed: none recognised significantly fewer fresh victims than Identity."]
+    return lines or [
+        "No policy is confirmed: none was attacked significantly less successfully than Identity on fresh victims."
+    ]
+
+
+def _counted(record: ConfirmationRecord) -> str:
+    return "recognised" if record.privacy == "recognition" else "singled out"

@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial
 from autoshield.data.policy import IDENTITY
 from autoshield.report.pareto import REFERENCE_POINT, best_tradeoff, hypervolume_history
 from autoshield.report.studies import Studies, grid_identity, identities, network, search_identity, utility
+from autoshield.study.analysis import privacy_of
 from autoshield.study.catalog import completed
 from autoshield.study.dp_records import DPRecord
 from autoshield.study.params import cell_of, sigma_of
@@ -42,7 +43,9 @@ def _error_bars(axis: Axes, points: Sequence[tuple[float, float, tuple[float, fl
 
 
 def _policy_bars(trials: Sequence[FrozenTrial]) -> list[tuple[float, float, tuple[float, float]]]:
-    return [(t.values[0], t.values[1], EvaluationRecord.read(t).attack.attack_accuracy_ci) for t in trials]
+    """Attack accuracy's intervals; an identifiability objective stores none."""
+    records = [(t, EvaluationRecord.read(t)) for t in trials]
+    return [(t.values[0], t.values[1], r.attack.attack_accuracy_ci) for t, r in records if r.privacy == "recognition"]
 
 
 def _floor(studies: Studies) -> tuple[float, str]:
@@ -54,19 +57,19 @@ def _floor(studies: Studies) -> tuple[float, str]:
     return CHANCE, "chance (1 in 10 labels)"
 
 
-def _panel_of(study: optuna.Study) -> tuple[str, str]:
-    return utility(study), network(study)
+def _panel_of(study: optuna.Study) -> tuple[str, str, str]:
+    return utility(study), network(study), privacy_of(study)
 
 
 def plot_pareto(studies: Studies, path: Path) -> Path:
-    """Grid cells, search front and DP-SGD points (with ε and the σ = 0 control), one panel per (utility, network):
-    a recognizability x value and a trained model's accuracy are different quantities, and two networks are two
-    experiments, so neither ever shares an axis."""
+    """Grid cells, search front and DP-SGD points (with ε and the σ = 0 control), one panel per (utility, network,
+    privacy objective): a recognizability x value and a trained model's accuracy are different quantities, as are
+    attack accuracy and the identified share, and two networks are two experiments, so none ever shares an axis."""
     keys = list(dict.fromkeys(_panel_of(s) for s in studies.present()))
     figure = Figure(figsize=(1 + 6 * len(keys), 5))
     axes = figure.subplots(1, len(keys), squeeze=False)
     panel = dict(zip(keys, axes[0], strict=True))
-    captions: dict[tuple[str, str], str] = {}  # per panel: DP-SGD's ε and σ = 0 controls, under the axis
+    captions: dict[tuple[str, str, str], str] = {}  # per panel: DP-SGD's ε and σ = 0 controls, under the axis
     if studies.grid:
         axis, cells = panel[_panel_of(studies.grid)], completed(studies.grid)
         _scatter(axis, cells, marker="s", s=18, color="tab:gray", alpha=0.5, label="grid cells (one op for all labels)")
@@ -110,14 +113,16 @@ def plot_pareto(studies: Studies, path: Path) -> Path:
         captions[_panel_of(studies.dpsgd)] = "DP-SGD " + "; ".join(details)
         _error_bars(axis, bars, "tab:red")
     floor, floor_label = _floor(studies)
-    for (name, norm), axis in panel.items():
-        axis.axhline(floor, color="tab:purple", ls="--", lw=1, label=floor_label)
+    for (name, norm, privacy), axis in panel.items():
+        if privacy == "recognition":  # the judge's floor; identification's null is 1 / line-up, near 0
+            axis.axhline(floor, color="tab:purple", ls="--", lw=1, label=floor_label)
         axis.set_xlim(0, 1)  # the whole scale: a zoomed axis turns noise at chance into a front
         axis.set_ylim(0, 1)
-        axis.set_title(f"model accuracy = {name}, network norm = {norm}", fontsize=9)
+        axis.set_title(f"model accuracy = {name}, network norm = {norm}, privacy = {privacy}", fontsize=9)
         caption = captions.get((name, norm))
         axis.set_xlabel("model accuracy (higher is better)" + (f"\n{caption}" if caption else ""), fontsize=8)
-        axis.set_ylabel("attack accuracy (lower is better)")
+        what = "attack accuracy" if privacy == "recognition" else "identified (singled out of the line-up)"
+        axis.set_ylabel(f"{what} (lower is better)")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7, loc="best")
     figure.tight_layout()

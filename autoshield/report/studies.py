@@ -64,6 +64,8 @@ def incomparable(dpsgd: optuna.Study, other: optuna.Study) -> str | None:
         return f"not comparable: {other.study_name}'s model accuracy is {theirs.utility}, DP-SGD's is {mine.utility}"
     if (mine.profile_fingerprint, mine.data) != (theirs.profile_fingerprint, theirs.data):
         return f"not comparable: {other.study_name} ran under another profile or data set"
+    if mine.privacy != theirs.privacy:
+        return f"not comparable: {other.study_name}'s privacy objective is {theirs.privacy}, DP-SGD's {mine.privacy}"
     return None
 
 

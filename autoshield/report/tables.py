@@ -11,11 +11,11 @@ from autoshield.data.cifar import CLASSES
 from autoshield.data.policy import Policy
 from autoshield.evaluation.judge import AttackResult
 from autoshield.learn.train import Accuracy
-from autoshield.privacy.paired import compare, holm, significantly_fewer
+from autoshield.privacy.paired import compare, holm, scored, significantly_fewer
 from autoshield.report.format import Rows, interval, percent
 from autoshield.report.pareto import best_tradeoff, dominates
 from autoshield.report.studies import COMPARE_SIGMA, Studies, dp_at, incomparable, search_identity, utility
-from autoshield.study.analysis import NONE_BETTER, BestCell, best_cells, compare_all
+from autoshield.study.analysis import NONE_BETTER, BestCell, best_cells, compare_all, privacy_of
 from autoshield.study.catalog import completed
 from autoshield.study.dp_records import DPRecord
 from autoshield.study.params import policy_of, sigma_of
@@ -80,8 +80,10 @@ def privacy_rows(result: AttackResult, policy: Policy) -> Rows:
     ]
 
 
-def grid_best_rows(table: list[BestCell]) -> Rows:
-    """The best cell per label, or NONE_BETTER; Identity's numbers stand in the rows where no cell qualifies."""
+def grid_best_rows(table: list[BestCell], *, privacy: str = "recognition") -> Rows:
+    """The best cell per label, or NONE_BETTER; Identity's numbers stand in the rows where no cell qualifies. The
+    privacy columns name what the study's objective counts (`study.analysis.privacy_of`)."""
+    figure, count = ("attack acc %", "attack k/n") if privacy == "recognition" else ("identified %", "identified k/n")
     rows = []
     for row in table:
         test = row.comparison.test if row.comparison else None
@@ -90,10 +92,10 @@ def grid_best_rows(table: list[BestCell]) -> Rows:
                 "label": row.label,
                 "best cell": str(row.cell) if row.significant else NONE_BETTER,
                 "model acc %": percent(row.model_accuracy),
-                "attack acc %": percent(row.attack_accuracy),
+                figure: percent(row.attack_accuracy),
                 "floor %": percent(row.floor),
                 "failed": "—" if row.failed is None else str(row.failed),
-                "attack k/n": f"{test.cell_recognised}/{test.n}" if test else "—",
+                count: f"{test.cell_recognised}/{test.n}" if test else "—",
                 "Identity k/n": f"{test.baseline_recognised}/{test.n}" if test else "—",
                 "p Holm": f"{row.comparison.p_holm:.3g}" if row.comparison else "—",
                 "PSNR dB": f"{row.psnr:.1f}",
@@ -111,10 +113,13 @@ def pareto_rows(study: optuna.Study) -> Rows:
     identity = _search_identity_record(study)
     comparisons = {}
     if identity is not None and identity.attack.outcomes is not None:
+        privacy = privacy_of(study)
         outcomes = {
-            r.policy: r.attack.outcomes for r in records.values() if r.attack.outcomes and r.policy != identity.policy
+            r.policy: scored(r.attack.outcomes, privacy)
+            for r in records.values()
+            if r.attack.outcomes and r.policy != identity.policy
         }
-        comparisons = compare_all(outcomes, identity.attack.outcomes, labels=(None,))
+        comparisons = compare_all(outcomes, scored(identity.attack.outcomes, privacy), labels=(None,))
     family = f"p Holm vs Identity (over {len(comparisons)} trials)"
     rows = []
     for trial in front:

@@ -20,9 +20,18 @@ from autoshield.core.choices import DEFAULT_TOLERANCE
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.cifar import CLASSES
 from autoshield.data.policy import IDENTITY, Cell, Policy
-from autoshield.privacy.paired import ALPHA, Outcomes, PairedTest, compare, holm, significantly_fewer, smallest_p
+from autoshield.privacy.paired import (
+    ALPHA,
+    Outcomes,
+    PairedTest,
+    compare,
+    holm,
+    scored,
+    significantly_fewer,
+    smallest_p,
+)
 from autoshield.study.catalog import completed
-from autoshield.study.records import GridCellRecord
+from autoshield.study.records import GridCellRecord, StudyInfo
 
 NONE_BETTER = "no cell significantly better than Identity"
 
@@ -109,19 +118,27 @@ def grid_cells(study: optuna.Study) -> dict[Cell, GridCellRecord]:
     return cells
 
 
+def privacy_of(study: optuna.Study) -> str:
+    """What the study's privacy objective counts; recognition for studies older than the choice."""
+    info = StudyInfo.read(study)
+    return info.privacy if info else "recognition"
+
+
 def grid_comparisons(study: optuna.Study) -> dict[tuple[str, int | None], Comparison]:
-    """Each completed non-Identity cell of a grid against its Identity cell; empty when Identity is not done or
-    the study predates per-victim outcomes."""
+    """Each completed non-Identity cell of a grid against its Identity cell, on the endpoint the study's privacy
+    objective counts (`privacy.paired.scored`); empty when Identity is not done or the study predates per-victim
+    outcomes."""
     cells = grid_cells(study)
     identity = cells.get(IDENTITY)
     if identity is None or identity.evaluation.attack.outcomes is None:
         return {}
+    privacy = privacy_of(study)
     outcomes = {
-        str(cell): record.evaluation.attack.outcomes
+        str(cell): scored(record.evaluation.attack.outcomes, privacy)
         for cell, record in cells.items()
         if cell != IDENTITY and record.evaluation.attack.outcomes is not None
     }
-    return compare_all(outcomes, identity.evaluation.attack.outcomes)
+    return compare_all(outcomes, scored(identity.evaluation.attack.outcomes, privacy))
 
 
 def best_cells(study: optuna.Study, *, tolerance: float = DEFAULT_TOLERANCE) -> tuple[list[BestCell], str]:
@@ -133,13 +150,14 @@ def best_cells(study: optuna.Study, *, tolerance: float = DEFAULT_TOLERANCE) -> 
     if not results:
         raise AutoshieldError(f"study {study.study_name!r} has no completed grid cells")
     comparisons = grid_comparisons(study)
+    privacy = privacy_of(study)
     table = []
     for i, label in enumerate(CLASSES):
         if IDENTITY not in results:  # nothing to compare with yet
             table.append(BestCell(label, IDENTITY, False, math.nan, math.nan, math.nan, None, None, None))
             continue
         accuracy = {cell: r.model_accuracy_per_label[i] for cell, r in results.items()}
-        attack = {cell: r.attack.attack_accuracy_per_label[i] for cell, r in results.items()}
+        attack = {cell: r.attack.figure(privacy, i) for cell, r in results.items()}
         baseline = results[IDENTITY].attack.outcomes
         allowed = [
             cell
@@ -148,7 +166,7 @@ def best_cells(study: optuna.Study, *, tolerance: float = DEFAULT_TOLERANCE) -> 
             and (c := comparisons.get((str(cell), i))) is not None
             and (outcomes := results[cell].attack.outcomes) is not None
             and baseline is not None
-            and protects(c, limited=judge_limited(outcomes, baseline, i))
+            and protects(c, limited=privacy == "recognition" and judge_limited(outcomes, baseline, i))
         ]
         best = min(allowed, key=lambda cell: (attack[cell], -accuracy[cell]), default=IDENTITY)
         record = results[best].attack
@@ -161,13 +179,20 @@ def best_cells(study: optuna.Study, *, tolerance: float = DEFAULT_TOLERANCE) -> 
         )
     family = len({name for name, label in comparisons if label is not None})
     victims = max((c.test.n for (_, label), c in comparisons.items() if label is not None), default=0)
+    counted = "recognised" if privacy == "recognition" else "singled out of the line-up"
+    figure = "attack accuracy" if privacy == "recognition" else "identified share"
+    limited = (
+        f"; a judge-limited cell (its unattacked images recognised {100 * JUDGE_LIMIT:.0f}+ points below "
+        "Identity's) must also put its victims significantly lower in the identification line-up (Wilcoxon on the "
+        "rank, Holm)"
+        if privacy == "recognition"
+        else ""
+    )
     rule = (
-        f"per label: among cells whose attack recognised significantly fewer of that label's victims than "
+        f"per label: among cells whose attack {counted} significantly fewer of that label's victims than "
         f"Identity's (exact McNemar on the same victims and starts, Holm over the {family} cells x "
         f"{len(CLASSES)} labels compared, α = 0.05) and whose model accuracy is within {100 * tolerance:.0f} "
-        f"points of Identity's, the lowest attack accuracy; a judge-limited cell (its unattacked images recognised "
-        f"{100 * JUDGE_LIMIT:.0f}+ points below Identity's) must also put its victims significantly lower in the "
-        f"identification line-up (Wilcoxon on the rank, Holm); otherwise '{NONE_BETTER}'. The cells were chosen on "
+        f"points of Identity's, the lowest {figure}{limited}; otherwise '{NONE_BETTER}'. The cells were chosen on "
         f"these victims, so only the policy's confirmed figure (`autoshield confirm`) counts. With {victims} "
         f"victims per label the smallest attainable p is {smallest_p(victims):.3g} before correction, "
         f"{min(1.0, family * len(CLASSES) * smallest_p(victims)):.3g} after"

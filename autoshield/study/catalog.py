@@ -1,6 +1,6 @@
 """The studies in a storage: create or check one, find one, its completed trials, its queue.
 
-Every study has the same two objectives, (model accuracy ↑, attack accuracy ↓),
+Every study has two objectives, (model accuracy ↑, attack accuracy or identified share ↓),
 and remembers what it was created with (`records.StudyInfo`): a worker whose
 space, profile, data or utility differ is refused, so results never mix.
 """
@@ -16,7 +16,10 @@ from autoshield.study.records import StudyInfo
 from autoshield.study.storage import study_name
 
 DIRECTIONS = ("maximize", "minimize")
-METRIC_NAMES = ("model_accuracy", "attack_accuracy")
+METRIC_NAMES = {
+    "recognition": ("model_accuracy", "attack_accuracy"),
+    "identifiability": ("model_accuracy", "identified"),
+}
 
 
 def open_study(
@@ -38,7 +41,7 @@ def open_study(
     stored = StudyInfo.read(study)
     if stored is None:
         info.write(study)
-        study.set_metric_names(list(METRIC_NAMES))
+        study.set_metric_names(list(METRIC_NAMES[info.privacy]))
     elif differences := info.differences(study):
         raise AutoshieldError(f"refusing to mix results in study {full_name!r}: {'; '.join(differences)}")
     elif info.judge and not stored.judge:  # scored by an unrecorded judge so far; by this one from now on

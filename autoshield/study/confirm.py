@@ -25,6 +25,7 @@ from autoshield.evaluation.attackers import attackers_of, strongest
 from autoshield.evaluation.evaluate import attack_with, fresh_victims
 from autoshield.evaluation.lineup import pool_lineup
 from autoshield.privacy.cache import AttackCache
+from autoshield.privacy.paired import scored
 from autoshield.study.analysis import Comparison, best_cells, best_policy, compare_all, grid_cells, grid_comparisons
 from autoshield.study.catalog import completed
 from autoshield.study.params import policy_of
@@ -108,11 +109,13 @@ def confirm(
     victims_per_label: int,
     first_slot: int,
     attacker: str = "naive",
+    privacy: str = "recognition",
     cache: AttackCache | None = None,
     progress: bool = False,
 ) -> list[ConfirmationRecord]:
     """Attack every candidate on `victims_per_label` fresh victims per label (the same victims and starts for
-    all, so they pair with Identity's), scored as the study scored it: by the strongest of `attacker`'s."""
+    all, so they pair with Identity's), scored as the study scored it: by the strongest of `attacker`'s on
+    `privacy`."""
     victims = fresh_victims(data, profile, per_label=victims_per_label, first_slot=first_slot)
     lineup = pool_lineup(data.train, profile)
     records = []
@@ -129,7 +132,7 @@ def confirm(
             lineup=lineup,
             progress=progress,
         )
-        chosen_attacker = strongest(results)
+        chosen_attacker = strongest(results, privacy=privacy)
         result = results[chosen_attacker]
         records.append(
             ConfirmationRecord(
@@ -141,6 +144,7 @@ def confirm(
                 attack=AttackRecord.of(result),
                 seconds=time.perf_counter() - start,
                 attacker=chosen_attacker,
+                privacy=privacy,
             )
         )
     return records
@@ -180,9 +184,15 @@ def confirmation_groups(records: list[ConfirmationRecord]) -> dict[tuple[int, in
 
 
 def confirmed_comparisons(group: list[ConfirmationRecord]) -> dict[tuple[str, int | None], Comparison]:
-    """Each policy of one group against that group's Identity on the same fresh victims, Holm over the group."""
+    """Each policy of one group against that group's Identity on the same fresh victims, on the endpoint the
+    study's privacy objective counts, Holm over the group."""
     identity = next((r for r in group if r.policy == str(Policy.identity())), None)
     if identity is None or identity.attack.outcomes is None:
         return {}
-    outcomes = {r.policy: r.attack.outcomes for r in group if r is not identity and r.attack.outcomes is not None}
-    return compare_all(outcomes, identity.attack.outcomes)
+    privacy = identity.privacy
+    outcomes = {
+        r.policy: scored(r.attack.outcomes, privacy)
+        for r in group
+        if r is not identity and r.attack.outcomes is not None
+    }
+    return compare_all(outcomes, scored(identity.attack.outcomes, privacy))

@@ -22,7 +22,7 @@ import torch
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.trial import Trial, TrialState
 
-from autoshield.core.choices import DEFAULT_TOLERANCE, SAMPLERS, UTILITIES
+from autoshield.core.choices import DEFAULT_TOLERANCE, PRIVACY_CHOICES, SAMPLERS, UTILITIES
 from autoshield.core.config import Profile
 from autoshield.core.errors import AutoshieldError
 from autoshield.core.runtime import phase
@@ -153,10 +153,13 @@ class _PolicyJob(Job):
     space: SearchSpace
     utility: str = "trained"
     attacker: str = "naive"
+    privacy: str = "recognition"
 
     def __post_init__(self) -> None:
         if self.utility not in UTILITIES:
             raise AutoshieldError(f"unknown utility {self.utility!r} ({', '.join(UTILITIES)})")
+        if self.privacy not in PRIVACY_CHOICES:
+            raise AutoshieldError(f"unknown privacy objective {self.privacy!r} ({', '.join(PRIVACY_CHOICES)})")
         attackers_of(self.attacker)  # an unknown attacker fails before anything is written
 
     def cells(self, data: Cifar10) -> list[Cell]:
@@ -184,6 +187,7 @@ class _PolicyJob(Job):
             data=data.fingerprint,
             merged=tuple(str(c) for c in merged),
             attacker=self.attacker,
+            privacy=self.privacy,
         )
 
     @staticmethod
@@ -214,6 +218,7 @@ class _PolicyJob(Job):
             device=context.device,
             utility=self.utility,
             attacker=self.attacker,
+            privacy=self.privacy,
             cache=context.cache,
         )
         sheets = {"reconstructions": evaluation.attack}
@@ -310,6 +315,7 @@ class SearchJob(_PolicyJob):
             and info.profile_fingerprint == self.profile.fingerprint()
             and info.data == data.fingerprint
             and info.attacker == self.attacker
+            and info.privacy == self.privacy
         )
         return grid if same and completed(grid) else None
 

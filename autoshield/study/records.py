@@ -80,6 +80,7 @@ class StudyInfo:
     norm: str = ""  # the network's normalisation (learn/models.py): DP and augmentation compare only on one
     attacker: str = "naive"  # whose attack accuracy is the privacy objective (evaluation.attackers)
     judge: str = ""  # SHA-256 of the weights every trial is judged with (`study.judges`); "" before it was stored
+    privacy: str = "recognition"  # what the privacy objective counts (`core.choices.PRIVACY_CHOICES`)
 
     def write(self, study: optuna.Study) -> None:
         study.set_user_attr(INFO_ATTR, self.as_attrs())
@@ -105,7 +106,14 @@ class StudyInfo:
         if stored is None:
             return None
         old_norm = "group" if stored.get("kind") == "dpsgd" else "batch"  # before studies stored it
-        defaults = {"utility": "trained", "cells": [], "merged": [], "norm": old_norm, "attacker": "naive"}
+        defaults = {
+            "utility": "trained",
+            "cells": [],
+            "merged": [],
+            "norm": old_norm,
+            "attacker": "naive",
+            "privacy": "recognition",
+        }
         return cls(**{f.name: _tupled(stored.get(f.name, defaults.get(f.name, ""))) for f in dataclasses.fields(cls)})
 
 
@@ -139,6 +147,15 @@ class AttackRecord:
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             object.__setattr__(self, field.name, meaningful(getattr(self, field.name)))
+
+    def figure(self, privacy: str, label: int | None = None) -> float:
+        """What a privacy objective scores this attack by, overall or on one label: attack accuracy
+        (recognition), or the share of victims singled out of the line-up (identifiability; 0 without one)."""
+        if privacy == "recognition":
+            return self.attack_accuracy if label is None else self.attack_accuracy_per_label[label]
+        if label is None:
+            return self.identified or 0.0
+        return self.identified_per_label[label] if self.identified_per_label else 0.0
 
     @classmethod
     def of(cls, attack: AttackResult) -> AttackRecord:
@@ -227,6 +244,7 @@ class EvaluationRecord:
     attack_seconds: float
     attacker: str = "naive"  # whose attack `attack` is
     attacks: dict[str, AttackRecord] = dataclasses.field(default_factory=dict)  # every attacker run, `attack` too
+    privacy: str = "recognition"  # what the privacy objective counts (recognition before issue #34)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_accuracy", meaningful(float(self.model_accuracy)))
@@ -245,10 +263,11 @@ class EvaluationRecord:
             attack_seconds=evaluation.attack_seconds,
             attacker=evaluation.attacker,
             attacks={name: AttackRecord.of(attack) for name, attack in evaluation.attacks.items()},
+            privacy=evaluation.privacy,
         )
 
     def objectives(self) -> tuple[float, float]:
-        return self.model_accuracy, self.attack.attack_accuracy
+        return self.model_accuracy, self.attack.figure(self.privacy)
 
     def write(self, trial: Trial) -> None:
         store_attrs(trial, self.as_attrs())
@@ -264,6 +283,7 @@ class EvaluationRecord:
             "attack_seconds": self.attack_seconds,
             "attacker": self.attacker,
             "attackers": list(self.attacks),
+            "privacy": self.privacy,
             **{
                 k: v
                 for name in self.attacks
@@ -292,6 +312,7 @@ class EvaluationRecord:
                 name: attack if name == attrs.get("attacker", "naive") else AttackRecord.from_attrs(attrs, f"{name}_")
                 for name in attrs.get("attackers", ["naive"])  # before issue #15 every study was naive
             },
+            privacy=attrs.get("privacy", "recognition"),
         )
 
 
@@ -320,6 +341,7 @@ class ConfirmationRecord:
     attack: AttackRecord
     seconds: float
     attacker: str = "naive"  # whose attack `attack` is: the strongest of the study's attacker choice
+    privacy: str = "recognition"  # what the study's privacy objective counts, hence the paired endpoint
 
     def as_attrs(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "attack"}
