@@ -77,6 +77,13 @@ def register_attack(commands: argparse._SubParsersAction) -> None:
         help="judge with a reference classifier that also trained on the victim pool; only to measure how much "
         "membership inflates attack accuracy (trains a second reference classifier once)",
     )
+    parser.add_argument(
+        "--null",
+        action="store_true",
+        help="also attack, from each victim's own start, the gradient of another victim of its label and score it "
+        "as the victim's: the figures' real null (recognition's is the label leaking, identification's 1 / line-up); "
+        "doubles the attack time; needs 2+ victims per label",
+    )
     add_study_name_arg(parser, default=None, role=": judge with the judge stored for it, as its trials were")
     add_storage_arg(parser)
     add_profile_args(parser)
@@ -90,6 +97,7 @@ def run_attack(args: argparse.Namespace) -> None:
     from autoshield.evaluation.attackers import strongest
     from autoshield.evaluation.evaluate import attack_with, train_policy, victims
     from autoshield.evaluation.lineup import pool_lineup
+    from autoshield.evaluation.null import null_attack
     from autoshield.evaluation.sheets import reconstruction_sheet
     from autoshield.privacy.cache import AttackCache
     from autoshield.privacy.reference import reference_classifier
@@ -105,6 +113,10 @@ def run_attack(args: argparse.Namespace) -> None:
     if args.target is not None:
         extra.append(f"attack.target={args.target!r}")
     profile = profile_of(args, *extra)
+    if args.null and profile.attack.target != "init":
+        raise AutoshieldError("--null attacks the seeded untrained network: it needs attack.target = 'init'")
+    if args.null and profile.images_per_label < 2:
+        raise AutoshieldError("--null pairs each victim with another of its label: it needs 2+ victims per label")
     policy = policy_from_argument(args.policy)
     writable_folder(args.sheet.parent)  # before the judge or the attack spends any time
     data = data_of(args)
@@ -144,6 +156,23 @@ def run_attack(args: argparse.Namespace) -> None:
     for name, attack in results.items():
         if (line := sign_line(attack.outcomes)) is not None:
             console.print(f"{name} attacker: {line}")
+    if args.null:
+        null = null_attack(
+            policy=policy,
+            victims=victims(data, profile),
+            profile=profile,
+            reference=reference.model,
+            device=device,
+            lineup=pool_lineup(data.train, profile),
+            attacker=chosen,
+            cache=cache,
+            progress=True,
+        )
+        print_rows(
+            f"null: the {chosen} attacker on another victim of each label, from the victim's start, scored as the "
+            f"victim's (identification's null is 1 / {null.overall.lineup})",
+            privacy_rows(null, policy),
+        )
     if result.overall.failed:
         console.print(f"[red]{result.overall.failed} reconstructions turned non-finite: counted as not recognised")
     console.print(
