@@ -23,6 +23,7 @@ from autoshield.study.records import EvaluationRecord, StudyInfo
 from autoshield.study.storage import open_storage
 
 from .test_distributed import POSTGRES, needs_postgres
+from .test_study import _args
 
 CPU = torch.device("cpu")
 
@@ -85,21 +86,7 @@ def test_the_first_judge_stored_is_every_later_workers(tmp_path, data, smoke, ki
 
 
 def _search(db: Path, data_root: Path, space: Path, trials: int) -> list[str]:
-    return [
-        "search",
-        "--profile",
-        "smoke",
-        "--storage",
-        f"sqlite:///{db}",
-        "--space",
-        str(space),
-        "--data-root",
-        str(data_root),
-        "--trials",
-        str(trials),
-        "--utility",
-        "recognizability",
-    ]
+    return _args("search", db, data_root, space, "--trials", str(trials), "--utility", "recognizability")
 
 
 def test_a_worker_on_another_machine_scores_with_the_studys_judge(tmp_path, data_root, data, space, monkeypatch):
