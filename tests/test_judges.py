@@ -3,6 +3,7 @@ between machines and studies as a file, and refused when it does not fit."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from pathlib import Path
 
@@ -11,13 +12,17 @@ import pytest
 import torch
 
 from autoshield.cli import main
+from autoshield.cli.judge import study_reference
 from autoshield.core.config import load_profile
 from autoshield.core.errors import AutoshieldError
 from autoshield.core.runtime import resolve_device
+from autoshield.data.spaces import load_search_space
 from autoshield.privacy import reference
 from autoshield.privacy.judge_file import JudgeIdentity, check_fits, judge_bytes, judge_file, read_judge
 from autoshield.privacy.reference import install_judge, local_judge
-from autoshield.study.catalog import completed
+from autoshield.study import launch
+from autoshield.study.catalog import completed, open_study
+from autoshield.study.jobs import GridJob
 from autoshield.study.judges import stored_judge, study_judge
 from autoshield.study.records import EvaluationRecord, StudyInfo
 from autoshield.study.storage import open_storage
@@ -143,3 +148,26 @@ def test_judge_export_and_import_move_it_between_machines_and_studies(tmp_path, 
     assert "junk.pt is not an autoshield judge" in err[0]
     assert "width 4, not 8" in err[1]
     assert f"is scored by judge {a.digest[:12]}" in err[2]
+
+
+def test_a_run_its_study_refuses_stores_no_judge_and_a_lost_judge_is_named(tmp_path, data, data_root, space):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    job = GridJob(
+        space=load_search_space(str(space)),
+        storage=url,
+        name="s",
+        profile=load_profile("smoke"),
+        data_root=str(data_root),
+        artifacts=str(tmp_path / "a"),
+    )
+    storage = open_storage(url)
+    open_study(storage, name="s", info=dataclasses.replace(job.info(data), profile_fingerprint="other"))
+    with pytest.raises(AutoshieldError, match="refusing to mix results"):
+        launch.the_judge(job, data, device=CPU)
+    assert stored_judge(url=url, name="s") is None
+    open_study(storage, name="t", info=dataclasses.replace(job.info(data), judge="a" * 64))
+    with pytest.raises(AutoshieldError, match="no longer holds: put it back with `autoshield judge import"):
+        launch.the_judge(dataclasses.replace(job, name="t"), data, device=CPU)
+    assert stored_judge(url=url, name="t") is None
+    with pytest.raises(AutoshieldError, match="no study named 'u'"):
+        study_reference(url=url, name="u", data=data, profile=load_profile("smoke"), device=CPU)

@@ -106,11 +106,17 @@ def run_import(args: argparse.Namespace) -> None:
 
 def study_reference(*, url: str, name: str, data: Cifar10, profile: Profile, device: torch.device) -> Reference:
     """The judge stored for the studies named `name`; this machine's for a study from before judges were stored
-    (said in one line)."""
+    (said in one line). A storage or a name that holds no study is refused."""
+    from autoshield.core.choices import KINDS
     from autoshield.privacy.judge_file import JudgeIdentity, check_fits
     from autoshield.privacy.reference import reference_classifier
+    from autoshield.study.catalog import find_study
     from autoshield.study.judges import stored_judge
+    from autoshield.study.storage import open_storage, redact
 
+    storage = open_storage(url, heartbeat=False, create=False, writes=False)
+    if not any(find_study(storage, name, kind) for kind in KINDS):
+        raise AutoshieldError(f"no study named {name!r} in {redact(url)}")
     judge = stored_judge(url=url, name=name)
     if judge is None:
         console.print(f"[yellow]study {name!r} stored no judge (it predates them): scoring with this machine's")

@@ -24,11 +24,14 @@ def attackers_of(choice: str) -> tuple[Attacker, ...]:
 
 def privacy_figure(result: AttackResult, privacy: str) -> float:
     """What a study's privacy objective scores an attack by: its attack accuracy (recognition), or the share of
-    victims singled out of the line-up (identifiability; 0 where no line-up was given)."""
+    victims singled out of the line-up (identifiability, which needs one: without it nothing would count as
+    leaked)."""
     if privacy == "recognition":
         return result.overall.attack_accuracy.mean
     identified = result.overall.identified
-    return identified.mean if identified is not None else 0.0
+    if identified is None:
+        raise AutoshieldError("identifiability needs a line-up: the attack ranked no victim")
+    return identified.mean
 
 
 def strongest(results: Mapping[Attacker, AttackResult], *, privacy: str = "recognition") -> Attacker:

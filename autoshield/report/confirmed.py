@@ -35,7 +35,9 @@ def _row(record: ConfirmationRecord, comparisons: dict[tuple[str, int | None], C
         "source": record.source,
         "policy": record.policy,
         "victims/label": str(record.victims_per_label),
-        "found attack %": percent(record.found_attack_accuracy),
+        f"found {'attack' if record.privacy == 'recognition' else 'identified'} %": percent(
+            record.found_attack_accuracy
+        ),
         "confirmed attack %": f"{percent(attack.attack_accuracy)} [{percent(low)}–{percent(high)}]",
         "confirmed identified %": percent(attack.identified),
         "floor %": percent(attack.chance_floor),

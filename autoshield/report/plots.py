@@ -119,7 +119,7 @@ def plot_pareto(studies: Studies, path: Path) -> Path:
         axis.set_xlim(0, 1)  # the whole scale: a zoomed axis turns noise at chance into a front
         axis.set_ylim(0, 1)
         axis.set_title(f"model accuracy = {name}, network norm = {norm}, privacy = {privacy}", fontsize=9)
-        caption = captions.get((name, norm))
+        caption = captions.get((name, norm, privacy))
         axis.set_xlabel("model accuracy (higher is better)" + (f"\n{caption}" if caption else ""), fontsize=8)
         what = "attack accuracy" if privacy == "recognition" else "identified (singled out of the line-up)"
         axis.set_ylabel(f"{what} (lower is better)")

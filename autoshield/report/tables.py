@@ -216,8 +216,10 @@ def per_label_rows(studies: Studies, *, tolerance: float) -> Rows:
     is always trained accuracy), so a recognisability figure never stands beside a trained accuracy."""
     same = table_utility(studies)
     grid = None
+    grid_privacy = "recognition"
     if studies.grid and completed(studies.grid) and utility(studies.grid) == same:
         grid = best_cells(studies.grid, tolerance=tolerance)[0]
+        grid_privacy = privacy_of(studies.grid)
     chosen = best_tradeoff(studies.search) if studies.search and completed(studies.search) else None
     chosen_record = EvaluationRecord.read(chosen) if chosen else None
     versus = _per_label_versus_identity(studies.search, chosen_record) if chosen_record else {}
@@ -236,13 +238,17 @@ def per_label_rows(studies: Studies, *, tolerance: float) -> Rows:
             row |= {
                 "grid cell": str(grid[i].cell) if grid[i].significant else NONE_BETTER,
                 "grid model %": percent(grid[i].model_accuracy),
-                "grid attack %": percent(grid[i].attack_accuracy),
+                f"grid {_figure_name(grid_privacy)} %": percent(grid[i].attack_accuracy),
             }
         if chosen_record:
             model = chosen_record.model_accuracy_per_label[i]
-            attack = chosen_record.attack.attack_accuracy_per_label[i]
+            attack = chosen_record.attack.figure(chosen_record.privacy, i)
             cell = str(policy_of(chosen).cells[i])
-            row |= {"search cell": cell, "search model %": percent(model), "search attack %": percent(attack)}
+            row |= {
+                "search cell": cell,
+                "search model %": percent(model),
+                f"search {_figure_name(chosen_record.privacy)} %": percent(attack),
+            }
             if i in versus:
                 row["search vs Identity (exploratory)"] = versus[i]
         if dp:
@@ -259,6 +265,10 @@ def per_label_rows(studies: Studies, *, tolerance: float) -> Rows:
     return rows
 
 
+def _figure_name(privacy: str) -> str:
+    return "attack" if privacy == "recognition" else "identified"
+
+
 def _per_label_versus_identity(search: optuna.Study, chosen: EvaluationRecord) -> dict[int, str]:
     """Per label, the chosen search policy against the search's Identity trial on that label's victims:
     'k/n vs k/n, p' with Holm over the labels. Exploratory: the policy was chosen on these victims."""
@@ -267,7 +277,8 @@ def _per_label_versus_identity(search: optuna.Study, chosen: EvaluationRecord) -
         return {}
     if chosen.policy == identity.policy:
         return {}
-    tests = [compare(chosen.attack.outcomes, identity.attack.outcomes, label=i) for i in range(len(CLASSES))]
+    cell, baseline = (scored(r.attack.outcomes, chosen.privacy) for r in (chosen, identity))
+    tests = [compare(cell, baseline, label=i) for i in range(len(CLASSES))]
     adjusted = holm([t.p_mcnemar for t in tests])
     return {
         i: f"{t.cell_recognised}/{t.n} vs {t.baseline_recognised}/{t.n}, p Holm {p:.2g}"

@@ -42,11 +42,18 @@ def open_study(
     if stored is None:
         info.write(study)
         study.set_metric_names(list(METRIC_NAMES[info.privacy]))
-    elif differences := info.differences(study):
-        raise AutoshieldError(f"refusing to mix results in study {full_name!r}: {'; '.join(differences)}")
-    elif info.judge and not stored.judge:  # scored by an unrecorded judge so far; by this one from now on
+        return study
+    refuse_mixing(study, info)
+    if info.judge and not stored.judge:  # scored by an unrecorded judge so far; by this one from now on
         info.write(study)
     return study
+
+
+def refuse_mixing(study: optuna.Study, info: StudyInfo) -> None:
+    """Refuse, in one line, a run whose space, profile, data, utility, attacker, privacy or judge differ from the
+    ones `study` was created with."""
+    if differences := info.differences(study):
+        raise AutoshieldError(f"refusing to mix results in study {study.study_name!r}: {'; '.join(differences)}")
 
 
 def find_study(storage: optuna.storages.BaseStorage, name: str, kind: Kind) -> optuna.Study | None:

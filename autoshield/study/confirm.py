@@ -26,7 +26,15 @@ from autoshield.evaluation.evaluate import attack_with, fresh_victims
 from autoshield.evaluation.lineup import pool_lineup
 from autoshield.privacy.cache import AttackCache
 from autoshield.privacy.paired import scored
-from autoshield.study.analysis import Comparison, best_cells, best_policy, compare_all, grid_cells, grid_comparisons
+from autoshield.study.analysis import (
+    Comparison,
+    best_cells,
+    best_policy,
+    compare_all,
+    grid_cells,
+    grid_comparisons,
+    privacy_of,
+)
 from autoshield.study.catalog import completed
 from autoshield.study.params import policy_of
 from autoshield.study.records import AttackRecord, ConfirmationRecord, EvaluationRecord, StudyInfo
@@ -40,7 +48,7 @@ class Candidate:
 
     source: str
     policy: Policy
-    found_attack_accuracy: float | None
+    found_attack_accuracy: float | None  # the study's privacy figure on its own victims (`AttackRecord.figure`)
     study: optuna.Study
 
 
@@ -53,6 +61,7 @@ def candidates(
     studies = [s for s in (grid, search) if s is not None and completed(s)]
     if not studies:
         raise AutoshieldError("no completed grid or search trials to confirm")
+    privacy = privacy_of(studies[0])  # `confirm` refuses a grid and a search that count differently
 
     def add(source: str, policy: Policy, attack: float | None, study: optuna.Study) -> None:
         if policy in found:
@@ -62,7 +71,7 @@ def candidates(
             found[policy] = Candidate(source, policy, attack, study)
 
     cells = grid_cells(grid) if grid is not None else {}
-    found_identity = cells[IDENTITY].evaluation.attack.attack_accuracy if IDENTITY in cells else None
+    found_identity = cells[IDENTITY].evaluation.attack.figure(privacy) if IDENTITY in cells else None
     add(IDENTITY_SOURCE, Policy.identity(), found_identity, studies[0])
     if grid is not None and completed(grid):
         table, _ = best_cells(grid, tolerance=tolerance)
@@ -71,13 +80,13 @@ def candidates(
         for (name, label), comparison in grid_comparisons(grid).items():
             if label is None and comparison.significant:  # a uniform cell better than Identity over all labels
                 cell = Cell.parse(name)
-                add(f"grid cell {name}", Policy.uniform(cell), cells[cell].evaluation.attack.attack_accuracy, grid)
+                add(f"grid cell {name}", Policy.uniform(cell), cells[cell].evaluation.attack.figure(privacy), grid)
     if search is not None and completed(search):
         for trial in sorted(search.best_trials, key=lambda t: t.number):
             add(
                 f"search trial {trial.number}",
                 policy_of(trial),
-                EvaluationRecord.read(trial).attack.attack_accuracy,
+                EvaluationRecord.read(trial).attack.figure(privacy),
                 search,
             )
     return list(found.values())

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import Column, Engine, LargeBinary, MetaData, String, Table, create_engine, inspect, select
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.dialects.mysql import LONGBLOB
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from autoshield.core.errors import AutoshieldError
 from autoshield.privacy.judge_file import JudgeFile, JudgeIdentity, check_fits, judge_bytes, read_judge
@@ -29,7 +30,10 @@ TABLE = "autoshield_judges"
 def stored_judge(*, url: str, name: str) -> JudgeFile | None:
     """The judge stored for the studies named `name`; None when none is. A stored judge whose weights no longer
     hash to the digest it was stored under is refused."""
-    found = _journal_read(url, name) if url.startswith("journal:") else _rdb_read(url, name)
+    try:
+        found = _journal_read(url, name) if url.startswith("journal:") else _rdb_read(url, name)
+    except (OSError, SQLAlchemyError) as error:
+        raise AutoshieldError(f"cannot read the judge of {name!r} in {redact(url)}: {_first_line(error)}") from None
     if found is None:
         return None
     digest, payload = found
@@ -46,10 +50,13 @@ def store_judge(*, url: str, name: str, judge: JudgeFile) -> JudgeFile:
     """Store `judge` for the studies named `name` unless one is stored already; returns the one that is, so that
     two workers storing at once agree on the first."""
     payload = judge_bytes(judge)
-    if url.startswith("journal:"):
-        _journal_insert(url, name, judge.digest, payload)
-    else:
-        _rdb_insert(url, name, judge.digest, payload)
+    try:
+        if url.startswith("journal:"):
+            _journal_insert(url, name, judge.digest, payload)
+        else:
+            _rdb_insert(url, name, judge.digest, payload)
+    except (OSError, SQLAlchemyError) as error:
+        raise AutoshieldError(f"cannot store the judge of {name!r} in {redact(url)}: {_first_line(error)}") from None
     found = stored_judge(url=url, name=name)
     assert found is not None  # just inserted, or inserted by another worker first
     return found
@@ -67,8 +74,14 @@ def study_judge(
         mine = local()
         judge = store_judge(url=url, name=name, judge=mine)
         stored_now = judge.digest == mine.digest
-    check_fits(judge, identity, source=f"the judge stored for {name!r}")
+    check_fits(
+        judge, identity, source=f"the judge stored for {name!r} (a study of another profile needs its own --study)"
+    )
     return judge, stored_now
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def _table() -> Table:
@@ -77,7 +90,7 @@ def _table() -> Table:
         MetaData(),
         Column("name", String(512), primary_key=True),
         Column("digest", String(64), nullable=False),
-        Column("payload", LargeBinary, nullable=False),
+        Column("payload", LargeBinary().with_variant(LONGBLOB(), "mysql", "mariadb"), nullable=False),  # MBs
     )
 
 
@@ -103,8 +116,8 @@ def _rdb_insert(url: str, name: str, digest: str, payload: bytes) -> None:
     try:
         try:
             table.create(engine, checkfirst=True)
-        except (OperationalError, ProgrammingError, IntegrityError) as error:
-            if "exist" not in str(error):  # another worker created it between the check and the CREATE
+        except SQLAlchemyError:
+            if not inspect(engine).has_table(TABLE):  # else another worker created it between check and CREATE
                 raise
         with contextlib.suppress(IntegrityError), engine.begin() as connection:  # else another worker's is stored
             connection.execute(table.insert().values(name=name, digest=digest, payload=payload))
@@ -133,7 +146,12 @@ def _journal_insert(url: str, name: str, digest: str, payload: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(digest.encode() + b"\n" + payload)
-        with contextlib.suppress(FileExistsError):
+        try:
             os.link(tmp, path)
+        except FileExistsError:
+            pass  # another worker's judge is stored: the caller reads it
+        except OSError:  # a file system without hard links: create the name exclusively instead
+            with contextlib.suppress(FileExistsError), open(path, "xb") as file:
+                file.write(digest.encode() + b"\n" + payload)
     finally:
         os.unlink(tmp)

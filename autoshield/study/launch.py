@@ -26,17 +26,28 @@ from autoshield.data.cifar import CLASSES, Cifar10, load_cifar10
 from autoshield.privacy.cache import AttackCache
 from autoshield.privacy.judge_file import JudgeFile, JudgeIdentity
 from autoshield.privacy.reference import local_judge
-from autoshield.study.catalog import open_study
+from autoshield.study.catalog import find_study, open_study, refuse_mixing
 from autoshield.study.jobs import Context, Job
-from autoshield.study.judges import study_judge
+from autoshield.study.judges import stored_judge, study_judge
+from autoshield.study.records import StudyInfo
 from autoshield.study.storage import artifact_store, open_storage, quiet_optuna
 from autoshield.study.worker import run_worker
 
 
 def the_judge(job: Job, data: Cifar10, *, device: torch.device, progress: bool = False) -> tuple[JudgeFile, bool]:
     """The judge the job's studies are scored with (`study.judges`): the one stored with them, else this machine's,
-    stored now. Returns it and whether this call stored it."""
-    open_storage(job.storage)  # Optuna's tables first: a SQLite file holding only ours would look foreign
+    stored now. Returns it and whether this call stored it. A run the job's existing study would refuse is refused
+    first, so that a mistaken run never stores its judge for the name."""
+    storage = open_storage(job.storage)  # Optuna's tables first: a SQLite file holding only ours would look foreign
+    existing = find_study(storage, job.name, job.kind)
+    recorded = StudyInfo.read(existing) if existing else None
+    if existing is not None and recorded is not None:
+        refuse_mixing(existing, dataclasses.replace(job.info(data), judge=recorded.judge))
+        if recorded.judge and stored_judge(url=job.storage, name=job.name) is None:
+            raise AutoshieldError(
+                f"study {existing.study_name!r} was scored by judge {recorded.judge[:12]}, which its storage no "
+                f"longer holds: put it back with `autoshield judge import FILE --study {job.name}`"
+            )
     return study_judge(
         url=job.storage,
         name=job.name,
