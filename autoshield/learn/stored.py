@@ -24,6 +24,12 @@ def _load(path: Path) -> dict[str, Any] | None:
         return None  # a damaged file is trained again
 
 
+def stored_form(state_dict: dict[str, torch.Tensor], accuracy: Accuracy) -> dict[str, Any]:
+    """What the file of a stored classifier holds: its weights on the CPU and its clean accuracy."""
+    state = {k: v.cpu() for k, v in state_dict.items()}
+    return {"state_dict": state, "overall": accuracy.overall, "per_label": list(accuracy.per_label)}
+
+
 def stored_classifier(
     path: Path,
     *,
@@ -36,8 +42,7 @@ def stored_classifier(
 
     def build() -> dict[str, Any]:
         model, accuracy = train()
-        state = {k: v.cpu() for k, v in model.state_dict().items()}
-        return {"state_dict": state, "overall": accuracy.overall, "per_label": list(accuracy.per_label)}
+        return stored_form(model.state_dict(), accuracy)
 
     saved, trained_now = shared_artifact(path, load=_load, build=build, save=torch.save)
     model = make()

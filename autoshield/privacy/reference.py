@@ -21,7 +21,7 @@ from autoshield.core.files import cache_dir, replace_artifact
 from autoshield.data.cifar import Cifar10, Split, stratified_subset
 from autoshield.data.victims import victim_pool
 from autoshield.learn.models import build_model
-from autoshield.learn.stored import stored_classifier
+from autoshield.learn.stored import stored_classifier, stored_form
 from autoshield.learn.train import Accuracy, evaluate, fit
 from autoshield.privacy.cache import model_digest
 from autoshield.privacy.judge_file import DIGEST_LENGTH, JudgeFile, JudgeIdentity, check_fits, judge_file
@@ -104,10 +104,5 @@ def install_judge(judge: JudgeFile, *, data: Cifar10, profile: Profile, source: 
     line unless it fits the profile's width, data and victim pool."""
     check_fits(judge, JudgeIdentity.of(data, profile), source=source)
     path = reference_path(data, profile)
-    saved = {
-        "state_dict": judge.state_dict,
-        "overall": judge.accuracy.overall,
-        "per_label": list(judge.accuracy.per_label),
-    }
-    replace_artifact(path, saved, save=torch.save)
+    replace_artifact(path, stored_form(judge.state_dict, judge.accuracy), save=torch.save)
     return path
