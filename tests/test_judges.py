@@ -107,7 +107,10 @@ def test_a_worker_on_another_machine_scores_with_the_studys_judge(tmp_path, data
         raise AssertionError("machine B trained or loaded its own judge")
 
     monkeypatch.setattr(reference, "stored_classifier", forbidden)
+    fetched = []
+    monkeypatch.setattr(launch, "study_judge", lambda **kw: fetched.append(kw["name"]) or study_judge(**kw))
     assert main(_search(db, data_root, space, 3)) == 0
+    assert len(fetched) == 1  # the first worker uses the judge its caller fetched to prepare the study
     study = optuna.load_study(study_name="autoshield-search", storage=open_storage(f"sqlite:///{db}"))
     assert StudyInfo.read(study).judge == first.digest
     trials = completed(study)

@@ -68,12 +68,12 @@ def test_search_resumes_to_exact_count_after_interrupt(tmp_path, data_root, spac
     db = tmp_path / "s.db"
     real_run = launch.run
 
-    def interrupt_after_three(job, *, devices=("auto",), on_trial=None, data=None):
+    def interrupt_after_three(job, *, devices=("auto",), on_trial=None, data=None, judge=None):
         def stop(study):
             if len(completed(study)) >= 3:
                 raise KeyboardInterrupt
 
-        real_run(job, devices=devices, on_trial=stop, data=data)
+        real_run(job, devices=devices, on_trial=stop, data=data, judge=judge)
 
     monkeypatch.setattr(launch, "run", interrupt_after_three)
     assert main(_args("search", db, data_root, space, "--trials", "6", "--utility", "recognizability")) == 130

@@ -170,7 +170,7 @@ def run_study(job: Job, args: argparse.Namespace, *, space_name: str | None = No
             refresh(study)
 
         with phases(on_phase):
-            launch.run(job, devices=devices, on_trial=update, data=data)
+            launch.run(job, devices=devices, on_trial=update, data=data, judge=judge)
         update(study)  # trials that other workers finished after this one's last
     return study
 

@@ -71,12 +71,14 @@ def work(
     *,
     data: Cifar10 | None = None,
     device_name: str | None = None,
+    judge: JudgeFile | None = None,
 ) -> None:
-    """One worker: load data (unless the caller has it) and the study's judge, then take trials until the study
-    is done, on `device_name` (default: the profile's device)."""
+    """One worker: load data and the study's judge (unless the caller has them: the first worker's caller fetched
+    the judge to prepare the study), then take trials until the study is done, on `device_name` (default: the
+    profile's device)."""
     data = data or load_cifar10(job.data_root)
     device = resolve_device(device_name or job.profile.device)
-    judge, _ = the_judge(job, data, device=device)
+    judge = judge or the_judge(job, data, device=device)[0]
     context = Context(
         data=data,
         reference=judge.model(seed=job.profile.seed, device=device),
@@ -187,8 +189,10 @@ def run(
     devices: Sequence[str] = ("auto",),
     on_trial: Callable[[optuna.Study], None] | None = None,
     data: Cifar10 | None = None,
+    judge: JudgeFile | None = None,
 ) -> None:
-    """Run one worker per entry of `devices` (`worker_devices`) until the study is done; this process is worker 0."""
+    """Run one worker per entry of `devices` (`worker_devices`) until the study is done; this process is worker 0,
+    with the caller's `data` and `judge` where it has them."""
     check_workers(len(devices))
     threads = _threads_per_worker(len(devices))
     context = multiprocessing.get_context("spawn")
@@ -207,7 +211,7 @@ def run(
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        work(job, 0, on_trial, data=data, device_name=devices[0])
+        work(job, 0, on_trial, data=data, device_name=devices[0], judge=judge)
         for child in children:
             child.join()
     finally:
