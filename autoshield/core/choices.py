@@ -1,5 +1,6 @@
 """Choices and defaults the command line offers, kept light so that `--help` loads no heavy library."""
 
+from dataclasses import dataclass
 from typing import Literal
 
 # the network's normalisation (learn/models.py says what each is)
@@ -22,6 +23,23 @@ ATTACKER_CHOICES: tuple[AttackerChoice, ...] = ("naive", "adaptive", "worst")
 # singles out of the identification line-up, which needs no judge.
 Privacy = Literal["recognition", "identifiability"]
 PRIVACY_CHOICES: tuple[Privacy, ...] = ("recognition", "identifiability")
+
+
+@dataclass(frozen=True)
+class PrivacyWords:
+    """How every table, plot and report names a privacy objective, so that no two places say it differently."""
+
+    figure: str  # the share the objective scores
+    short: str  # a column's prefix
+    counted: str  # what happened to a victim the figure counts
+
+
+PRIVACY_WORDS: dict[str, PrivacyWords] = {
+    "recognition": PrivacyWords(figure="attack accuracy", short="attack", counted="recognised"),
+    "identifiability": PrivacyWords(
+        figure="identified share", short="identified", counted="singled out of the line-up"
+    ),
+}
 
 # The studies one name holds: `<name>-grid`, `<name>-search`, `<name>-dpsgd`.
 Kind = Literal["grid", "search", "dpsgd"]

@@ -6,6 +6,7 @@ confirmed column only.
 
 from __future__ import annotations
 
+from autoshield.core.choices import PRIVACY_WORDS
 from autoshield.report.format import Rows, percent
 from autoshield.study.analysis import Comparison
 from autoshield.study.confirm import confirmation_groups, confirmed_comparisons
@@ -67,4 +68,4 @@ def confirmed_claims(records: list[ConfirmationRecord]) -> list[str]:
 
 
 def _counted(record: ConfirmationRecord) -> str:
-    return "recognised" if record.privacy == "recognition" else "singled out"
+    return PRIVACY_WORDS[record.privacy].counted

@@ -16,6 +16,7 @@ from matplotlib.image import imread
 from matplotlib.ticker import MaxNLocator
 from optuna.trial import FrozenTrial
 
+from autoshield.core.choices import PRIVACY_WORDS
 from autoshield.data.policy import IDENTITY
 from autoshield.report.pareto import REFERENCE_POINT, best_tradeoff, hypervolume_history
 from autoshield.report.studies import Studies, grid_identity, identities, network, search_identity, utility
@@ -121,8 +122,7 @@ def plot_pareto(studies: Studies, path: Path) -> Path:
         axis.set_title(f"model accuracy = {name}, network norm = {norm}, privacy = {privacy}", fontsize=9)
         caption = captions.get((name, norm, privacy))
         axis.set_xlabel("model accuracy (higher is better)" + (f"\n{caption}" if caption else ""), fontsize=8)
-        what = "attack accuracy" if privacy == "recognition" else "identified (singled out of the line-up)"
-        axis.set_ylabel(f"{what} (lower is better)")
+        axis.set_ylabel(f"{PRIVACY_WORDS[privacy].figure} (lower is better)")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7, loc="best")
     figure.tight_layout()

@@ -7,6 +7,7 @@ import statistics
 import optuna
 from optuna.trial import FrozenTrial
 
+from autoshield.core.choices import PRIVACY_WORDS
 from autoshield.data.cifar import CLASSES
 from autoshield.data.policy import Policy
 from autoshield.evaluation.judge import AttackResult
@@ -266,7 +267,7 @@ def per_label_rows(studies: Studies, *, tolerance: float) -> Rows:
 
 
 def _figure_name(privacy: str) -> str:
-    return "attack" if privacy == "recognition" else "identified"
+    return PRIVACY_WORDS[privacy].short
 
 
 def _per_label_versus_identity(search: optuna.Study, chosen: EvaluationRecord) -> dict[int, str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import optuna
 
-from autoshield.core.choices import DEFAULT_TOLERANCE
+from autoshield.core.choices import DEFAULT_TOLERANCE, PRIVACY_WORDS
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.cifar import CLASSES
 from autoshield.data.policy import IDENTITY, Cell, Policy
@@ -179,8 +179,7 @@ def best_cells(study: optuna.Study, *, tolerance: float = DEFAULT_TOLERANCE) -> 
         )
     family = len({name for name, label in comparisons if label is not None})
     victims = max((c.test.n for (_, label), c in comparisons.items() if label is not None), default=0)
-    counted = "recognised" if privacy == "recognition" else "singled out of the line-up"
-    figure = "attack accuracy" if privacy == "recognition" else "identified share"
+    counted, figure = PRIVACY_WORDS[privacy].counted, PRIVACY_WORDS[privacy].figure
     limited = (
         f"; a judge-limited cell (its unattacked images recognised {100 * JUDGE_LIMIT:.0f}+ points below "
         "Identity's) must also put its victims significantly lower in the identification line-up (Wilcoxon on the "
