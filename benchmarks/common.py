@@ -27,7 +27,23 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 def machine() -> str:
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"{torch.get_num_threads()} CPU threads"
-    return f"{platform.node()} ({device}, torch {torch.__version__})"
+    return f"{platform.node()} ({device}, {cpu()}, torch {torch.__version__})"
+
+
+def cpu() -> str:
+    """The processor and the kernels torch picks for it: the same attack from the same start ends bit-identical
+    on one machine but up to 5 dB apart on another (RESULTS.md, 2026-12-03), so a row names both."""
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    name = fields.get("model name") or platform.processor() or "unknown CPU"
+    if "cpu family" in fields:
+        name += f" family {fields['cpu family']} model {fields.get('model', '?')}"
+    return f"{name}, {torch.backends.cpu.get_cpu_capability()}"
 
 
 def best_of(repeats: int, fn: Callable[[], object]) -> float:
