@@ -14,7 +14,10 @@
 # SPACE=search_spaces/identity-solarize5.toml STUDY=identity-solarize5 SHEETS="Solarize:5" CONFIRM=5 Solarize:5
 # again, then re-scored on fresh victims on the same machine (the study's database and attack cache stay on it, out
 # of git): 131 min with the judge (2026-11-30).
-# Usage: bash benchmarks/adaptive_quick.sh   (DATA, OUT, N_JOBS, SPACE, STUDY, SHEETS, PROFILE, ARGS, CONFIRM)
+# SPACE=search_spaces/leakage-show.toml STUDY=leakage SHEETS="Identity Solarize:9 Rotate:9" NULL=1 is issue #34's
+# Show: recognition, identifiability, the judge-limited flag (report's cells.csv) and the null side by side; at
+# 3,000 iterations on 2 cores about 2.7 h of grid and 3.2 h of nulls (38 s per victim and attack), minutes on a GPU.
+# Usage: bash benchmarks/adaptive_quick.sh   (DATA, OUT, N_JOBS, SPACE, STUDY, SHEETS, PROFILE, ARGS, CONFIRM, NULL)
 set -euo pipefail
 DATA=${DATA:-../shared/data/cifar10}
 OUT=${OUT:-benchmarks/reports/quick-adaptive-$(date +%F)}
@@ -37,9 +40,11 @@ step grid autoshield grid --space "$SPACE" --attacker worst --utility recognizab
 if [ -n "${CONFIRM:-}" ]; then  # CONFIRM=5: the cells that still protect, and Identity, on 5 fresh victims per label
   step confirm autoshield confirm --victims "$CONFIRM" --study "$STUDY" --storage "$DB" "${common[@]}"
 fi
-for cell in ${SHEETS:-Brightness:5 Rotate:5 Solarize:5}; do  # read back from the attack cache: seconds each
+# Read back from the attack cache (seconds each) and judged by the study's judge; NULL=1 also attacks each cell's
+# null (another victim of the label from the victim's start, by the strongest attacker: one more attack per cell).
+for cell in ${SHEETS:-Brightness:5 Rotate:5 Solarize:5}; do
   step "attack-${cell/:/}" autoshield attack --policy "$cell" --attacker worst --sheet "$OUT/sheet-${cell/:/}.png" \
-    "${common[@]}"
+    --study "$STUDY" --storage "$DB" ${NULL:+--null} "${common[@]}"
 done
 step report autoshield report --study "$STUDY" --storage "$DB" --out "$OUT"
 # Every verdict behind the report, one row per victim: the file a findings-ledger claim is recomputed from.

@@ -82,6 +82,14 @@ for it in $ITS; do for r in 1 4; do
 done; done
 step saturation 420 python3 benchmarks/attack_budget.py --data-root \$AUTOSHIELD_DATA --out ${OUT:-$TMP}/saturation \
   $SAT --settings $SETTINGS
+# Issue #34's Show: Identity, Solarize:9 and Rotate:9 under every attacker on 50 held-out victims at `quick`, each
+# cell's null beside it; the report, cells.csv, victims.csv and the logs come back under $OUT/leakage. Three workers,
+# one cell each. STEPS=leakage runs it alone.
+if [ -n "${GPU_DRY:-}" ]; then LEAK="PROFILE=smoke ARGS='--set images_per_label=2'";
+else LEAK="N_JOBS=3 ARGS='--set attack.batch_size=100'"; fi
+step leakage 480 "export -f autoshield; DATA=\$AUTOSHIELD_DATA OUT=${OUT:-$TMP}/leakage WORK=$TMP/leakage \
+  SPACE=search_spaces/leakage-show.toml STUDY=leakage SHEETS='Identity Solarize:9 Rotate:9' NULL=1 $LEAK \
+  bash benchmarks/adaptive_quick.sh"
 step paper_network 300 python3 benchmarks/network_choice.py --data-root \$AUTOSHIELD_DATA --out ${OUT:-$TMP}/paper-network \
   $PAPER --steps train attack --victims-per-label 2 --candidate none norm=none --candidate branch norm=branch
 echo "=== done $(date -u +%FT%TZ)" | tee -a "$LOG"
