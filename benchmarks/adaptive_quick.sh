@@ -16,7 +16,8 @@
 # of git): 131 min with the judge (2026-11-30).
 # SPACE=search_spaces/leakage-show.toml STUDY=leakage SHEETS="Identity Solarize:9 Rotate:9" NULL=1 is issue #34's
 # Show: recognition, identifiability, the judge-limited flag (report's cells.csv) and the null side by side; at
-# 3,000 iterations on 2 cores about 2.7 h of grid and 3.2 h of nulls (38 s per victim and attack), minutes on a GPU.
+# 3,000 iterations on 2 cores about 2.5 h of grid and 2 h of nulls (35.5 s per victim and attack, 2026-12-03;
+# Rotate:9's adaptive attack tries both signs), minutes on a GPU.
 # Usage: bash benchmarks/adaptive_quick.sh   (DATA, OUT, N_JOBS, SPACE, STUDY, SHEETS, PROFILE, ARGS, CONFIRM, NULL)
 set -euo pipefail
 DATA=${DATA:-../shared/data/cifar10}
