@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import append_rows, machine, parser, read_rows, stamp, victim_rows
+from common import append_rows, logged, machine, parser, read_rows, stamp, victim_rows
 
 from autoshield.core.config import load_profile
 from autoshield.core.files import cache_dir
@@ -162,4 +162,5 @@ def paired_against_best(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with logged():
+        main()

@@ -7,6 +7,7 @@ import dataclasses
 import platform
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import torch
@@ -44,6 +45,15 @@ def cpu() -> str:
     if "cpu family" in fields:
         name += f" family {fields['cpu family']} model {fields.get('model', '?')}"
     return f"{name}, {torch.backends.cpu.get_cpu_capability()}"
+
+
+def logged() -> AbstractContextManager[object]:
+    """Long phases as timestamped lines where no bar is drawn (a benchmark run in the background into a log file,
+    where rich prints a bar only when it ends), as the CLI does: an hours-long run's log says how far it got."""
+    from autoshield.cli.common import console, log_phases
+    from autoshield.core.runtime import phases
+
+    return nullcontext() if console.is_terminal else phases(log_phases())
 
 
 def best_of(repeats: int, fn: Callable[[], object]) -> float:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import append_rows, machine, parser, read_rows, stamp, victim_rows
+from common import append_rows, logged, machine, parser, read_rows, stamp, victim_rows
 
 from autoshield.core.config import Profile, load_profile
 from autoshield.core.errors import AutoshieldError
@@ -125,4 +125,5 @@ def run_step(
 
 
 if __name__ == "__main__":
-    main()
+    with logged():
+        main()
