@@ -8,18 +8,25 @@ paired verdicts. `--members` judges the same reconstructions a second time with 
 victims (the earlier versions' judge) and tests the difference the same way: the membership effect.
 
 With `--out`, rows go to `<out>/budget.csv` and every victim's verdict to `<out>/victims.csv` as each setting
-ends; a rerun skips the settings they hold, so a long table resumes on another machine from the committed CSVs.
+ends; a rerun skips the settings (and pool slots) they hold, so a long table resumes on another machine from the
+committed CSVs. `--slots 2:4` attacks only pool slots 2 and 3 of the profile's victims: a setting too long for one
+session (4 restarts at 6,000 iterations is ~4 h on 2 cores) is split into chunks, one budget.csv row each. A
+victim's start depends only on its training index and the seed, so a chunk's victims end as in a whole run (on
+machines of one rounding class: RESULTS.md, 2026-12-03).
 Attacks also land in the attack cache, so `--no-judge` computes them before any judge exists (e.g. beside the
 judge's training) and a later run judges them in seconds.
 
 python benchmarks/attack_budget.py --out benchmarks/reports/budget-2026-12-03 \\
     --settings attack.iterations=1500 attack.iterations=3000 \\
     'attack.iterations=3000,attack.sign="soft",attack.schedule="cosine",attack.warmup=50'
+python benchmarks/attack_budget.py --out benchmarks/reports/restarts-6000 --set images_per_label=5 --slots 0:2 \\
+    --settings attack.iterations=6000,attack.restarts=4
 python benchmarks/attack_budget.py --members --settings attack.iterations=300 attack.iterations=1000
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
@@ -31,7 +38,8 @@ from autoshield.core.files import cache_dir
 from autoshield.core.runtime import resolve_device
 from autoshield.data.cifar import load_cifar10
 from autoshield.data.policy import Policy
-from autoshield.evaluation.evaluate import reconstruct_policy, victims
+from autoshield.data.victims import victim_pool
+from autoshield.evaluation.evaluate import reconstruct_policy
 from autoshield.evaluation.judge import judge_reconstructions
 from autoshield.evaluation.lineup import pool_lineup
 from autoshield.privacy.cache import AttackCache, model_digest
@@ -54,19 +62,33 @@ def main() -> None:
     p.add_argument("--no-judge", action="store_true", help="only compute (and cache) the reconstructions")
     p.add_argument("--members", action="store_true", help="also judge with a judge that trained on the victims")
     p.add_argument("--out", type=Path, help="folder of budget.csv and victims.csv, resumed from what they hold")
+    p.add_argument(
+        "--slots",
+        type=slots,
+        help="attack only pool slots START:STOP of the profile's victims (default: all of them), e.g. 0:2",
+    )
     args = p.parse_args()
+    shared = load_profile(args.profile, overrides=tuple(args.set))
+    wanted = range(*(args.slots or (0, shared.images_per_label)))
+    if not wanted or not 0 <= wanted.start < wanted.stop <= shared.images_per_label:
+        p.error(f"--slots {wanted.start}:{wanted.stop} is not within the profile's {shared.images_per_label} victims")
     device = resolve_device("auto")
     data = load_cifar10(args.data_root)
     cache = AttackCache(cache_dir() / "attacks")
-    done = {r["setting"] for r in read_rows(args.out / "budget.csv")} if args.out else set()
-    print(f"machine: {machine()}; profile {args.profile}; {len(done)} settings already in {args.out}", flush=True)
+    held = read_rows(args.out / "victims.csv") if args.out else []
+    done = {(r["setting"], int(r["slot"])) for r in held}
+    print(f"machine: {machine()}; profile {args.profile}; {len(held)} victims already in {args.out}", flush=True)
     judges = {}
-    lineup = pool_lineup(data.train, load_profile(args.profile, overrides=tuple(args.set)))
+    lineup = pool_lineup(data.train, shared)
     for setting in args.settings:
-        if setting in done:
+        todo = [slot for slot in wanted if (setting, slot) not in done]
+        if not todo:
             continue
+        first, stop = todo[0], todo[-1] + 1
+        if len(todo) != stop - first:
+            p.error(f"{setting}: slots {todo} are missing from {args.out} but not in one range; give --slots")
         profile = load_profile(args.profile, overrides=(*args.set, *setting.split(",")))
-        attacked = victims(data, profile)
+        attacked = victim_pool(profile).draw(data.train, start=first, count=stop - first)
         start = time.perf_counter()
         found = reconstruct_policy(
             policy=Policy.identity(), victims=attacked, profile=profile, device=device, cache=cache, progress=True
@@ -107,6 +129,7 @@ def main() -> None:
                     [
                         {
                             **head,
+                            "slots": f"{first}:{stop}",
                             "iterations": profile.attack.iterations,
                             "restarts": profile.attack.restarts,
                             "victims": len(attacked),
@@ -134,6 +157,15 @@ def main() -> None:
             )
     if args.out:
         paired_against_best(args.out)
+
+
+def slots(text: str) -> tuple[int, int]:
+    """An argparse type: pool slots START:STOP, a half-open range as in Python."""
+    start, _, stop = text.partition(":")
+    try:
+        return int(start), int(stop)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected START:STOP, e.g. 0:2, got {text!r}") from None
 
 
 def paired_against_best(out: Path) -> None:

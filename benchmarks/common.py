@@ -125,6 +125,11 @@ def append_rows(path: Path, rows: list[dict[str, object]]) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists()
+    if not new:
+        with path.open(newline="") as f:
+            header = next(csv.reader(f), [])
+        if header != list(rows[0]):
+            raise SystemExit(f"{path} has the columns {header}, not {list(rows[0])}: another version wrote it")
     with path.open("a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         if new:

@@ -1,0 +1,48 @@
+"""A budget setting too long for one session is run in slot chunks and resumed from its CSVs (issue #33)."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTING = "attack.iterations=8"
+
+
+def _budget(data_root: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, str(ROOT / "benchmarks" / "attack_budget.py"), "--data-root", str(data_root)]
+    command += ["--profile", "smoke", "--out", str(out), "--set", "images_per_label=2", "--settings", SETTING]
+    return subprocess.run([*command, *extra], capture_output=True, text=True, timeout=600)
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_chunks_end_as_one_whole_run(tmp_path: Path, data_root: Path) -> None:
+    """Two chunks of one slot each give every victim the verdict and PSNR one run over both slots gives it: a
+    victim's start depends on its own index, not on which victims share its batch."""
+    chunked, whole = tmp_path / "chunked", tmp_path / "whole"
+    for slots in ("0:1", "1:2"):
+        assert _budget(data_root, chunked, "--slots", slots).returncode == 0
+    assert _budget(data_root, whole).returncode == 0
+
+    assert [r["slots"] for r in _rows(chunked / "budget.csv")] == ["0:1", "1:2"]
+    keep = ("slot", "recognised", "psnr", "rank")
+    by_index = [{r["index"]: [r[k] for k in keep] for r in _rows(run / "victims.csv")} for run in (chunked, whole)]
+    assert len(by_index[0]) == 20
+    assert by_index[0] == by_index[1]
+
+    again = _budget(data_root, chunked)  # every slot is held: nothing is attacked again
+    assert again.returncode == 0, again.stderr
+    assert "20 victims already" in again.stdout
+    assert len(_rows(chunked / "victims.csv")) == 20
+
+
+def test_slots_outside_the_profile_are_refused(tmp_path: Path, data_root: Path) -> None:
+    refused = _budget(data_root, tmp_path / "out", "--slots", "1:3")
+    assert refused.returncode == 2
+    assert "not within the profile's 2 victims" in refused.stderr.splitlines()[-1]
