@@ -27,10 +27,13 @@ for wave in "${waves[@]}"; do
   for setting in $wave; do
     n=$((n + 1))
     # shellcheck disable=SC2086  # ARGS holds several words
-    PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 timeout "$left" python3 benchmarks/attack_budget.py --no-judge --data-root "$DATA" $ARGS \
+    PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 timeout -k 10 "$left" python3 benchmarks/attack_budget.py --no-judge --data-root "$DATA" $ARGS \
       --settings "$setting" > "$WORK/attack-$n.log" 2>&1 &
   done
-  wait
+  while [ -n "$(jobs -rp | grep -v "^${CARD:-none}$")" ]; do  # each process's last line every 10 s: how far it got
+    sleep 10
+    for i in $(seq "$first" "$n"); do echo "$(date -u +%T) attack-$i: $(tail -c 300 "$WORK/attack-$i.log" | tr '\r' '\n' | tail -1)"; done >> "$LOG"
+  done
   for i in $(seq "$first" "$n"); do
     grep -h -E "victims, .* cached|Error|error" "$WORK/attack-$i.log" || echo "attack-$i: no result (cut at the deadline?)"
   done | tee -a "$LOG"

@@ -73,22 +73,24 @@ step quickstart 420 autoshield search --trials $TRIALS $QS --storage sqlite:///$
 # `paper`'s network under the same reasoning (its candidates at width 64 on all 50,000 images, 30 epochs, and
 # Identity on 20 held-out victims at 4,000 iterations; CSVs under $OUT/paper-network, resumed from what they hold).
 # The saturation attacks run on the victim pack (.gpu/victims.pkl from victim_pack.py: the pool exact, the rest
-# blank, so the cache keys are the CPU's) through attack_waves.sh, one process per setting, Geiping et al.'s
-# settings in the first wave (4 restarts at 6,000 decide `quick`'s default: RESULTS.md, 2026-12-04), the modern
-# recipe's in the second. $OUT/saturation/attacks.tar comes back; on the CPU machine, after
-# `tar -xf attacks.tar -C $AUTOSHIELD_CACHE`, attack_budget.py with the same settings judges them all from the cache.
-# STEPS="saturation paper_network" runs them alone.
-if [ -n "${GPU_DRY:-}" ]; then SAT="--profile smoke" ITS="120 60" PAPER="--profile smoke --seeds 0" SAT_S=200;
+# blank, so the cache keys are the CPU's) through attack_waves.sh, one process per setting, a wave of two at a time:
+# at width 16 two processes already keep the H200 busy (2026-12-04: 29 ms per iteration at 1 restart, 50 ms at 4;
+# six at once finished nothing in 440 s). Geiping et al.'s 4 and 1 restarts at 6,000 first (they decide `quick`'s
+# default: RESULTS.md, 2026-12-04), then at 1,500 (to pair with them on this card), 3,000, then the modern recipe.
+# $OUT/saturation/attacks.tar comes back; on the CPU machine, after `tar -xf attacks.tar -C $AUTOSHIELD_CACHE`,
+# attack_budget.py with the same settings judges them all from the cache. STEPS="saturation paper_network" runs
+# them alone.
+if [ -n "${GPU_DRY:-}" ]; then SAT="--profile smoke" ITS="120 30 60" PAPER="--profile smoke --seeds 0" SAT_S=200;
   VPACK=$TMP/victims.pkl; python3 benchmarks/victim_pack.py --data-root "$AUTOSHIELD_DATA" $SAT --out "$VPACK";
-else SAT="--profile quick --set attack.batch_size=200" ITS="6000 3000 1500" PAPER="--profile paper --seeds 0" SAT_S=440;
+else SAT="--profile quick --set attack.batch_size=200" ITS="6000 1500 3000" PAPER="--profile paper --seeds 0" SAT_S=440;
   VPACK=.gpu/victims.pkl; fi
 MODERN=attack.sign=soft,attack.schedule=cosine,attack.warmup=50
-GEIPING="" SOFT=""
-for it in $ITS; do for r in 4 1; do
-  GEIPING="$GEIPING attack.iterations=$it,attack.restarts=$r" SOFT="$SOFT attack.iterations=$it,attack.restarts=$r,$MODERN"
+WAVES=""
+for recipe in "" ",$MODERN"; do for it in $ITS; do
+  WAVES="$WAVES|attack.iterations=$it,attack.restarts=4$recipe attack.iterations=$it,attack.restarts=1$recipe"
 done; done
 step saturation $((SAT_S + 40)) "python3 benchmarks/victim_pack.py --unpack $VPACK --into $TMP/victims && \
-  DATA=$TMP/victims ARGS='$SAT' WAVES='$GEIPING|$SOFT' DEADLINE=\$((\$(date +%s) + $SAT_S)) WORK=$TMP/saturation \
+  DATA=$TMP/victims ARGS='$SAT' WAVES='${WAVES#|}' DEADLINE=\$((\$(date +%s) + $SAT_S)) WORK=$TMP/saturation \
   OUT=${OUT:-$TMP}/saturation bash benchmarks/attack_waves.sh"
 # Issue #34's Show: Identity, Solarize:9 and Rotate:9 under every attacker on 50 held-out victims at `quick`, each
 # cell's null beside it; the report, cells.csv, victims.csv and the logs come back under $OUT/leakage. Three workers,
