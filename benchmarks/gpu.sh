@@ -3,7 +3,9 @@
 # before issue #17 (.gpu/before, an export of the commit named in .gpu/before.commit) and main's on the same card in
 # the same run. Here, from the project root, first:
 #     bash ../shared/gpu/pack.sh && bash benchmarks/gpu_before.sh 90e0993
-# then on the GPU machine, from the project root:
+#     python benchmarks/victim_pack.py --profile quick --out .gpu/victims.pkl     (for the step `saturation`)
+# (the whole CIFAR-10 pack and the repository together come near the device's 64 MiB; STEPS=saturation needs only
+# .gpu/env.sh and .gpu/victims.pkl), then on the GPU machine, from the project root:
 #     bash benchmarks/gpu.sh            (log: $OUT/gpu.log, written as it goes)
 # Dry run on the CPU at tiny sizes (AUTOSHIELD_DATA must point at a CIFAR-10 folder):
 #     GPU_DRY=1 bash benchmarks/gpu.sh /tmp/gpu-dry.log
