@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,11 @@ SETTING = "attack.iterations=8"
 
 
 def _budget(data_root: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """attack_budget.py with a cache of its own beside `out`: a run never reads another run's attacks (or judge)."""
     command = [sys.executable, str(ROOT / "benchmarks" / "attack_budget.py"), "--data-root", str(data_root)]
     command += ["--profile", "smoke", "--out", str(out), "--set", "images_per_label=2", "--settings", SETTING]
-    return subprocess.run([*command, *extra], capture_output=True, text=True, timeout=600)
+    env = {**os.environ, "AUTOSHIELD_CACHE": str(out.parent / f"{out.name}-cache")}
+    return subprocess.run([*command, *extra], capture_output=True, text=True, timeout=600, env=env)
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -23,8 +26,8 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_chunks_end_as_one_whole_run(tmp_path: Path, data_root: Path) -> None:
-    """Two chunks of one slot each give every victim the verdict and PSNR one run over both slots gives it: a
-    victim's start depends on its own index, not on which victims share its batch."""
+    """Two chunks of one slot each give every victim the verdict and PSNR that one run over both slots, attacking
+    afresh in a cache of its own, gives it: a victim's start depends on its own index, not on its batch."""
     chunked, whole = tmp_path / "chunked", tmp_path / "whole"
     for slots in ("0:1", "1:2"):
         assert _budget(data_root, chunked, "--slots", slots).returncode == 0
