@@ -59,7 +59,7 @@ def main() -> None:
     p.add_argument(
         "--out",
         type=Path,
-        help="the pickle to write, e.g. .gpu/cifar_pack.pkl; without it only the "
+        help="the pickle to write, e.g. .gpu/victims.pkl; without it only the "
         "pool's digest is printed, to compare the data on two machines",
     )
     p.add_argument("--unpack", type=Path, help="a pack to unpack --into a folder, instead of packing")
