@@ -123,7 +123,10 @@ def main() -> None:
             )
             if args.out and not members:
                 head = {"setting": setting, "fingerprint": profile.fingerprint()}
-                append_rows(args.out / "victims.csv", victim_rows(result.outcomes, **head))
+                rows = victim_rows(result.outcomes, **head)
+                for row, kept in zip(rows, found.restart.tolist(), strict=True):
+                    row["restart"] = kept  # which start won: do restarts help, victim by victim
+                append_rows(args.out / "victims.csv", rows)
                 append_rows(
                     args.out / "budget.csv",
                     [

@@ -34,7 +34,7 @@ def test_chunks_end_as_one_whole_run(tmp_path: Path, data_root: Path) -> None:
     assert _budget(data_root, whole).returncode == 0
 
     assert [r["slots"] for r in _rows(chunked / "budget.csv")] == ["0:1", "1:2"]
-    keep = ("slot", "recognised", "psnr", "rank")
+    keep = ("slot", "recognised", "psnr", "rank", "restart")
     by_index = [{r["index"]: [r[k] for k in keep] for r in _rows(run / "victims.csv")} for run in (chunked, whole)]
     assert len(by_index[0]) == 20
     assert by_index[0] == by_index[1]

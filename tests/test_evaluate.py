@@ -7,7 +7,7 @@ import torch
 from autoshield.core.choices import NORMS
 from autoshield.core.config import load_profile
 from autoshield.data.policy import Policy
-from autoshield.evaluation.evaluate import attack_policy, evaluate_policy, profile_splits, victims
+from autoshield.evaluation.evaluate import attack_policy, evaluate_policy, profile_splits, reconstruct_policy, victims
 from autoshield.learn.models import build_model
 from autoshield.learn.train import evaluate
 from autoshield.privacy.cache import AttackCache, model_digest
@@ -53,6 +53,22 @@ def test_attack_policy_end_to_end_with_cache(data, tmp_path):
     defended = attack_policy(policy=Policy.parse("Invert"), **kwargs)
     assert defended.cached == 0
     assert defended.overall.psnr_original.mean < defended.overall.psnr_transformed.mean - 1
+
+
+def test_the_kept_start_is_recorded_and_cached(data, tmp_path):
+    """Which of the restarts each victim kept travels with its reconstruction, from the cache too (-1 for an entry
+    cached before it was stored): whether restarts help is then read per victim, not guessed from equal PSNRs."""
+    profile = load_profile("smoke", overrides=("attack.iterations=5", "attack.restarts=3"))
+    cache = AttackCache(tmp_path)
+    kwargs = dict(policy=Policy.identity(), victims=victims(data, profile), profile=profile, device=CPU, cache=cache)
+    fresh = reconstruct_policy(**kwargs)
+    assert fresh.cached == 0 and set(fresh.restart.tolist()) <= {0, 1, 2}
+    assert torch.equal(reconstruct_policy(**kwargs).restart, fresh.restart)
+    for path in tmp_path.rglob("*.pt"):  # as an older version stored them
+        entry = cache.get(path.stem)
+        cache.put(path.stem, {k: v for k, v in entry.items() if k != "restart"})
+    older = reconstruct_policy(**kwargs)
+    assert older.cached == 10 and older.restart.tolist() == [-1] * 10
 
 
 def test_recognizability_utility_is_the_reference_accuracy_on_the_transformed_test_subset(data, tmp_path):

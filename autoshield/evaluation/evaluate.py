@@ -142,6 +142,7 @@ def reconstruct_policy(
                 "gradient_loss": result.gradient_loss[j],
                 "recovered": recovered[j],
                 "hypothesis": result.hypothesis[j],
+                "restart": result.restart[j],
             }
             found[keys[p]] = entry
             if cache is not None:
@@ -150,6 +151,8 @@ def reconstruct_policy(
     failed = torch.stack([~torch.isfinite(found[k]["gradient_loss"]) for k in keys]).repeat_interleave(leak)
     failed |= ~torch.isfinite(reconstructions).flatten(1).all(1)
     recovered_label = torch.stack([found[k]["recovered"] for k in keys]).repeat_interleave(leak)
+    # entries cached before the kept start was stored have none: -1, unknown
+    restart = torch.stack([found[k].get("restart", torch.tensor(-1)) for k in keys]).repeat_interleave(leak)
     signs = split_signs(victims, seed=profile.seed)
     if attacker == "posthoc":
         reconstructions = policy.apply(reconstructions, victims.labels, signs=signs, using=invert_op)
@@ -169,6 +172,7 @@ def reconstruct_policy(
         seconds=seconds,
         cached=problems - len(missing),
         sign_right=sign_right,
+        restart=restart,
     )
 
 

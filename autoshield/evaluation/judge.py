@@ -115,6 +115,7 @@ class Reconstructions:
     seconds: float  # time spent attacking now (0 when every result came from the cache)
     cached: int  # problems whose result came from the cache
     sign_right: torch.Tensor  # per victim: 1/0 the adaptive attacker kept the client's sign or not, -1 no guess
+    restart: torch.Tensor  # per victim: which start the attack kept (0: the first), -1 unknown (an older cache entry)
 
 
 def judge_reconstructions(
