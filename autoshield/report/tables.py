@@ -239,7 +239,7 @@ def per_label_rows(studies: Studies, *, tolerance: float) -> Rows:
             row |= {
                 "grid cell": str(grid[i].cell) if grid[i].significant else NONE_BETTER,
                 "grid model %": percent(grid[i].model_accuracy),
-                f"grid {_figure_name(grid_privacy)} %": percent(grid[i].attack_accuracy),
+                f"grid {PRIVACY_WORDS[grid_privacy].short} %": percent(grid[i].attack_accuracy),
             }
         if chosen_record:
             model = chosen_record.model_accuracy_per_label[i]
@@ -248,7 +248,7 @@ def per_label_rows(studies: Studies, *, tolerance: float) -> Rows:
             row |= {
                 "search cell": cell,
                 "search model %": percent(model),
-                f"search {_figure_name(chosen_record.privacy)} %": percent(attack),
+                f"search {PRIVACY_WORDS[chosen_record.privacy].short} %": percent(attack),
             }
             if i in versus:
                 row["search vs Identity (exploratory)"] = versus[i]
@@ -264,10 +264,6 @@ def per_label_rows(studies: Studies, *, tolerance: float) -> Rows:
                 row |= {"advantage (pts)": f"{100 * advantage:+.1f}", "beats DP on both": "yes" if beats else "no"}
         rows.append(row)
     return rows
-
-
-def _figure_name(privacy: str) -> str:
-    return PRIVACY_WORDS[privacy].short
 
 
 def _per_label_versus_identity(search: optuna.Study, chosen: EvaluationRecord) -> dict[int, str]:
