@@ -5,7 +5,8 @@ accuracy with its 95 % interval, the chance floor, PSNR, how many victims the re
 held-out pool (identifiability, which needs no judge), failures and the cost per victim. Every setting runs on
 the same victims from the same starts, so each is compared with the best one by an exact McNemar test on the
 paired verdicts. `--members` judges the same reconstructions a second time with a judge that did train on the
-victims (the earlier versions' judge) and tests the difference the same way: the membership effect.
+victims (the earlier versions' judge) and tests the difference the same way: the membership effect. The last
+line applies issue #33's rule to the table: the cheapest setting within 3 points of the best.
 
 With `--out`, rows go to `<out>/budget.csv` and every victim's verdict to `<out>/victims.csv` as each setting
 ends; a rerun skips the settings (and pool slots) they hold, so a long table resumes on another machine from the
@@ -160,6 +161,7 @@ def main() -> None:
             )
     if args.out:
         paired_against_best(args.out)
+        print(rule_choice(read_rows(args.out / "victims.csv"), profile=args.profile, overrides=tuple(args.set)))
 
 
 def slots(text: str) -> tuple[int, int]:
@@ -169,6 +171,33 @@ def slots(text: str) -> tuple[int, int]:
         return int(start), int(stop)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected START:STOP, e.g. 0:2, got {text!r}") from None
+
+
+def rule_choice(rows: list[dict[str, str]], *, profile: str, overrides: tuple[str, ...], points: float = 3) -> str:
+    """Issue #33's rule, applied rather than read off by eye: among the settings that attacked every victim of the
+    table (a setting still in chunks waits), the cheapest whose recognition is within `points` of the best. Cost is
+    image-iterations per victim (iterations x restarts): the same on every machine, and known for cached attacks."""
+    by_setting: dict[str, dict[str, int]] = {}
+    for row in rows:
+        by_setting.setdefault(row["setting"], {})[row["index"]] = int(row["recognised"])
+    every = set().union(*(v.keys() for v in by_setting.values()))
+    compared = [s for s, v in by_setting.items() if v.keys() == every]
+    if not compared:
+        return f"rule: no setting has attacked all {len(every)} victims yet"
+    rate = {s: sum(by_setting[s].values()) / len(every) for s in compared}
+    best = max(compared, key=rate.__getitem__)
+
+    def cost(setting: str) -> int:
+        attack = load_profile(profile, overrides=(*overrides, *setting.split(","))).attack
+        return attack.iterations * attack.restarts
+
+    near = [s for s in compared if 100 * (rate[best] - rate[s]) <= points + 1e-9]
+    choice = min(near, key=lambda s: (cost(s), -rate[s]))
+    return (
+        f"rule: best {best} ({100 * rate[best]:.1f} %); cheapest within {points:g} points of it among the "
+        f"{len(compared)} settings on all {len(every)} victims: {choice} ({100 * rate[choice]:.1f} %, "
+        f"{cost(choice):,} image-iterations per victim)"
+    )
 
 
 def paired_against_best(out: Path) -> None:
