@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -159,9 +160,10 @@ def main() -> None:
                 f"judge {only_heldout}, exact McNemar p = {p_value:.3g}",
                 flush=True,
             )
-    if args.out:
-        paired_against_best(args.out)
-        print(rule_choice(read_rows(args.out / "victims.csv"), profile=args.profile, overrides=tuple(args.set)))
+    rows = read_rows(args.out / "victims.csv") if args.out else []
+    if rows:
+        paired_against_best(rows)
+        print(rule_choice(rows, profile=args.profile, overrides=tuple(args.set)))
 
 
 def slots(text: str) -> tuple[int, int]:
@@ -177,9 +179,7 @@ def rule_choice(rows: list[dict[str, str]], *, profile: str, overrides: tuple[st
     """Issue #33's rule, applied rather than read off by eye: among the settings that attacked every victim of the
     table (a setting still in chunks waits), the cheapest whose recognition is within `points` of the best. Cost is
     image-iterations per victim (iterations x restarts): the same on every machine, and known for cached attacks."""
-    by_setting: dict[str, dict[str, int]] = {}
-    for row in rows:
-        by_setting.setdefault(row["setting"], {})[row["index"]] = int(row["recognised"])
+    by_setting = verdicts_by_setting(rows, lambda row: int(row["recognised"]))
     every = set().union(*(v.keys() for v in by_setting.values()))
     compared = [s for s, v in by_setting.items() if v.keys() == every]
     if not compared:
@@ -200,18 +200,23 @@ def rule_choice(rows: list[dict[str, str]], *, profile: str, overrides: tuple[st
     )
 
 
-def paired_against_best(out: Path) -> None:
+def verdicts_by_setting(rows: list[dict[str, str]], hit: Callable[[dict[str, str]], int]) -> dict[str, dict[str, int]]:
+    """victims.csv's rows as {setting: {victim index: hit}}: what the pairings and the rule read."""
+    by_setting: dict[str, dict[str, int]] = {}
+    for row in rows:
+        by_setting.setdefault(row["setting"], {})[row["index"]] = hit(row)
+    return by_setting
+
+
+def paired_against_best(rows: list[dict[str, str]]) -> None:
     """Each setting against the best one on the victims both attacked: exact McNemar on the discordant pairs, for
     the judge's verdict (recognised) and, where ranks were kept, the judge-free one (singled out of the line-up).
     A setting with fewer hits is worse only where p is small; within noise it is as good."""
-    rows = read_rows(out / "victims.csv")
     endpoints = {"recognised": lambda row: int(row["recognised"])}
-    if rows and all(row.get("rank") for row in rows):
+    if all(row.get("rank") for row in rows):
         endpoints["identified"] = lambda row: int(row["rank"] == "1")
     for endpoint, hit in endpoints.items():
-        by_setting: dict[str, dict[str, int]] = {}
-        for row in rows:
-            by_setting.setdefault(row["setting"], {})[row["index"]] = hit(row)
+        by_setting = verdicts_by_setting(rows, hit)
         best = max(by_setting, key=lambda s: sum(by_setting[s].values()) / len(by_setting[s]))
         for setting, verdicts in by_setting.items():
             shared = sorted(set(verdicts) & set(by_setting[best]))
