@@ -2,9 +2,9 @@
 # Attack settings side by side on one card, one process per setting, in waves, and pack the attack cache for the
 # machine that judges them. At `quick`'s width an attack runs many small kernels: one process does not fill an
 # H200, two side by side kept it at 100 % (2026-12-04) and six finished nothing in 440 s. A wave ends before the
-# next starts, so the first wave holds the settings a decision waits for. `attack_budget.py --no-judge` only attacks and caches; the
-# CPU machine judges the unpacked cache with its own judge (every victim found cached), so the GPU rows and its
-# own are judged alike. Used by gpu.sh's step `saturation`.
+# next starts, so the first wave holds the settings a decision waits for. `attack_budget.py --no-judge` only
+# attacks and caches; the CPU machine judges the unpacked cache with its own judge (every victim found cached), so
+# the GPU rows and its own are judged alike. Used by gpu.sh's step `saturation`.
 #   DATA=folder ARGS="--profile quick ..." WAVES="setting setting|setting ..." DEADLINE=epoch-seconds \
 #   WORK=dir OUT=dir bash benchmarks/attack_waves.sh
 # Writes $OUT/attacks.tar (the cache's attacks/ folder) and $OUT/attacks.log (every process's log, a wave's
