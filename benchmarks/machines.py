@@ -22,7 +22,7 @@ from pathlib import Path
 
 from common import read_rows
 
-from autoshield.privacy.paired import mcnemar_exact
+from autoshield.privacy.paired import mcnemar_exact, wilcoxon
 
 
 def _run(path: Path, setting: str) -> dict[str, dict[str, str]]:
@@ -53,7 +53,8 @@ def summary(pairs: list[tuple[dict[str, str], dict[str, str]]]) -> dict[str, obj
         "PSNR identical (to 0.01 dB)": sum(abs(d) < 0.01 for d in moved),
         "PSNR within 0.5 dB": sum(abs(d) <= 0.5 for d in moved),
         "|PSNR difference| median / max": f"{statistics.median(map(abs, moved)):.2f} / {max(map(abs, moved)):.2f} dB",
-        "PSNR difference mean": f"{statistics.fmean(moved):+.2f} dB",
+        "PSNR second − first, mean / median": f"{statistics.fmean(moved):+.2f} / {statistics.median(moved):+.2f} dB"
+        f" (Wilcoxon p = {wilcoxon(moved):.2g})",
     } | ({"rank 1 in both": sum(a["rank"] == b["rank"] == "1" for a, b in pairs)} if ranked else {})
 
 
