@@ -84,9 +84,7 @@ class TrainConfig:
 class AttackConfig:
     """Geiping et al.'s inversion recipe (docs/design.md §3) and the threat setting."""
 
-    # quick: the cheapest budget measured at which Identity is recognised in >= 50 % of 50 held-out victims on
-    # the default network (issue #13, benchmarks/RESULTS.md: 24 / 34 / 44 / 62 % at 300 / 600 / 1,000 / 1,500
-    # iterations); paper uses 4,000
+    # one run of the recipe; each preset sets its own budget (quick: 3,000 x 4 restarts, issue #33; paper: 4,000)
     iterations: int = bounded(1500, 1, 100_000)  # breaching's longest recipes run 24,000
     lr: float = bounded(0.1, 1e-8, 10)
     tv_weight: float = bounded(1e-4, 0, 10)
@@ -182,7 +180,10 @@ PRESETS: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
         images_per_label=5,  # n = 50: the least at which a paired overall test can see a halving (docs/design.md §8)
-        attack=AttackConfig(batch_size=25),
+        # issue #33's rule (the cheapest within 3 points of the best) on its saturation table, two rounding classes
+        # pooled under one judge: 75 of 100 recognised against 71 at 6,000 x 1 (RESULTS.md, 2026-12-04); until
+        # then 1,500 x 1 (fingerprint 4bc7b85161e746ee)
+        attack=AttackConfig(iterations=3000, restarts=4, batch_size=25),
     ),
     "paper": Profile(
         name="paper",
