@@ -77,8 +77,8 @@ step quickstart 420 autoshield search --trials $TRIALS $QS --storage sqlite:///$
 # The saturation attacks run on the victim pack (.gpu/victims.pkl from victim_pack.py: the pool exact, the rest
 # blank, so the cache keys are the CPU's) through attack_waves.sh, one process per setting, a wave of two at a time:
 # at width 16 two processes already keep the H200 busy (2026-12-04: 29 ms per iteration at 1 restart, 50 ms at 4;
-# six at once finished nothing in 440 s). Geiping et al.'s 4 and 1 restarts at 6,000 first (they decide `quick`'s
-# default: RESULTS.md, 2026-12-04), then at 1,500 (to pair with them on this card), 3,000, then the modern recipe.
+# six at once finished nothing in 440 s). Geiping et al.'s settings ran on an H200 on 2026-12-04 and decided
+# `quick`'s budget (RESULTS.md); the modern recipe, never run beyond 3,000 x 1, goes first, then Geiping et al.'s.
 # $OUT/saturation/attacks.tar comes back; on the CPU machine, after `tar -xf attacks.tar -C $AUTOSHIELD_CACHE`,
 # attack_budget.py with the same settings judges them all from the cache. STEPS="saturation paper_network" runs
 # them alone.
@@ -88,7 +88,7 @@ else SAT="--profile quick --set attack.batch_size=200" ITS="6000 1500 3000" PAPE
   VPACK=.gpu/victims.pkl PACK=""; fi
 MODERN=attack.sign=soft,attack.schedule=cosine,attack.warmup=50
 WAVES=""
-for recipe in "" ",$MODERN"; do for it in $ITS; do
+for recipe in ",$MODERN" ""; do for it in $ITS; do
   WAVES="$WAVES|attack.iterations=$it,attack.restarts=4$recipe attack.iterations=$it,attack.restarts=1$recipe"
 done; done
 step saturation $((SAT_S + 40)) "${PACK}python3 benchmarks/victim_pack.py --unpack $VPACK --into $TMP/victims && \
