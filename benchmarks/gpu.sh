@@ -84,15 +84,17 @@ step quickstart 420 autoshield search --trials $TRIALS $QS --storage sqlite:///$
 # them alone.
 if [ -n "${GPU_DRY:-}" ]; then SAT="--profile smoke" ITS="120 30 60" PAPER="--profile smoke --seeds 0" SAT_S=200;
   VPACK=$TMP/victims.pkl PACK="python3 benchmarks/victim_pack.py --data-root \$AUTOSHIELD_DATA $SAT --out $VPACK && ";
-else SAT="--profile quick --set attack.batch_size=200" ITS="6000 1500 3000" PAPER="--profile paper --seeds 0" SAT_S=440;
+else SAT="--profile quick --set attack.batch_size=200" ITS="6000 1500 3000" PAPER="--profile paper --seeds 0" SAT_S=${SAT_S:-440};
   VPACK=.gpu/victims.pkl PACK=""; fi
+# SAT_WAVES="a b|c d" replaces the waves, e.g. to pair a chosen setting with a new one under one judge.
 MODERN=attack.sign=soft,attack.schedule=cosine,attack.warmup=50
 WAVES=""
 for recipe in ",$MODERN" ""; do for it in $ITS; do
   WAVES="$WAVES|attack.iterations=$it,attack.restarts=4$recipe attack.iterations=$it,attack.restarts=1$recipe"
 done; done
+WAVES=${SAT_WAVES:-${WAVES#|}}
 step saturation $((SAT_S + 40)) "${PACK}python3 benchmarks/victim_pack.py --unpack $VPACK --into $TMP/victims && \
-  DATA=$TMP/victims ARGS='$SAT' WAVES='${WAVES#|}' DEADLINE=\$((\$(date +%s) + $SAT_S)) WORK=$TMP/saturation \
+  DATA=$TMP/victims ARGS='$SAT' WAVES='$WAVES' DEADLINE=\$((\$(date +%s) + $SAT_S)) WORK=$TMP/saturation \
   OUT=${OUT:-$TMP}/saturation bash benchmarks/attack_waves.sh"
 # Issue #34's Show: Identity, Solarize:9 and Rotate:9 under every attacker on 50 held-out victims at `quick`, each
 # cell's null beside it; the report, cells.csv, victims.csv and the logs come back under $OUT/leakage. Three workers,
