@@ -78,18 +78,18 @@ def main() -> None:
     data = load_cifar10(args.data_root)
     cache = AttackCache(cache_dir() / "attacks")
     held = read_rows(args.out / "victims.csv") if args.out else []
-    done = {(r["setting"], int(r["slot"])) for r in held}
+    done = {(r["fingerprint"], int(r["slot"])) for r in held}  # by what the setting is, not by what it is called
     print(f"machine: {machine()}; profile {args.profile}; {len(held)} victims already in {args.out}", flush=True)
     judges = {}
     lineup = pool_lineup(data.train, shared)
     for setting in args.settings:
-        todo = [slot for slot in wanted if (setting, slot) not in done]
+        profile = load_profile(args.profile, overrides=(*args.set, *setting.split(",")))
+        todo = [slot for slot in wanted if (profile.fingerprint(), slot) not in done]
         if not todo:
             continue
         first, stop = todo[0], todo[-1] + 1
         if len(todo) != stop - first:
             p.error(f"{setting}: slots {todo} are missing from {args.out} but not in one range; give --slots")
-        profile = load_profile(args.profile, overrides=(*args.set, *setting.split(",")))
         attacked = victim_pool(profile).draw(data.train, start=first, count=stop - first)
         start = time.perf_counter()
         found = reconstruct_policy(
@@ -163,7 +163,7 @@ def main() -> None:
     rows = read_rows(args.out / "victims.csv") if args.out else []
     if rows:
         paired_against_best(rows)
-        print(rule_choice(rows, profile=args.profile, overrides=tuple(args.set)))
+        print(rule_choice(rows, budget=read_rows(args.out / "budget.csv")))
 
 
 def slots(text: str) -> tuple[int, int]:
@@ -175,10 +175,11 @@ def slots(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"expected START:STOP, e.g. 0:2, got {text!r}") from None
 
 
-def rule_choice(rows: list[dict[str, str]], *, profile: str, overrides: tuple[str, ...], points: float = 3) -> str:
+def rule_choice(rows: list[dict[str, str]], *, budget: list[dict[str, str]], points: float = 3) -> str:
     """Issue #33's rule, applied rather than read off by eye: among the settings that attacked every victim of the
     table (a setting still in chunks waits), the cheapest whose recognition is within `points` of the best. Cost is
-    image-iterations per victim (iterations x restarts): the same on every machine, and known for cached attacks."""
+    the iterations x restarts a victim costs, as budget.csv stored them: a preset that changed since (quick's
+    restarts did) neither renames nor reprices a row."""
     by_setting = verdicts_by_setting(rows, lambda row: int(row["recognised"]))
     every = set().union(*(v.keys() for v in by_setting.values()))
     compared = [s for s, v in by_setting.items() if v.keys() == every]
@@ -186,25 +187,23 @@ def rule_choice(rows: list[dict[str, str]], *, profile: str, overrides: tuple[st
         return f"rule: no setting has attacked all {len(every)} victims yet"
     rate = {s: sum(by_setting[s].values()) / len(every) for s in compared}
     best = max(compared, key=rate.__getitem__)
-
-    def cost(setting: str) -> int:
-        attack = load_profile(profile, overrides=(*overrides, *setting.split(","))).attack
-        return attack.iterations * attack.restarts
-
+    cost = {row["fingerprint"]: int(row["iterations"]) * int(row["restarts"]) for row in budget}
     near = [s for s in compared if 100 * (rate[best] - rate[s]) <= points + 1e-9]
-    choice = min(near, key=lambda s: (cost(s), -rate[s]))
+    choice = min(near, key=lambda s: (cost[s], -rate[s]))
+    name = {row["fingerprint"]: row["setting"] for row in rows}
     return (
-        f"rule: best {best} ({100 * rate[best]:.1f} %); cheapest within {points:g} points of it among the "
-        f"{len(compared)} settings on all {len(every)} victims: {choice} ({100 * rate[choice]:.1f} %, "
-        f"{cost(choice):,} image-iterations per victim)"
+        f"rule: best {name[best]} ({100 * rate[best]:.1f} %); cheapest within {points:g} points of it among the "
+        f"{len(compared)} settings on all {len(every)} victims: {name[choice]} ({100 * rate[choice]:.1f} %, "
+        f"{cost[choice]:,} image-iterations per victim)"
     )
 
 
 def verdicts_by_setting(rows: list[dict[str, str]], hit: Callable[[dict[str, str]], int]) -> dict[str, dict[str, int]]:
-    """victims.csv's rows as {setting: {victim index: hit}}: what the pairings and the rule read."""
+    """victims.csv's rows as {fingerprint: {victim index: hit}}: what the pairings and the rule read. Keyed by the
+    profile's fingerprint, since one name (`attack.iterations=3000`) meant another setting once a preset changed."""
     by_setting: dict[str, dict[str, int]] = {}
     for row in rows:
-        by_setting.setdefault(row["setting"], {})[row["index"]] = hit(row)
+        by_setting.setdefault(row["fingerprint"], {})[row["index"]] = hit(row)
     return by_setting
 
 
@@ -217,13 +216,14 @@ def paired_against_best(rows: list[dict[str, str]]) -> None:
         endpoints["identified"] = lambda row: int(row["rank"] == "1")
     for endpoint, hit in endpoints.items():
         by_setting = verdicts_by_setting(rows, hit)
+        name = {row["fingerprint"]: row["setting"] for row in rows}
         best = max(by_setting, key=lambda s: sum(by_setting[s].values()) / len(by_setting[s]))
         for setting, verdicts in by_setting.items():
             shared = sorted(set(verdicts) & set(by_setting[best]))
             only_best = sum(by_setting[best][i] and not verdicts[i] for i in shared)
             only_this = sum(verdicts[i] and not by_setting[best][i] for i in shared)
             print(
-                f"{endpoint}: {setting}: {sum(verdicts[i] for i in shared)}/{len(shared)} against the best's "
+                f"{endpoint}: {name[setting]}: {sum(verdicts[i] for i in shared)}/{len(shared)} against the best's "
                 f"{sum(by_setting[best][i] for i in shared)}; discordant {only_best} / {only_this}, exact McNemar "
                 f"p = {mcnemar_exact(only_best, only_this):.3g}",
                 flush=True,

@@ -52,19 +52,35 @@ def test_slots_outside_the_profile_are_refused(tmp_path: Path, data_root: Path) 
 
 
 def test_the_rule_takes_the_cheapest_setting_within_three_points_of_the_best(monkeypatch) -> None:
-    """Issue #33's rule on a made-up table: cost is iterations x restarts, and a setting that has not attacked
-    every victim yet (a chunked run in progress) neither leads nor is chosen."""
+    """Issue #33's rule on a made-up table: cost is iterations x restarts as budget.csv stored them, a setting is
+    what its fingerprint says whatever it was called, and a setting that has not attacked every victim yet (a
+    chunked run in progress) neither leads nor is chosen."""
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     from attack_budget import rule_choice
 
-    def rows(setting: str, hits: int, victims: int = 100) -> list[dict[str, str]]:
-        return [{"setting": setting, "index": str(i), "recognised": str(int(i < hits))} for i in range(victims)]
+    budget: list[dict[str, str]] = []
 
-    table = rows("attack.iterations=6000", 74) + rows("attack.iterations=3000", 71) + rows("attack.iterations=1500", 70)
-    choose = lambda rows: rule_choice(rows, profile="smoke", overrides=())  # noqa: E731
+    def rows(setting: str, hits: int, victims: int = 100, *, iterations: int, restarts: int = 1) -> list[dict]:
+        fingerprint = f"{iterations}x{restarts}"
+        budget.append({"fingerprint": fingerprint, "iterations": str(iterations), "restarts": str(restarts)})
+        return [
+            {"setting": setting, "fingerprint": fingerprint, "index": str(i), "recognised": str(int(i < hits))}
+            for i in range(victims)
+        ]
+
+    table = (
+        rows("attack.iterations=6000", 74, iterations=6000)
+        + rows("attack.iterations=3000", 71, iterations=3000)
+        + rows("attack.iterations=1500", 70, iterations=1500)
+    )
+    choose = lambda rows: rule_choice(rows, budget=budget)  # noqa: E731
     assert "best attack.iterations=6000 (74.0 %)" in choose(table)
     assert ": attack.iterations=3000 (71.0 %, 3,000 image-iterations" in choose(table)
-    four = rows("attack.iterations=1500,attack.restarts=4", 78)  # 6,000 image-iterations, 4 points above
-    assert ": attack.iterations=1500,attack.restarts=4 (78.0 %" in choose(table + four)
+    four = rows("attack.iterations=1500,attack.restarts=4", 78, iterations=1500, restarts=4)  # 4 points above
+    assert ": attack.iterations=1500,attack.restarts=4 (78.0 %, 6,000 image-iterations" in choose(table + four)
     assert ": attack.iterations=3000 (71.0 %" in choose(table + four[:50])  # in chunks: waits
-    assert "no setting has attacked all" in choose(rows("attack.iterations=8", 1, 2)[:1] + rows("a.b=1", 1, 2)[1:])
+    # one name, two settings: a preset that gained 4 restarts. Each is its own row, priced as budget.csv stored it
+    restarted = rows("attack.iterations=3000", 82, iterations=3000, restarts=4)
+    assert ": attack.iterations=3000 (82.0 %, 12,000 image-iterations" in choose(table + four + restarted)
+    partial = rows("attack.iterations=8", 1, 2, iterations=8)[:1] + rows("a.b=1", 1, 2, iterations=9)[1:]
+    assert "no setting has attacked all" in choose(partial)
