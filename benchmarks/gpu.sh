@@ -78,7 +78,7 @@ step quickstart 420 autoshield search --trials $TRIALS $QS --storage sqlite:///$
 # blank, so the cache keys are the CPU's) through attack_waves.sh, one process per setting, a wave of two at a time:
 # at width 16 two processes already keep the H200 busy (2026-12-04: 29 ms per iteration at 1 restart, 50 ms at 4;
 # six at once finished nothing in 440 s). Geiping et al.'s settings ran on an H200 on 2026-12-04 and decided
-# `quick`'s budget (RESULTS.md); the modern recipe, never run beyond 3,000 x 1, goes first, then Geiping et al.'s.
+# `quick`'s budget (RESULTS.md); the modern recipe ran on 2026-12-04 18:29 except at 6,000 x 4 and goes first.
 # $OUT/saturation/attacks.tar comes back; on the CPU machine, after `tar -xf attacks.tar -C $AUTOSHIELD_CACHE`,
 # attack_budget.py with the same settings judges them all from the cache. STEPS="saturation paper_network" runs
 # them alone.
