@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from autoshield.core.errors import AutoshieldError
 from autoshield.privacy.judge_file import JudgeFile, JudgeIdentity, check_fits, judge_bytes, read_judge
-from autoshield.study.storage import engine_options, quoted, redact
+from autoshield.study.storage import engine_options, first_line, quoted, redact
 
 TABLE = "autoshield_judges"
 
@@ -33,7 +33,7 @@ def stored_judge(*, url: str, name: str) -> JudgeFile | None:
     try:
         found = _journal_read(url, name) if url.startswith("journal:") else _rdb_read(url, name)
     except (OSError, SQLAlchemyError) as error:
-        raise AutoshieldError(f"cannot read the judge of {name!r} in {redact(url)}: {_first_line(error)}") from None
+        raise AutoshieldError(f"cannot read the judge of {name!r} in {redact(url)}: {first_line(error)}") from None
     if found is None:
         return None
     digest, payload = found
@@ -56,7 +56,7 @@ def store_judge(*, url: str, name: str, judge: JudgeFile) -> JudgeFile:
         else:
             _rdb_insert(url, name, judge.digest, payload)
     except (OSError, SQLAlchemyError) as error:
-        raise AutoshieldError(f"cannot store the judge of {name!r} in {redact(url)}: {_first_line(error)}") from None
+        raise AutoshieldError(f"cannot store the judge of {name!r} in {redact(url)}: {first_line(error)}") from None
     found = stored_judge(url=url, name=name)
     assert found is not None  # just inserted, or inserted by another worker first
     return found
@@ -78,10 +78,6 @@ def study_judge(
         judge, identity, source=f"the judge stored for {name!r} (a study of another profile needs its own --study)"
     )
     return judge, stored_now
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def _table() -> Table:

@@ -172,8 +172,12 @@ def open_storage(
             f"storage {redact(url)} needs the '{error.name}' driver: pip install 'autoshield[postgres]'"
         ) from None
     except Exception as error:  # SQLAlchemy/driver errors: one line, never the password
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise AutoshieldError(f"cannot open storage {redact(url)}: {scrub(reason, quoted(url))}") from None
+        raise AutoshieldError(f"cannot open storage {redact(url)}: {scrub(first_line(error), quoted(url))}") from None
+
+
+def first_line(error: BaseException) -> str:
+    """An error's message in one line (its type's name when it has none): what a user is shown."""
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def engine_options(url: str) -> dict[str, Any]:
@@ -223,8 +227,7 @@ def storage_failure(error: BaseException) -> str | None:
         error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
     for cause in reversed(chain):
         if from_driver(cause):
-            text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
-            return text.removeprefix("(sqlite3.OperationalError) ")
+            return first_line(cause).removeprefix("(sqlite3.OperationalError) ")
     return None
 
 

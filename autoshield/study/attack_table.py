@@ -1,0 +1,172 @@
+"""The attack table: each judged (victim, cell, attacker) result, once, in the study's own storage (issue #35).
+
+At `init` an attack's outcome depends only on the transformed victim, its cell, the attacker, the attack settings
+and the judge (docs/design.md §1). A row is keyed by exactly those, so every worker on every machine that shares
+the storage URL reads and writes one table, and a result computed once is never computed again. Rows hold one
+victim's numbers (the `Outcomes` columns and the attack's seconds), never an image; the local attack cache, which
+holds reconstructions, is only a mirror. Kept beside Optuna's tables, not in them, as the judge is
+(`study.judges`): a table named `autoshield_attack_table` in the database, or, for `journal:PATH`, a SQLite file
+beside the journal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Column, Engine, Float, MetaData, String, Table, Text, create_engine, inspect, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from autoshield.core.errors import AutoshieldError
+from autoshield.study.storage import engine_options, first_line, quoted, redact
+
+TABLE = "autoshield_attack_table"
+_CHUNK = 500  # keys per query: well under every database's limit on bound parameters
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What one row's result depends on. `attack` is the attack cache's key (the transformed victim's pixels, its
+    label, the attacked weights, the attack settings and the victim's start); the attacker and cell say what was
+    done with the reconstruction, and `judge` who scored it."""
+
+    attack: str
+    cell: str
+    attacker: str
+    judge: str
+
+    @property
+    def key(self) -> str:
+        fields = {"attack": self.attack, "cell": self.cell, "attacker": self.attacker, "judge": self.judge}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Row:
+    """One victim's judged result: `outcome` maps each `Outcomes` column to this victim's value (JSON-safe: a
+    failed reconstruction's metrics are None)."""
+
+    problem: Problem
+    outcome: dict[str, Any]
+    seconds: float  # the attack's share of wall time for this victim (0: read from the cache)
+
+
+def read_rows(*, url: str, problems: Iterable[Problem]) -> dict[str, Row]:
+    """The stored rows of `problems`, by key; a problem with no row is absent."""
+    keys = sorted({p.key for p in problems})
+    found: dict[str, Row] = {}
+    if not keys:
+        return found
+    try:
+        with _connected(url, create=False) as (engine, table):
+            if engine is None:
+                return found
+            with engine.connect() as connection:
+                for start in range(0, len(keys), _CHUNK):
+                    query = select(table).where(table.c.key.in_(keys[start : start + _CHUNK]))
+                    for stored in connection.execute(query):
+                        found[stored.key] = _row_of(stored)
+    except SQLAlchemyError as error:
+        raise AutoshieldError(f"cannot read the attack table in {redact(url)}: {first_line(error)}") from None
+    return found
+
+
+def write_rows(*, url: str, rows: Iterable[Row]) -> int:
+    """Store `rows`; a row whose key is stored already (another worker's, or an earlier run's) is kept as it is.
+    Returns how many were new."""
+    pending = list(rows)
+    new = 0
+    try:
+        with _connected(url, create=True) as (engine, table):
+            assert engine is not None
+            for row in pending:  # one transaction each: a duplicate aborts only its own insert
+                with contextlib.suppress(IntegrityError), engine.begin() as connection:
+                    connection.execute(table.insert().values(**_columns(row)))
+                    new += 1
+    except SQLAlchemyError as error:
+        raise AutoshieldError(f"cannot write the attack table in {redact(url)}: {first_line(error)}") from None
+    return new
+
+
+def all_rows(*, url: str, judge: str | None = None) -> Iterator[Row]:
+    """Every stored row (scored by `judge`, when given), in key order: what an export writes."""
+    try:
+        with _connected(url, create=False) as (engine, table):
+            if engine is None:
+                return
+            query = select(table).order_by(table.c.key)
+            if judge is not None:
+                query = query.where(table.c.judge == judge)
+            with engine.connect() as connection:
+                for stored in connection.execute(query):
+                    yield _row_of(stored)
+    except SQLAlchemyError as error:
+        raise AutoshieldError(f"cannot read the attack table in {redact(url)}: {first_line(error)}") from None
+
+
+def _columns(row: Row) -> dict[str, Any]:
+    p = row.problem
+    return {
+        "key": p.key,
+        "attack": p.attack,
+        "cell": p.cell,
+        "attacker": p.attacker,
+        "judge": p.judge,
+        "outcome": json.dumps(row.outcome, sort_keys=True, allow_nan=False),
+        "seconds": row.seconds,
+    }
+
+
+def _row_of(stored: Any) -> Row:
+    problem = Problem(attack=stored.attack, cell=stored.cell, attacker=stored.attacker, judge=stored.judge)
+    if problem.key != stored.key:
+        raise AutoshieldError(f"the attack table's row {stored.key[:12]} is damaged: its fields hash to another key")
+    return Row(problem=problem, outcome=json.loads(stored.outcome), seconds=float(stored.seconds))
+
+
+def _table() -> Table:
+    return Table(
+        TABLE,
+        MetaData(),
+        Column("key", String(64), primary_key=True),
+        Column("attack", String(128), nullable=False),
+        Column("cell", String(64), nullable=False),
+        Column("attacker", String(32), nullable=False),
+        Column("judge", String(64), nullable=False, index=True),
+        Column("outcome", Text, nullable=False),
+        Column("seconds", Float, nullable=False),
+    )
+
+
+def table_url(url: str) -> str:
+    """Where a study's attack table lives: its database, or a SQLite file beside a journal."""
+    if not url.startswith("journal:"):
+        return url
+    journal = Path(url.removeprefix("journal:"))
+    return f"sqlite:///{journal.with_name(f'{journal.name}.table.sqlite')}"
+
+
+@contextlib.contextmanager
+def _connected(url: str, *, create: bool) -> Iterator[tuple[Engine | None, Table]]:
+    """The engine and table; (None, table) when the table does not exist and `create` is false."""
+    table = _table()
+    target = table_url(url)
+    engine = create_engine(quoted(target), **engine_options(target))
+    try:
+        if create:
+            try:
+                table.create(engine, checkfirst=True)
+            except SQLAlchemyError:
+                if not inspect(engine).has_table(TABLE):  # else another worker created it between check and CREATE
+                    raise
+        elif not inspect(engine).has_table(TABLE):
+            yield None, table
+            return
+        yield engine, table
+    finally:
+        engine.dispose()

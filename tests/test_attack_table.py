@@ -1,0 +1,130 @@
+"""The attack table lives in the study's storage, once per problem, and moves between machines as a checked file
+(issue #35)."""
+
+from __future__ import annotations
+
+import gzip
+import multiprocessing
+import uuid
+
+import pytest
+
+from autoshield.core.errors import AutoshieldError
+from autoshield.study.attack_table import Problem, Row, all_rows, read_rows, write_rows
+from autoshield.study.table_file import TableIdentity, export_table, import_table, read_table_file
+
+from .test_distributed import POSTGRES, needs_postgres
+
+KINDS = ["sqlite", "journal", pytest.param("postgres", marks=needs_postgres)]
+
+
+def _url(kind: str, tmp_path, name: str = "s") -> str:
+    return {"sqlite": f"sqlite:///{tmp_path / f'{name}.db'}", "journal": f"journal:{tmp_path / f'{name}.log'}"}.get(
+        kind, POSTGRES
+    )
+
+
+def _rows(judge: str, n: int = 6) -> list[Row]:
+    """`n` victims' results under two cells, the first victim's metrics failed (None, as stored)."""
+    rows = []
+    for i in range(n):
+        problem = Problem(
+            attack=f"{judge}-attack-{i}", cell="Solarize:9" if i % 2 else "Identity", attacker="naive", judge=judge
+        )
+        outcome = {
+            "victims": i,
+            "labels": i % 10,
+            "recognised": bool(i % 3),
+            "psnr_original": None if i == 0 else 18.5 + i,
+        }
+        rows.append(Row(problem=problem, outcome=outcome, seconds=1.25 * i))
+    return rows
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_problem_is_stored_once_and_read_back_as_written(tmp_path, kind):
+    url, judge = _url(kind, tmp_path), uuid.uuid4().hex
+    rows = _rows(judge)
+    assert read_rows(url=url, problems=[r.problem for r in rows]) == {}  # no table yet: nothing, not an error
+    assert write_rows(url=url, rows=rows[:4]) == 4
+    assert write_rows(url=url, rows=rows) == 2  # the first four are kept as they were
+    found = read_rows(url=url, problems=[r.problem for r in rows])
+    assert found == {r.problem.key: r for r in rows}
+    assert [r.problem.key for r in all_rows(url=url, judge=judge)] == sorted(r.problem.key for r in rows)
+
+
+def _write(url: str, rows: list[Row], out) -> None:
+    out.put(write_rows(url=url, rows=rows))
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=needs_postgres)])
+def test_two_workers_writing_the_same_problems_store_each_once(tmp_path, kind):
+    url, judge = _url(kind, tmp_path), uuid.uuid4().hex
+    rows = _rows(judge, 40)
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    workers = [context.Process(target=_write, args=(url, rows, out)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert [w.exitcode for w in workers] == [0, 0]
+    assert sum(out.get(timeout=10) for _ in workers) == 40  # every problem inserted by exactly one of them
+    assert len(list(all_rows(url=url, judge=judge))) == 40
+
+
+def test_a_table_moves_to_another_study_through_a_file(tmp_path):
+    judge = uuid.uuid4().hex
+    identity = TableIdentity(data="d" * 16, judge=judge, settings="s" * 16)
+    first, second = _url("sqlite", tmp_path, "a"), _url("journal", tmp_path, "b")
+    rows = _rows(judge)
+    write_rows(url=first, rows=rows)
+    write_rows(url=first, rows=_rows(uuid.uuid4().hex, 3))  # another judge's rows stay behind
+    path = tmp_path / "table.jsonl.gz"
+    assert export_table(url=first, path=path, identity=identity) == 6
+    moved = import_table(url=second, path=path, identity=identity)
+    assert (moved.rows, moved.new) == (6, 6)
+    assert list(all_rows(url=second)) == sorted(rows, key=lambda r: r.problem.key)
+    assert import_table(url=second, path=path, identity=identity).new == 0  # importing twice adds nothing
+
+
+@pytest.mark.parametrize("field", ["data", "judge", "settings"])
+def test_an_import_of_another_identity_is_refused_in_one_line(tmp_path, field):
+    judge = uuid.uuid4().hex
+    identity = TableIdentity(data="d" * 16, judge=judge, settings="s" * 16)
+    url = _url("sqlite", tmp_path)
+    write_rows(url=url, rows=_rows(judge))
+    path = tmp_path / "t.gz"
+    export_table(url=url, path=path, identity=identity)
+    other = TableIdentity(**{**identity.__dict__, field: "x" * 16})
+    target = _url("sqlite", tmp_path, "target")
+    with pytest.raises(AutoshieldError, match=f"holds attacks of another {field}") as refused:
+        import_table(url=target, path=path, identity=other)
+    assert "\n" not in str(refused.value)
+    assert list(all_rows(url=target)) == []
+
+
+def test_a_damaged_or_foreign_file_is_refused(tmp_path):
+    judge = uuid.uuid4().hex
+    identity = TableIdentity(data="d" * 16, judge=judge, settings="s" * 16)
+    url = _url("sqlite", tmp_path)
+    write_rows(url=url, rows=_rows(judge))
+    path = tmp_path / "t.gz"
+    export_table(url=url, path=path, identity=identity)
+    text = gzip.decompress(path.read_bytes())
+    damaged = tmp_path / "damaged.gz"
+    damaged.write_bytes(gzip.compress(text.replace(b"Solarize:9", b"Solarize:8", 1)))
+    with pytest.raises(AutoshieldError, match="is damaged: its rows do not match the checksum"):
+        read_table_file(damaged)
+    plain = tmp_path / "plain.csv"
+    plain.write_text("victim,recognised\n1,0\n")
+    with pytest.raises(AutoshieldError, match="is not an attack table"):
+        read_table_file(plain)
+    foreign = tmp_path / "foreign.gz"
+    foreign.write_bytes(gzip.compress(b'{"format": "something else"}\n'))
+    with pytest.raises(AutoshieldError, match="no autoshield-attack-table header"):
+        read_table_file(foreign)
+    with pytest.raises(AutoshieldError, match="no table file at"):
+        read_table_file(tmp_path / "missing.gz")
+    with pytest.raises(AutoshieldError, match="cannot write"):
+        export_table(url=url, path=tmp_path / "plain.csv" / "t.gz", identity=identity)
