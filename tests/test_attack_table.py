@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import multiprocessing
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -88,14 +89,19 @@ def test_a_table_moves_to_another_study_through_a_file(tmp_path):
     assert import_table(url=second, path=path, identity=identity).new == 0  # importing twice adds nothing
 
 
-@pytest.mark.parametrize("field", ["data", "judge", "settings"])
-def test_an_import_of_another_identity_is_refused_in_one_line(tmp_path, field):
-    judge = uuid.uuid4().hex
-    identity = TableIdentity(data="d" * 16, judge=judge, settings="s" * 16)
+def _exported(tmp_path: Path) -> tuple[str, TableIdentity, Path]:
+    """A SQLite table of six rows and its export: (url, identity, file)."""
+    identity = TableIdentity(data="d" * 16, judge=uuid.uuid4().hex, settings="s" * 16)
     url = _url("sqlite", tmp_path)
-    write_rows(url=url, rows=_rows(judge))
+    write_rows(url=url, rows=_rows(identity.judge))
     path = tmp_path / "t.gz"
     export_table(url=url, path=path, identity=identity)
+    return url, identity, path
+
+
+@pytest.mark.parametrize("field", ["data", "judge", "settings"])
+def test_an_import_of_another_identity_is_refused_in_one_line(tmp_path, field):
+    _, identity, path = _exported(tmp_path)
     other = TableIdentity(**{**identity.__dict__, field: "x" * 16})
     target = _url("sqlite", tmp_path, "target")
     with pytest.raises(AutoshieldError, match=f"holds attacks of another {field}") as refused:
@@ -105,12 +111,7 @@ def test_an_import_of_another_identity_is_refused_in_one_line(tmp_path, field):
 
 
 def test_a_damaged_or_foreign_file_is_refused(tmp_path):
-    judge = uuid.uuid4().hex
-    identity = TableIdentity(data="d" * 16, judge=judge, settings="s" * 16)
-    url = _url("sqlite", tmp_path)
-    write_rows(url=url, rows=_rows(judge))
-    path = tmp_path / "t.gz"
-    export_table(url=url, path=path, identity=identity)
+    url, identity, path = _exported(tmp_path)
     text = gzip.decompress(path.read_bytes())
     damaged = tmp_path / "damaged.gz"
     damaged.write_bytes(gzip.compress(text.replace(b"Solarize:9", b"Solarize:8", 1)))
