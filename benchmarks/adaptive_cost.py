@@ -16,7 +16,8 @@ from autoshield.core.config import load_profile
 from autoshield.core.runtime import resolve_device
 from autoshield.data.cifar import load_cifar10
 from autoshield.data.policy import Cell, Policy
-from autoshield.evaluation.evaluate import reconstruct_policy, victims
+from autoshield.evaluation.evaluate import victims
+from autoshield.evaluation.reconstruct import reconstruct_policy
 from autoshield.privacy.adaptive import PolicyPreImage
 
 

@@ -41,9 +41,9 @@ from autoshield.core.runtime import resolve_device
 from autoshield.data.cifar import load_cifar10
 from autoshield.data.policy import Policy
 from autoshield.data.victims import victim_pool
-from autoshield.evaluation.evaluate import reconstruct_policy
 from autoshield.evaluation.judge import judge_reconstructions
 from autoshield.evaluation.lineup import pool_lineup
+from autoshield.evaluation.reconstruct import reconstruct_policy
 from autoshield.privacy.cache import AttackCache, model_digest
 from autoshield.privacy.paired import mcnemar_exact
 from autoshield.privacy.reference import reference_classifier

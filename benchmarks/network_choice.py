@@ -31,9 +31,10 @@ from autoshield.core.runtime import resolve_device
 from autoshield.data.cifar import CLASSES, Cifar10, load_cifar10
 from autoshield.data.policy import Policy
 from autoshield.dp.config import DPConfig
-from autoshield.evaluation.evaluate import profile_splits, reconstruct_policy, train_policy
+from autoshield.evaluation.evaluate import profile_splits, train_policy
 from autoshield.evaluation.evaluate import victims as profile_victims
 from autoshield.evaluation.judge import judge_reconstructions
+from autoshield.evaluation.reconstruct import reconstruct_policy
 from autoshield.privacy.cache import AttackCache
 from autoshield.privacy.reference import reference_classifier
 from autoshield.report.format import interval

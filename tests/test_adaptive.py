@@ -15,7 +15,8 @@ from autoshield.data.inverse import INVERSES, invert_op
 from autoshield.data.ops import OPS, apply_op
 from autoshield.data.policy import Cell, Policy, split_signs
 from autoshield.data.soft_ops import STRAIGHT_THROUGH, soft_apply
-from autoshield.evaluation.evaluate import reconstruct_policy, victims
+from autoshield.evaluation.evaluate import victims
+from autoshield.evaluation.reconstruct import reconstruct_policy
 from autoshield.learn.models import build_model
 from autoshield.privacy.adaptive import PolicyPreImage
 from autoshield.privacy.attack import GradientInversion

@@ -7,7 +7,8 @@ import torch
 from autoshield.core.choices import NORMS
 from autoshield.core.config import load_profile
 from autoshield.data.policy import Policy
-from autoshield.evaluation.evaluate import attack_policy, evaluate_policy, profile_splits, reconstruct_policy, victims
+from autoshield.evaluation.evaluate import attack_policy, evaluate_policy, profile_splits, victims
+from autoshield.evaluation.reconstruct import reconstruct_policy
 from autoshield.learn.models import build_model
 from autoshield.learn.train import evaluate
 from autoshield.privacy.cache import AttackCache, model_digest

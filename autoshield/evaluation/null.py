@@ -21,8 +21,8 @@ from autoshield.core.config import Profile
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.cifar import Split
 from autoshield.data.policy import Policy, transform_split
-from autoshield.evaluation.evaluate import reconstruct_policy
 from autoshield.evaluation.judge import AttackResult, judge_reconstructions
+from autoshield.evaluation.reconstruct import reconstruct_policy
 from autoshield.privacy.cache import AttackCache
 
 

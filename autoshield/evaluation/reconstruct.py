@@ -1,0 +1,169 @@
+"""From a policy and its victims to reconstructions, before any judge looks at them.
+
+Apart from judging, so that attacks can be computed (and cached) before the judge exists, and one set of
+reconstructions can be judged by two judges (membership); apart from the attack table, which names each result by
+the keys computed here (`evaluation.table`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from autoshield.core.choices import ATTACKERS, Attacker
+from autoshield.core.config import Profile
+from autoshield.core.errors import AutoshieldError
+from autoshield.data.cifar import Split, denormalize, image_box, normalize
+from autoshield.data.inverse import invert_op
+from autoshield.data.policy import IDENTITY, Policy, split_signs, transform_split
+from autoshield.evaluation.judge import Reconstructions
+from autoshield.learn.models import build_model
+from autoshield.privacy.adaptive import PolicyPreImage, hypothesis_sign
+from autoshield.privacy.attack import GradientInversion, recover_labels
+from autoshield.privacy.cache import AttackCache, attack_key, model_digest
+from autoshield.privacy.threat import ExactGradients, ThreatModel
+
+
+def start_seed(victim_ids: Sequence[int], *, seed: int) -> int:
+    """A problem's random start depends only on its victims and the seed, never on the cell: two cells attacked on
+    the same victims then differ only by the transformation (the paired design, docs/design.md §8)."""
+    return int(hashlib.sha256(f"{seed}:{list(victim_ids)}".encode()).hexdigest()[:12], 16)
+
+
+def attack_keys(
+    *, policy: Policy, victims: Split, transformed: Split, profile: Profile, model: nn.Module, adaptive: bool
+) -> tuple[list[str], list[int]]:
+    """Each problem's attack cache key and start seed. At `init` a problem's reconstruction depends only on what
+    the key hashes: the transformed pixels, the label, the attacked weights, the attack settings and the start
+    (and, for the adaptive attacker, the cells it inverts through), so the key also names it in the attack table."""
+    leak = profile.attack.leak_batch
+    digest = model_digest(model)
+    settings = {
+        k: v for k, v in dataclasses.asdict(profile.attack).items() if k not in ("batch_size", "mode", "target")
+    }
+    groups = [slice(p * leak, (p + 1) * leak) for p in range(len(victims) // leak)]
+    seeds = [start_seed(victims.indices[g].tolist(), seed=profile.seed) for g in groups]
+
+    def knows(labels: torch.Tensor) -> dict[str, object]:
+        """What the adaptive attacker's result depends on beyond the naive one's: the cells it inverts through."""
+        return {"attacker": "adaptive", "cells": [str(policy.cells[y]) for y in labels.tolist()]}
+
+    keys = [
+        attack_key(
+            image=transformed.images[g],
+            label=int(transformed.labels[g][0]),
+            model=digest,
+            settings={
+                **settings,
+                "seed": profile.seed,
+                "start": seeds[p],
+                **(knows(victims.labels[g]) if adaptive else {}),
+            },
+        )
+        + ("" if leak == 1 else f"-{transformed.labels[g].tolist()}")
+        for p, g in enumerate(groups)
+    ]
+    return keys, seeds
+
+
+def reconstruct_policy(
+    *,
+    policy: Policy,
+    victims: Split,
+    profile: Profile,
+    device: torch.device,
+    model: nn.Module | None = None,
+    cache: AttackCache | None = None,
+    threat: ThreatModel | None = None,
+    attacker: Attacker = "naive",
+    progress: bool = False,
+) -> Reconstructions:
+    """Invert the gradients of `policy(victims)` through `model` (default: the seeded untrained network, `init`).
+
+    Apart from judging, so that attacks can be computed (and cached) before the judge exists, and one set of
+    reconstructions can be judged by two judges (membership). `threat` is what the server sees (default: the
+    exact gradients of `attack.leak_batch` images); only views that are functions of their inputs are cached.
+    `attacker` knows the policy unless it is naive (docs/design.md §10): `posthoc` undoes each victim's op on the
+    naive reconstruction, with the victim's sign; `adaptive` inverts through the op, trying both signs, and
+    `sign_right` says per victim whether the sign it kept was the client's. Against Identity both are the naive
+    attack, and share its cache entries.
+    """
+    if attacker not in ATTACKERS:
+        raise AutoshieldError(f"unknown attacker {attacker!r} ({', '.join(ATTACKERS)})")
+    adaptive = attacker == "adaptive" and any(cell != IDENTITY for cell in policy.cells)
+    config = profile.attack
+    leak = config.leak_batch
+    if len(victims) == 0:
+        raise AutoshieldError("no images to attack")
+    if len(victims) % leak:
+        raise AutoshieldError(f"{len(victims)} victims do not split into leaked batches of {leak}")
+    model = (model or build_model(width=profile.width, norm=profile.norm, seed=profile.seed)).to(device).eval()
+    transformed = transform_split(victims, policy, seed=profile.seed)
+    keys, seeds = attack_keys(
+        policy=policy, victims=victims, transformed=transformed, profile=profile, model=model, adaptive=adaptive
+    )
+    problems = len(keys)
+    groups = [slice(p * leak, (p + 1) * leak) for p in range(problems)]
+    threat = threat or ExactGradients(leak)
+    if not threat.cacheable:
+        cache = None
+    found = {k: v for k in keys if cache is not None and (v := cache.get(k)) is not None}
+    missing = [p for p, k in enumerate(keys) if k not in found]
+    inversion = GradientInversion(config, box=image_box())
+    seconds = 0.0
+    if missing:
+        index = torch.cat([torch.arange(groups[p].start, groups[p].stop) for p in missing])
+        images, labels = normalize(transformed.images[index]).to(device), transformed.labels[index].to(device)
+        gradients = threat.observe(model, images, labels)
+        recovered = recover_labels(model, gradients).cpu() if leak == 1 else torch.full((len(missing),), -1)
+        result = inversion.reconstruct(
+            model,
+            gradients,
+            labels,
+            seeds=[seeds[p] for p in missing],
+            pre_image=PolicyPreImage(policy, labels.cpu()) if adaptive else None,
+            progress=progress,
+        )
+        seconds = result.seconds
+        for j, p in enumerate(missing):
+            entry = {
+                "reconstruction": result.images[j * leak : (j + 1) * leak],
+                "gradient_loss": result.gradient_loss[j],
+                "recovered": recovered[j],
+                "hypothesis": result.hypothesis[j],
+                "restart": result.restart[j],
+            }
+            found[keys[p]] = entry
+            if cache is not None:
+                cache.put(keys[p], entry)
+    reconstructions = denormalize(torch.cat([found[k]["reconstruction"] for k in keys]))
+    failed = torch.stack([~torch.isfinite(found[k]["gradient_loss"]) for k in keys]).repeat_interleave(leak)
+    failed |= ~torch.isfinite(reconstructions).flatten(1).all(1)
+    recovered_label = torch.stack([found[k]["recovered"] for k in keys]).repeat_interleave(leak)
+    # entries cached before the kept start was stored have none: -1, unknown
+    restart = torch.stack([found[k].get("restart", torch.tensor(-1)) for k in keys]).repeat_interleave(leak)
+    signs = split_signs(victims, seed=profile.seed)
+    if attacker == "posthoc":
+        reconstructions = policy.apply(reconstructions, victims.labels, signs=signs, using=invert_op)
+    sign_right = torch.full((len(victims),), -1)
+    if adaptive:  # entries cached before the sign was kept have none: -1, unknown; a failed problem guessed nothing
+        kept = torch.stack([found[k].get("hypothesis", torch.tensor(-1)) for k in keys]).repeat_interleave(leak)
+        guessed = torch.tensor([policy.cells[y].signed for y in victims.labels.tolist()]) & (kept >= 0) & ~failed
+        sign_right = torch.where(guessed, (hypothesis_sign(kept) == signs).long(), -1)
+    return Reconstructions(
+        policy=policy,
+        victims=victims,
+        transformed=transformed,
+        images=reconstructions,
+        failed=failed,
+        recovered=torch.where(recovered_label >= 0, (recovered_label == victims.labels).long(), -1),
+        starts=inversion.starts(seeds, leak=leak)[:problems].flatten(0, 1),  # restart 0 of every problem
+        seconds=seconds,
+        cached=problems - len(missing),
+        sign_right=sign_right,
+        restart=restart,
+    )
