@@ -9,13 +9,22 @@ import uuid
 from pathlib import Path
 
 import pytest
+import torch
 
+from autoshield.core.config import load_profile
 from autoshield.core.errors import AutoshieldError
-from autoshield.study.attack_table import Problem, Row, all_rows, read_rows, write_rows
+from autoshield.data.policy import Policy
+from autoshield.evaluation.evaluate import attack_policy, attack_with, victims
+from autoshield.evaluation.lineup import pool_lineup
+from autoshield.evaluation.table import Problem, Row
+from autoshield.privacy.cache import AttackCache
+from autoshield.privacy.reference import reference_classifier
+from autoshield.study.attack_table import StudyTable, all_rows, read_rows, write_rows
 from autoshield.study.table_file import TableIdentity, export_table, import_table, read_table_file
 
 from .test_distributed import POSTGRES, needs_postgres
 
+CPU = torch.device("cpu")
 KINDS = ["sqlite", "journal", pytest.param("postgres", marks=needs_postgres)]
 
 
@@ -129,3 +138,25 @@ def test_a_damaged_or_foreign_file_is_refused(tmp_path):
         read_table_file(tmp_path / "missing.gz")
     with pytest.raises(AutoshieldError, match="cannot write"):
         export_table(url=url, path=tmp_path / "plain.csv" / "t.gz", identity=identity)
+
+
+def test_an_attack_through_the_table_is_computed_once_for_every_machine(data, tmp_path):
+    """A second machine (its own empty cache) reads every victim's numbers from the study's table and attacks
+    nothing; the first machine, whose cache holds the reconstructions, gets its images back with the same numbers.
+    Every attacker's rows are its own."""
+    profile = load_profile("smoke", overrides=("attack.iterations=30",))
+    reference = reference_classifier(data, profile, device=CPU).model
+    table = StudyTable(f"sqlite:///{tmp_path / 's.db'}")
+    policy = Policy.parse("Solarize:9")
+    kwargs = dict(policy=policy, victims=victims(data, profile), profile=profile, reference=reference, device=CPU)
+    lineup = pool_lineup(data.train, profile)
+    first = attack_with(["naive", "posthoc"], **kwargs, cache=AttackCache(tmp_path / "a"), lineup=lineup, table=table)
+    assert first["naive"].seconds > 0 and len(list(all_rows(url=table.url))) == 20
+    elsewhere = attack_policy(**kwargs, cache=AttackCache(tmp_path / "b"), lineup=lineup, table=table)
+    assert elsewhere.seconds == 0 and elsewhere.cached == 10 and not list((tmp_path / "b").rglob("*.pt"))
+    assert elsewhere.outcomes == first["naive"].outcomes and elsewhere.overall == first["naive"].overall
+    assert torch.isnan(elsewhere.reconstructions).all()  # the numbers travel, the images do not
+    back = attack_policy(**kwargs, cache=AttackCache(tmp_path / "a"), attacker="posthoc", lineup=lineup, table=table)
+    assert back.outcomes == first["posthoc"].outcomes
+    assert torch.equal(back.reconstructions, first["posthoc"].reconstructions)
+    assert back.outcomes != first["naive"].outcomes

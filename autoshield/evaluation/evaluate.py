@@ -25,6 +25,7 @@ from autoshield.evaluation.attackers import attackers_of, strongest
 from autoshield.evaluation.judge import AttackResult, judge_reconstructions
 from autoshield.evaluation.lineup import pool_lineup
 from autoshield.evaluation.reconstruct import reconstruct_policy
+from autoshield.evaluation.table import RowStore, tabled_attack
 from autoshield.learn.train import TrainResult, evaluate, train_classifier
 from autoshield.privacy.cache import AttackCache
 from autoshield.privacy.threat import ThreatModel
@@ -59,21 +60,25 @@ def attack_policy(
     threat: ThreatModel | None = None,
     attacker: Attacker = "naive",
     lineup: Split | None = None,
+    table: RowStore | None = None,
     progress: bool = False,
 ) -> AttackResult:
     """Attack `policy(victims)` (`reconstruct_policy`) and judge the reconstructions (`judge_reconstructions`),
-    ranking each victim among `lineup` when one is given."""
-    found = reconstruct_policy(
-        policy=policy,
-        victims=victims,
-        profile=profile,
-        device=device,
-        model=model,
-        cache=cache,
-        threat=threat,
-        attacker=attacker,
-        progress=progress,
-    )
+    ranking each victim among `lineup` when one is given. With a `table`, through the attack table
+    (`evaluation.table.tabled_attack`), where one row is one victim: a gradient of one image that is a function of
+    its inputs (DP-SGD's noised view is not)."""
+    common = dict(policy=policy, victims=victims, profile=profile, device=device, model=model, cache=cache)
+    if table is not None and profile.attack.leak_batch == 1 and (threat is None or threat.cacheable):
+        return tabled_attack(
+            table=table,
+            **common,
+            reference=reference,
+            threat=threat,
+            attacker=attacker,
+            lineup=lineup,
+            progress=progress,
+        )
+    found = reconstruct_policy(**common, threat=threat, attacker=attacker, progress=progress)
     return judge_reconstructions(found, profile=profile, reference=reference, device=device, lineup=lineup)
 
 
@@ -88,6 +93,7 @@ def attack_with(
     model: nn.Module | None = None,
     cache: AttackCache | None = None,
     lineup: Split | None = None,
+    table: RowStore | None = None,
     progress: bool = False,
 ) -> dict[Attacker, AttackResult]:
     """`attack_policy` by each of `attackers`, on the same victims and starts (so their verdicts pair)."""
@@ -102,6 +108,7 @@ def attack_with(
             cache=cache,
             attacker=name,
             lineup=lineup,
+            table=table,
             progress=progress,
         )
         for name in attackers
@@ -165,10 +172,12 @@ def evaluate_policy(
     attacker: str = "naive",
     privacy: str = "recognition",
     cache: AttackCache | None = None,
+    table: RowStore | None = None,
     progress: bool = False,
 ) -> Evaluation:
     """Train on `policy(train)` (unless utility is recognisability) and attack `policy(victims)` with the
-    attackers `attacker` names (`evaluation.attackers`), scoring it by the strongest on `privacy`."""
+    attackers `attacker` names (`evaluation.attackers`), scoring it by the strongest on `privacy`; through the
+    attack `table` when one is given."""
     attackers = attackers_of(attacker)
     if utility not in UTILITIES:
         raise AutoshieldError(f"unknown utility {utility!r} ({', '.join(UTILITIES)})")
@@ -188,6 +197,7 @@ def evaluate_policy(
         model=model,
         cache=cache,
         lineup=pool_lineup(data.train, profile),
+        table=table,
         progress=progress,
     )
     chosen = strongest(attacks, privacy=privacy)

@@ -167,16 +167,42 @@ def judge_reconstructions(
         true_probability=metric(sure),
         rank=ranks,
     )
-    size = 0 if lineup is None else len(lineup)
+    return attack_result(
+        outcomes,
+        recovered=found.recovered,
+        lineup=0 if lineup is None else len(lineup),
+        victims=victims,
+        transformed=transformed,
+        reconstructions=reconstructions,
+        seconds=found.seconds,
+        cached=found.cached,
+        judge=model_digest(reference, length=DIGEST_LENGTH),
+    )
+
+
+def attack_result(
+    outcomes: Outcomes,
+    *,
+    recovered: torch.Tensor,
+    lineup: int,
+    victims: Split,
+    transformed: Split,
+    reconstructions: torch.Tensor,
+    seconds: float,
+    cached: int,
+    judge: str,
+) -> AttackResult:
+    """The result of judged per-victim outcomes, summarised overall and per label: from a judge that just looked,
+    or from rows of the attack table (`evaluation.table`) that one looked at once."""
     return AttackResult(
-        overall=_stats(outcomes, found.recovered, outcomes.where(None), size),
-        per_label=tuple(_stats(outcomes, found.recovered, outcomes.where(y), size) for y in range(len(CLASSES))),
+        overall=_stats(outcomes, recovered, outcomes.where(None), lineup),
+        per_label=tuple(_stats(outcomes, recovered, outcomes.where(y), lineup) for y in range(len(CLASSES))),
         outcomes=outcomes,
         originals=victims.images,
         transformed=transformed.images,
         reconstructions=reconstructions,
-        labels=labels,
-        seconds=found.seconds,
-        cached=found.cached,
-        judge=model_digest(reference, length=DIGEST_LENGTH),
+        labels=victims.labels,
+        seconds=seconds,
+        cached=cached,
+        judge=judge,
     )

@@ -34,13 +34,19 @@ def start_seed(victim_ids: Sequence[int], *, seed: int) -> int:
     return int(hashlib.sha256(f"{seed}:{list(victim_ids)}".encode()).hexdigest()[:12], 16)
 
 
+def inverts_through(policy: Policy, attacker: str) -> bool:
+    """Whether `attacker` optimises through the policy's ops: the adaptive one, unless every cell is Identity (then
+    it is the naive attack, and shares its results)."""
+    return attacker == "adaptive" and any(cell != IDENTITY for cell in policy.cells)
+
+
 def attack_keys(
-    *, policy: Policy, victims: Split, transformed: Split, profile: Profile, model: nn.Module, adaptive: bool
+    *, policy: Policy, victims: Split, transformed: Split, profile: Profile, model: nn.Module, attacker: str
 ) -> tuple[list[str], list[int]]:
     """Each problem's attack cache key and start seed. At `init` a problem's reconstruction depends only on what
     the key hashes: the transformed pixels, the label, the attacked weights, the attack settings and the start
     (and, for the adaptive attacker, the cells it inverts through), so the key also names it in the attack table."""
-    leak = profile.attack.leak_batch
+    leak, adaptive = profile.attack.leak_batch, inverts_through(policy, attacker)
     digest = model_digest(model)
     settings = {
         k: v for k, v in dataclasses.asdict(profile.attack).items() if k not in ("batch_size", "mode", "target")
@@ -94,7 +100,7 @@ def reconstruct_policy(
     """
     if attacker not in ATTACKERS:
         raise AutoshieldError(f"unknown attacker {attacker!r} ({', '.join(ATTACKERS)})")
-    adaptive = attacker == "adaptive" and any(cell != IDENTITY for cell in policy.cells)
+    adaptive = inverts_through(policy, attacker)
     config = profile.attack
     leak = config.leak_batch
     if len(victims) == 0:
@@ -104,7 +110,7 @@ def reconstruct_policy(
     model = (model or build_model(width=profile.width, norm=profile.norm, seed=profile.seed)).to(device).eval()
     transformed = transform_split(victims, policy, seed=profile.seed)
     keys, seeds = attack_keys(
-        policy=policy, victims=victims, transformed=transformed, profile=profile, model=model, adaptive=adaptive
+        policy=policy, victims=victims, transformed=transformed, profile=profile, model=model, attacker=attacker
     )
     problems = len(keys)
     groups = [slice(p * leak, (p + 1) * leak) for p in range(problems)]

@@ -12,9 +12,8 @@ beside the journal.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from sqlalchemy import Column, Engine, Float, MetaData, String, Table, Text, cre
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from autoshield.core.errors import AutoshieldError
+from autoshield.evaluation.table import Problem, Row
 from autoshield.study.storage import engine_options, first_line, quoted, redact
 
 TABLE = "autoshield_attack_table"
@@ -30,30 +30,16 @@ _CHUNK = 500  # keys per query: well under every database's limit on bound param
 
 
 @dataclass(frozen=True)
-class Problem:
-    """What one row's result depends on. `attack` is the attack cache's key (the transformed victim's pixels, its
-    label, the attacked weights, the attack settings and the victim's start); the attacker and cell say what was
-    done with the reconstruction, and `judge` who scored it."""
+class StudyTable:
+    """The attack table of the study at `url`, as the `RowStore` a worker's trials read and fill."""
 
-    attack: str
-    cell: str
-    attacker: str
-    judge: str
+    url: str
 
-    @property
-    def key(self) -> str:
-        fields = {"attack": self.attack, "cell": self.cell, "attacker": self.attacker, "judge": self.judge}
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+    def read(self, problems: Sequence[Problem]) -> dict[str, Row]:
+        return read_rows(url=self.url, problems=problems)
 
-
-@dataclass(frozen=True)
-class Row:
-    """One victim's judged result: `outcome` maps each `Outcomes` column to this victim's value (JSON-safe: a
-    failed reconstruction's metrics are None)."""
-
-    problem: Problem
-    outcome: dict[str, Any]
-    seconds: float  # the attack's share of wall time for this victim (0: read from the cache)
+    def write(self, rows: Sequence[Row]) -> int:
+        return write_rows(url=self.url, rows=rows)
 
 
 def read_rows(*, url: str, problems: Iterable[Problem]) -> dict[str, Row]:

@@ -36,6 +36,7 @@ from autoshield.evaluation.dpsgd import evaluate_dpsgd
 from autoshield.evaluation.evaluate import evaluate_policy
 from autoshield.evaluation.judge import AttackResult
 from autoshield.evaluation.sheets import landscape_sheet, reconstruction_sheet
+from autoshield.evaluation.table import RowStore
 from autoshield.privacy.cache import AttackCache
 from autoshield.study.analysis import best_cells, best_policy
 from autoshield.study.catalog import completed, enqueue_once, find_study
@@ -66,6 +67,7 @@ class Context:
     device: torch.device
     cache: AttackCache
     store: FileSystemArtifactStore
+    table: RowStore | None = None  # the study's attack table (`study.attack_table`): a problem judged once
 
 
 def make_sampler(name: str, *, seed: int) -> optuna.samplers.BaseSampler:
@@ -220,6 +222,7 @@ class _PolicyJob(Job):
             attacker=self.attacker,
             privacy=self.privacy,
             cache=context.cache,
+            table=context.table,
         )
         sheets = {"reconstructions": evaluation.attack}
         if len(evaluation.attacks) > 1:  # the objective's sheet, then every attacker's under its name

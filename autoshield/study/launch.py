@@ -26,6 +26,7 @@ from autoshield.data.cifar import CLASSES, Cifar10, load_cifar10
 from autoshield.privacy.cache import AttackCache
 from autoshield.privacy.judge_file import JudgeFile, JudgeIdentity
 from autoshield.privacy.reference import local_judge
+from autoshield.study.attack_table import StudyTable
 from autoshield.study.catalog import find_study, open_study, refuse_mixing
 from autoshield.study.jobs import Context, Job
 from autoshield.study.judges import stored_judge, study_judge
@@ -85,6 +86,7 @@ def work(
         device=device,
         cache=AttackCache(cache_dir() / "attacks"),
         store=artifact_store(Path(job.artifacts)),
+        table=StudyTable(job.storage),
     )
     storage = open_storage(job.storage)
     study = open_study(storage, name=job.name, info=dataclasses.replace(job.info(data), judge=judge.digest))

@@ -18,7 +18,8 @@ from typing import Any
 
 from autoshield.core.errors import AutoshieldError
 from autoshield.core.files import atomic_path
-from autoshield.study.attack_table import Problem, Row, all_rows, write_rows
+from autoshield.evaluation.table import Problem, Row
+from autoshield.study.attack_table import all_rows, write_rows
 
 FORMAT, VERSION = "autoshield-attack-table", 1
 
