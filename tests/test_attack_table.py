@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from autoshield.cli import main
 from autoshield.core.config import load_profile
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.policy import Policy
@@ -23,6 +24,7 @@ from autoshield.study.attack_table import StudyTable, all_rows, read_rows, write
 from autoshield.study.table_file import TableIdentity, export_table, import_table, read_table_file
 
 from .test_distributed import POSTGRES, needs_postgres
+from .test_study import _args, _trials
 
 CPU = torch.device("cpu")
 KINDS = ["sqlite", "journal", pytest.param("postgres", marks=needs_postgres)]
@@ -160,3 +162,31 @@ def test_an_attack_through_the_table_is_computed_once_for_every_machine(data, tm
     assert back.outcomes == first["posthoc"].outcomes
     assert torch.equal(back.reconstructions, first["posthoc"].reconstructions)
     assert back.outcomes != first["naive"].outcomes
+
+
+def test_a_grid_on_another_machine_reads_the_exported_table_and_attacks_nothing(
+    tmp_path, data_root, space, monkeypatch, capsys
+):
+    """Machine A runs a grid and exports its table; machine B (its own storage and cache, the same judge since it
+    retrains it alike) imports the file before its grid, whose trials then attack nothing and score as A's did.
+    An export under another profile is refused in one line."""
+    file = tmp_path / "table.jsonl.gz"
+    grids = {}
+    for machine in ("a", "b"):
+        monkeypatch.setenv("AUTOSHIELD_CACHE", str(tmp_path / f"cache-{machine}"))
+        db = tmp_path / f"{machine}.db"
+        short = ("--set", "attack.iterations=10")
+        store = ["--storage", f"sqlite:///{db}", "--profile", "smoke", "--data-root", str(data_root), *short]
+        if machine == "b":
+            assert main(["table", "import", str(file), *store]) == 0
+            out = capsys.readouterr().out  # 3 cells x 10 victims, all new to B's table
+            assert "30 rows read from" in out and ", 30 new to the attack table" in out
+        assert main(_args("grid", db, data_root, space, *short, "--n-jobs", "1")) == 0
+        if machine == "a":
+            assert main(["table", "export", str(file), *store, "--set", "attack.restarts=2"]) == 2
+            assert "made with another profile" in capsys.readouterr().err
+            assert main(["table", "export", str(file), *store]) == 0
+            assert "30 rows of study 'autoshield'" in capsys.readouterr().out
+        grids[machine] = sorted(tuple(t.values) for t in _trials(db, "autoshield-grid"))
+    assert not list((tmp_path / "cache-b" / "attacks").rglob("*.pt"))  # B attacked nothing
+    assert grids["a"] == grids["b"] and len(grids["a"]) == 3

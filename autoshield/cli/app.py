@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 
 from autoshield import __version__
-from autoshield.cli import confirm, explore, judge, outputs, plan, single, studies
+from autoshield.cli import confirm, explore, judge, outputs, plan, single, studies, table
 from autoshield.cli.common import Parser, console, log_phases
 from autoshield.core.errors import AutoshieldError
 from autoshield.core.runtime import EXIT_TERMINATED, Terminated, interruptible, phases
@@ -29,6 +29,7 @@ COMMANDS = (
     confirm.register_confirm,
     plan.register_plan,
     judge.register_judge,
+    table.register_table,
     outputs.register_report,
     outputs.register_export,
     outputs.register_dashboard,

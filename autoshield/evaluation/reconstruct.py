@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -40,6 +42,21 @@ def inverts_through(policy: Policy, attacker: str) -> bool:
     return attacker == "adaptive" and any(cell != IDENTITY for cell in policy.cells)
 
 
+def attack_settings(profile: Profile) -> dict[str, Any]:
+    """What of a profile an attack's result depends on: the recipe and the seed, not how problems are batched
+    (`batch_size`, `mode`) nor which weights are attacked (the key hashes the weights themselves)."""
+    recipe = dataclasses.asdict(profile.attack)
+    return {**{k: v for k, v in recipe.items() if k not in ("batch_size", "mode", "target")}, "seed": profile.seed}
+
+
+def settings_digest(profile: Profile) -> str:
+    """The attack settings and the network attacked at `init`, hashed: what every row of an attack table computed
+    under this profile shares (`study.table_file`)."""
+    model = build_model(width=profile.width, norm=profile.norm, seed=profile.seed)
+    settings = {**attack_settings(profile), "model": model_digest(model)}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
 def attack_keys(
     *, policy: Policy, victims: Split, transformed: Split, profile: Profile, model: nn.Module, attacker: str
 ) -> tuple[list[str], list[int]]:
@@ -48,9 +65,6 @@ def attack_keys(
     (and, for the adaptive attacker, the cells it inverts through), so the key also names it in the attack table."""
     leak, adaptive = profile.attack.leak_batch, inverts_through(policy, attacker)
     digest = model_digest(model)
-    settings = {
-        k: v for k, v in dataclasses.asdict(profile.attack).items() if k not in ("batch_size", "mode", "target")
-    }
     groups = [slice(p * leak, (p + 1) * leak) for p in range(len(victims) // leak)]
     seeds = [start_seed(victims.indices[g].tolist(), seed=profile.seed) for g in groups]
 
@@ -64,8 +78,7 @@ def attack_keys(
             label=int(transformed.labels[g][0]),
             model=digest,
             settings={
-                **settings,
-                "seed": profile.seed,
+                **attack_settings(profile),
                 "start": seeds[p],
                 **(knows(victims.labels[g]) if adaptive else {}),
             },
