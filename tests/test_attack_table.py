@@ -17,10 +17,13 @@ from autoshield.core.errors import AutoshieldError
 from autoshield.data.policy import Policy
 from autoshield.evaluation.evaluate import attack_policy, attack_with, victims
 from autoshield.evaluation.lineup import pool_lineup
+from autoshield.evaluation.prefill import pending, prefill
+from autoshield.evaluation.reconstruct import reconstruct_policy
 from autoshield.evaluation.table import Problem, Row
 from autoshield.privacy.cache import AttackCache
 from autoshield.privacy.reference import reference_classifier
 from autoshield.study.attack_table import StudyTable, all_rows, read_rows, write_rows
+from autoshield.study.records import EvaluationRecord
 from autoshield.study.table_file import TableIdentity, export_table, import_table, read_table_file
 
 from .test_distributed import POSTGRES, needs_postgres
@@ -190,3 +193,39 @@ def test_a_grid_on_another_machine_reads_the_exported_table_and_attacks_nothing(
         grids[machine] = sorted(tuple(t.values) for t in _trials(db, "autoshield-grid"))
     assert not list((tmp_path / "cache-b" / "attacks").rglob("*.pt"))  # B attacked nothing
     assert grids["a"] == grids["b"] and len(grids["a"]) == 3
+
+
+def test_a_batch_that_mixes_cells_reconstructs_as_each_cell_alone(data, tmp_path):
+    """The chunks of `table build` mix cells and cut across them; each problem still ends where a trial attacking
+    its cell alone ends, to float tolerance, and under the key that trial looks up."""
+    profile = load_profile("smoke", overrides=("attack.iterations=15", "attack.batch_size=7"))
+    scored = victims(data, profile)
+    policies = [Policy.identity(), Policy.parse("Solarize:9"), Policy.parse("Rotate:9")]
+    mixed = AttackCache(tmp_path / "mixed")
+    todo = pending(policies=policies, victims=scored, profile=profile, cache=mixed)
+    assert len(todo) == 30
+    done = []
+    prefill(todo, profile=profile, device=CPU, cache=mixed, chunk=13, on_chunk=lambda n, _: done.append(n))
+    assert done == [13, 26, 30] and pending(policies=policies, victims=scored, profile=profile, cache=mixed) == []
+    for policy in policies:
+        alone = reconstruct_policy(policy=policy, victims=scored, profile=profile, device=CPU)
+        served = reconstruct_policy(policy=policy, victims=scored, profile=profile, device=CPU, cache=mixed)
+        assert served.cached == 10 and served.seconds == 0
+        assert torch.allclose(served.images, alone.images, atol=1e-5)
+        assert torch.equal(served.restart, alone.restart)
+
+
+def test_table_build_fills_what_a_grid_then_only_reads(tmp_path, data_root, space, capsys):
+    db = tmp_path / "s.db"
+    short = ("--set", "attack.iterations=10")
+    common = ["--storage", f"sqlite:///{db}", "--profile", "smoke", "--data-root", str(data_root), *short]
+    assert main(["table", "build", "--space", str(space), "--chunk", "12", *common]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
+    assert "3 cells x 10 victims, 30 problems to attack in chunks of 12" in out
+    assert "the table holds 30 rows under this judge" in out
+    assert main(["table", "build", "--space", str(space), *common]) == 0  # again: nothing left to attack
+    assert " 0 problems to attack" in " ".join(capsys.readouterr().out.split())
+    assert main(_args("grid", db, data_root, space, *short)) == 0
+    trials = _trials(db, "autoshield-grid")
+    assert len(trials) == 3
+    assert all(EvaluationRecord.read(t).attack_seconds == 0 for t in trials)  # every privacy number was read

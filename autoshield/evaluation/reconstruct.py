@@ -25,7 +25,7 @@ from autoshield.data.policy import IDENTITY, Policy, split_signs, transform_spli
 from autoshield.evaluation.judge import Reconstructions
 from autoshield.learn.models import build_model
 from autoshield.privacy.adaptive import PolicyPreImage, hypothesis_sign
-from autoshield.privacy.attack import GradientInversion, recover_labels
+from autoshield.privacy.attack import GradientInversion, Reconstruction, recover_labels
 from autoshield.privacy.cache import AttackCache, attack_key, model_digest
 from autoshield.privacy.threat import ExactGradients, ThreatModel
 
@@ -89,6 +89,17 @@ def attack_keys(
     return keys, seeds
 
 
+def cache_entry(result: Reconstruction, problem: int, *, leak: int, recovered: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What the attack cache keeps of one problem of a `GradientInversion.reconstruct` result."""
+    return {
+        "reconstruction": result.images[problem * leak : (problem + 1) * leak],
+        "gradient_loss": result.gradient_loss[problem],
+        "recovered": recovered[problem],
+        "hypothesis": result.hypothesis[problem],
+        "restart": result.restart[problem],
+    }
+
+
 def reconstruct_policy(
     *,
     policy: Policy,
@@ -149,13 +160,7 @@ def reconstruct_policy(
         )
         seconds = result.seconds
         for j, p in enumerate(missing):
-            entry = {
-                "reconstruction": result.images[j * leak : (j + 1) * leak],
-                "gradient_loss": result.gradient_loss[j],
-                "recovered": recovered[j],
-                "hypothesis": result.hypothesis[j],
-                "restart": result.restart[j],
-            }
+            entry = cache_entry(result, j, leak=leak, recovered=recovered)
             found[keys[p]] = entry
             if cache is not None:
                 cache.put(keys[p], entry)

@@ -1,0 +1,91 @@
+"""Attack many cells' problems in batches that mix them, into the attack cache, ahead of the trials (issue #35).
+
+At `init` every cell is attacked through the same network, and a problem's start depends only on its victim, so
+the problems of all a study's cells can share one optimisation: a batch as large as the hardware takes, whatever
+the cell. Only the naive attack mixes (the post-hoc attacker reads its results; the adaptive one inverts through
+each cell's op). Each chunk lands in the cache as it ends, under the keys a trial would compute, so a killed run
+loses at most the chunk in flight, and the trials, or `autoshield table build`'s judging pass, find every
+reconstruction cached and only judge it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from autoshield.core.config import Profile
+from autoshield.core.errors import AutoshieldError
+from autoshield.data.cifar import Split, image_box, normalize
+from autoshield.data.policy import Policy, transform_split
+from autoshield.evaluation.reconstruct import attack_keys, cache_entry
+from autoshield.learn.models import build_model
+from autoshield.privacy.attack import GradientInversion, recover_labels
+from autoshield.privacy.cache import AttackCache
+from autoshield.privacy.threat import leak_gradients
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One naive problem the cache lacks: its key, its transformed image and label, its start's seed."""
+
+    key: str
+    image: torch.Tensor  # uint8 [3, H, W], as the client trained on it
+    label: int
+    seed: int
+
+
+def pending(*, policies: Sequence[Policy], victims: Split, profile: Profile, cache: AttackCache) -> list[Pending]:
+    """Every distinct naive problem of `policies` on `victims` that `cache` does not hold, in policy order. Two
+    cells that leave an image unchanged share its problem, which is attacked once."""
+    if profile.attack.leak_batch != 1:
+        raise AutoshieldError("batches that mix cells need single-image gradients (attack.leak_batch = 1)")
+    if profile.attack.target != "init":
+        raise AutoshieldError("batches that mix cells attack the untrained network (attack.target = init)")
+    model = build_model(width=profile.width, norm=profile.norm, seed=profile.seed)
+    todo: dict[str, Pending] = {}
+    for policy in policies:
+        transformed = transform_split(victims, policy, seed=profile.seed)
+        keys, seeds = attack_keys(
+            policy=policy, victims=victims, transformed=transformed, profile=profile, model=model, attacker="naive"
+        )
+        for i, (key, seed) in enumerate(zip(keys, seeds, strict=True)):
+            if key not in todo and cache.get(key) is None:
+                todo[key] = Pending(key, transformed.images[i], int(transformed.labels[i]), seed)
+    return list(todo.values())
+
+
+def prefill(
+    problems: Sequence[Pending],
+    *,
+    profile: Profile,
+    device: torch.device,
+    cache: AttackCache,
+    chunk: int,
+    on_chunk: Callable[[int, float], None] | None = None,
+    progress: bool = False,
+) -> float:
+    """Attack `problems` in chunks of `chunk` (each one `GradientInversion.reconstruct` call, batched by
+    `attack.batch_size`) and cache each chunk as it ends; `on_chunk(done, seconds)` after each. Returns the
+    seconds spent attacking."""
+    if chunk < 1:
+        raise AutoshieldError(f"a chunk holds at least one problem, not {chunk}")
+    model = build_model(width=profile.width, norm=profile.norm, seed=profile.seed).to(device).eval()
+    inversion = GradientInversion(profile.attack, box=image_box())
+    spent = 0.0
+    for start in range(0, len(problems), chunk):
+        part = problems[start : start + chunk]
+        began = time.perf_counter()
+        images = normalize(torch.stack([p.image for p in part])).to(device)
+        labels = torch.tensor([p.label for p in part], device=device)
+        gradients = leak_gradients(model, images, labels)
+        recovered = recover_labels(model, gradients).cpu()
+        result = inversion.reconstruct(model, gradients, labels, seeds=[p.seed for p in part], progress=progress)
+        for j, problem in enumerate(part):
+            cache.put(problem.key, cache_entry(result, j, leak=1, recovered=recovered))
+        spent += time.perf_counter() - began
+        if on_chunk is not None:
+            on_chunk(start + len(part), spent)
+    return spent
