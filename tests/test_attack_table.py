@@ -26,7 +26,8 @@ from autoshield.study.attack_table import StudyTable, all_rows, read_rows, write
 from autoshield.study.records import EvaluationRecord
 from autoshield.study.table_file import TableIdentity, export_table, import_table, read_table_file
 
-from .test_distributed import POSTGRES, needs_postgres
+from .conftest import kill_when
+from .test_distributed import POSTGRES, _cli, needs_postgres
 from .test_study import _args, _trials
 
 CPU = torch.device("cpu")
@@ -229,3 +230,20 @@ def test_table_build_fills_what_a_grid_then_only_reads(tmp_path, data_root, spac
     trials = _trials(db, "autoshield-grid")
     assert len(trials) == 3
     assert all(EvaluationRecord.read(t).attack_seconds == 0 for t in trials)  # every privacy number was read
+
+
+def test_a_killed_build_resumes_losing_at_most_the_chunk_in_flight(tmp_path, data_root, space, monkeypatch, capsys):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("AUTOSHIELD_CACHE", str(cache))
+    common = ["--storage", f"sqlite:///{tmp_path / 's.db'}", "--profile", "smoke", "--data-root", str(data_root)]
+    build = ["table", "build", "--space", str(space), "--chunk", "5", *common, "--set", "attack.iterations=40"]
+
+    def attacked() -> int:
+        return len(list((cache / "attacks").rglob("*.pt"))) if (cache / "attacks").exists() else 0
+
+    kill_when(_cli(*build), lambda: attacked() >= 10)
+    kept = attacked()
+    assert 10 <= kept < 30  # what each finished chunk attacked is cached; the chunk in flight is what is lost
+    assert main(build) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"{30 - kept} problems to attack" in out and "the table holds 30 rows" in out  # nothing cached redone
