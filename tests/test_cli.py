@@ -61,7 +61,8 @@ def test_bad_input_is_one_line(args, message, data_root, capsys):
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_attack_command_writes_sheet(data_root, tmp_path, capsys):
+def test_attack_command_writes_sheet(data_root, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("AUTOSHIELD_CACHE", str(tmp_path / "cache"))  # a machine of its own: it trains its judge
     sheet = tmp_path / "sheet.png"
     args = (
         "attack",
