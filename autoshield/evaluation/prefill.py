@@ -18,13 +18,12 @@ import torch
 
 from autoshield.core.config import Profile
 from autoshield.core.errors import AutoshieldError
-from autoshield.data.cifar import Split, image_box, normalize
+from autoshield.data.cifar import Split, normalize
 from autoshield.data.policy import Policy, transform_split
-from autoshield.evaluation.reconstruct import attack_keys, cache_entry
+from autoshield.evaluation.reconstruct import attack_entries, attack_keys
 from autoshield.learn.models import build_model
-from autoshield.privacy.attack import GradientInversion, recover_labels
 from autoshield.privacy.cache import AttackCache
-from autoshield.privacy.threat import leak_gradients
+from autoshield.privacy.threat import ExactGradients
 
 
 @dataclass(frozen=True)
@@ -67,24 +66,27 @@ def prefill(
     on_chunk: Callable[[int, float], None] | None = None,
     progress: bool = False,
 ) -> float:
-    """Attack `problems` in chunks of `chunk` (each one `GradientInversion.reconstruct` call, batched by
+    """Attack `problems` in chunks of `chunk` (each one `reconstruct.attack_entries` call, batched by
     `attack.batch_size`) and cache each chunk as it ends; `on_chunk(done, seconds)` after each. Returns the
     seconds spent attacking."""
     if chunk < 1:
         raise AutoshieldError(f"a chunk holds at least one problem, not {chunk}")
     model = build_model(width=profile.width, norm=profile.norm, seed=profile.seed).to(device).eval()
-    inversion = GradientInversion(profile.attack, box=image_box())
     spent = 0.0
     for start in range(0, len(problems), chunk):
         part = problems[start : start + chunk]
         began = time.perf_counter()
-        images = normalize(torch.stack([p.image for p in part])).to(device)
-        labels = torch.tensor([p.label for p in part], device=device)
-        gradients = leak_gradients(model, images, labels)
-        recovered = recover_labels(model, gradients).cpu()
-        result = inversion.reconstruct(model, gradients, labels, seeds=[p.seed for p in part], progress=progress)
-        for j, problem in enumerate(part):
-            cache.put(problem.key, cache_entry(result, j, leak=1, recovered=recovered))
+        entries, _ = attack_entries(
+            model,
+            normalize(torch.stack([p.image for p in part])).to(device),
+            torch.tensor([p.label for p in part], device=device),
+            seeds=[p.seed for p in part],
+            profile=profile,
+            threat=ExactGradients(1),
+            progress=progress,
+        )
+        for problem, entry in zip(part, entries, strict=True):
+            cache.put(problem.key, entry)
         spent += time.perf_counter() - began
         if on_chunk is not None:
             on_chunk(start + len(part), spent)

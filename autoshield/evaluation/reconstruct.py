@@ -25,7 +25,7 @@ from autoshield.data.policy import IDENTITY, Policy, split_signs, transform_spli
 from autoshield.evaluation.judge import Reconstructions
 from autoshield.learn.models import build_model
 from autoshield.privacy.adaptive import PolicyPreImage, hypothesis_sign
-from autoshield.privacy.attack import GradientInversion, Reconstruction, recover_labels
+from autoshield.privacy.attack import GradientInversion, recover_labels
 from autoshield.privacy.cache import AttackCache, attack_key, model_digest
 from autoshield.privacy.threat import ExactGradients, ThreatModel
 
@@ -89,15 +89,37 @@ def attack_keys(
     return keys, seeds
 
 
-def cache_entry(result: Reconstruction, problem: int, *, leak: int, recovered: torch.Tensor) -> dict[str, torch.Tensor]:
-    """What the attack cache keeps of one problem of a `GradientInversion.reconstruct` result."""
-    return {
-        "reconstruction": result.images[problem * leak : (problem + 1) * leak],
-        "gradient_loss": result.gradient_loss[problem],
-        "recovered": recovered[problem],
-        "hypothesis": result.hypothesis[problem],
-        "restart": result.restart[problem],
-    }
+def attack_entries(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    seeds: Sequence[int],
+    profile: Profile,
+    threat: ThreatModel,
+    pre_image: PolicyPreImage | None = None,
+    progress: bool = False,
+) -> tuple[list[dict[str, torch.Tensor]], float]:
+    """Attack the problems behind `images` (normalised, `attack.leak_batch` per problem, on the model's device)
+    from the starts `seeds`: what the attack cache keeps of each problem, and the seconds the attack took. A trial
+    (`reconstruct_policy`) and `table build`'s mixed chunks (`evaluation.prefill`) attack through this one path, so
+    a cached entry is the same whoever computed it."""
+    leak = profile.attack.leak_batch
+    gradients = threat.observe(model, images, labels)
+    recovered = recover_labels(model, gradients).cpu() if leak == 1 else torch.full((len(seeds),), -1)
+    inversion = GradientInversion(profile.attack, box=image_box())
+    result = inversion.reconstruct(model, gradients, labels, seeds=seeds, pre_image=pre_image, progress=progress)
+    entries = [
+        {
+            "reconstruction": result.images[p * leak : (p + 1) * leak],
+            "gradient_loss": result.gradient_loss[p],
+            "recovered": recovered[p],
+            "hypothesis": result.hypothesis[p],
+            "restart": result.restart[p],
+        }
+        for p in range(len(seeds))
+    ]
+    return entries, result.seconds
 
 
 def reconstruct_policy(
@@ -143,24 +165,21 @@ def reconstruct_policy(
         cache = None
     found = {k: v for k in keys if cache is not None and (v := cache.get(k)) is not None}
     missing = [p for p, k in enumerate(keys) if k not in found]
-    inversion = GradientInversion(config, box=image_box())
     seconds = 0.0
     if missing:
         index = torch.cat([torch.arange(groups[p].start, groups[p].stop) for p in missing])
         images, labels = normalize(transformed.images[index]).to(device), transformed.labels[index].to(device)
-        gradients = threat.observe(model, images, labels)
-        recovered = recover_labels(model, gradients).cpu() if leak == 1 else torch.full((len(missing),), -1)
-        result = inversion.reconstruct(
+        entries, seconds = attack_entries(
             model,
-            gradients,
+            images,
             labels,
             seeds=[seeds[p] for p in missing],
+            profile=profile,
+            threat=threat,
             pre_image=PolicyPreImage(policy, labels.cpu()) if adaptive else None,
             progress=progress,
         )
-        seconds = result.seconds
-        for j, p in enumerate(missing):
-            entry = cache_entry(result, j, leak=leak, recovered=recovered)
+        for p, entry in zip(missing, entries, strict=True):
             found[keys[p]] = entry
             if cache is not None:
                 cache.put(keys[p], entry)
@@ -178,6 +197,7 @@ def reconstruct_policy(
         kept = torch.stack([found[k].get("hypothesis", torch.tensor(-1)) for k in keys]).repeat_interleave(leak)
         guessed = torch.tensor([policy.cells[y].signed for y in victims.labels.tolist()]) & (kept >= 0) & ~failed
         sign_right = torch.where(guessed, (hypothesis_sign(kept) == signs).long(), -1)
+    starts = GradientInversion(config, box=image_box()).starts(seeds, leak=leak)
     return Reconstructions(
         policy=policy,
         victims=victims,
@@ -185,7 +205,7 @@ def reconstruct_policy(
         images=reconstructions,
         failed=failed,
         recovered=torch.where(recovered_label >= 0, (recovered_label == victims.labels).long(), -1),
-        starts=inversion.starts(seeds, leak=leak)[:problems].flatten(0, 1),  # restart 0 of every problem
+        starts=starts[:problems].flatten(0, 1),  # restart 0 of every problem
         seconds=seconds,
         cached=problems - len(missing),
         sign_right=sign_right,
