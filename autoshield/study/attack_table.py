@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Engine, Float, MetaData, String, Table, Text, create_engine, inspect, select
+from sqlalchemy import Column, Engine, Float, MetaData, String, Table, Text, inspect, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from autoshield.core.errors import AutoshieldError
 from autoshield.evaluation.table import Problem, Row
-from autoshield.study.storage import engine_options, first_line, quoted, redact
+from autoshield.study.storage import create_table, engine_for, first_line, redact
 
 TABLE = "autoshield_attack_table"
 _CHUNK = 500  # keys per query: well under every database's limit on bound parameters
@@ -67,6 +67,8 @@ def write_rows(*, url: str, rows: Iterable[Row]) -> int:
     Returns how many were new."""
     pending = list(rows)
     new = 0
+    if not pending:  # a trial whose rows were all stored: no connection
+        return new
     try:
         with _connected(url, create=True) as (engine, table):
             assert engine is not None
@@ -141,15 +143,10 @@ def table_url(url: str) -> str:
 def _connected(url: str, *, create: bool) -> Iterator[tuple[Engine | None, Table]]:
     """The engine and table; (None, table) when the table does not exist and `create` is false."""
     table = _table()
-    target = table_url(url)
-    engine = create_engine(quoted(target), **engine_options(target))
+    engine = engine_for(table_url(url))
     try:
         if create:
-            try:
-                table.create(engine, checkfirst=True)
-            except SQLAlchemyError:
-                if not inspect(engine).has_table(TABLE):  # else another worker created it between check and CREATE
-                    raise
+            create_table(table, engine)
         elif not inspect(engine).has_table(TABLE):
             yield None, table
             return

@@ -16,13 +16,13 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import Column, Engine, LargeBinary, MetaData, String, Table, create_engine, inspect, select
+from sqlalchemy import Column, LargeBinary, MetaData, String, Table, inspect, select
 from sqlalchemy.dialects.mysql import LONGBLOB
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from autoshield.core.errors import AutoshieldError
 from autoshield.privacy.judge_file import JudgeFile, JudgeIdentity, check_fits, judge_bytes, read_judge
-from autoshield.study.storage import engine_options, first_line, quoted, redact
+from autoshield.study.storage import create_table, engine_for, first_line, redact
 
 TABLE = "autoshield_judges"
 
@@ -90,12 +90,8 @@ def _table() -> Table:
     )
 
 
-def _engine(url: str) -> Engine:
-    return create_engine(quoted(url), **engine_options(url))
-
-
 def _rdb_read(url: str, name: str) -> tuple[str, bytes] | None:
-    table, engine = _table(), _engine(url)
+    table, engine = _table(), engine_for(url)
     try:
         if not inspect(engine).has_table(TABLE):
             return None
@@ -108,13 +104,9 @@ def _rdb_read(url: str, name: str) -> tuple[str, bytes] | None:
 
 def _rdb_insert(url: str, name: str, digest: str, payload: bytes) -> None:
     """Insert unless a row exists; a worker that loses the race to create the table or the row reads the winner's."""
-    table, engine = _table(), _engine(url)
+    table, engine = _table(), engine_for(url)
     try:
-        try:
-            table.create(engine, checkfirst=True)
-        except SQLAlchemyError:
-            if not inspect(engine).has_table(TABLE):  # else another worker created it between check and CREATE
-                raise
+        create_table(table, engine)
         with contextlib.suppress(IntegrityError), engine.begin() as connection:  # else another worker's is stored
             connection.execute(table.insert().values(name=name, digest=digest, payload=payload))
     finally:

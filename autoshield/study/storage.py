@@ -22,6 +22,8 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
+from sqlalchemy import Engine, Table, create_engine, inspect
+from sqlalchemy.exc import SQLAlchemyError
 
 from autoshield.core.errors import AutoshieldError
 from autoshield.core.files import writable_folder
@@ -188,6 +190,21 @@ def engine_options(url: str) -> dict[str, Any]:
     if url.startswith("postgresql"):
         return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
     return {}
+
+
+def engine_for(url: str) -> Engine:
+    """A SQLAlchemy engine on a storage URL, for the tables autoshield keeps beside Optuna's (the judge, the attack
+    table); the caller disposes of it."""
+    return create_engine(quoted(url), **engine_options(url))
+
+
+def create_table(table: Table, engine: Engine) -> None:
+    """Create `table` unless it exists; a worker that loses the race to create it goes on with the winner's."""
+    try:
+        table.create(engine, checkfirst=True)
+    except SQLAlchemyError:
+        if not inspect(engine).has_table(table.name):  # else another worker created it between check and CREATE
+            raise
 
 
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any], beating: bool) -> RDBStorage:
