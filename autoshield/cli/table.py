@@ -11,6 +11,8 @@ from autoshield.core.choices import ATTACKER_CHOICES
 from autoshield.core.errors import AutoshieldError
 
 if TYPE_CHECKING:
+    from autoshield.core.config import Profile
+    from autoshield.data.cifar import Cifar10
     from autoshield.study.table_file import TableIdentity
 
 DESCRIPTION = (
@@ -70,7 +72,6 @@ def run_build(args: argparse.Namespace) -> None:
         TimeRemainingColumn,
     )
 
-    from autoshield.cli.common import data_of, profile_of
     from autoshield.core.files import cache_dir
     from autoshield.core.runtime import resolve_device
     from autoshield.data.policy import Policy
@@ -84,15 +85,13 @@ def run_build(args: argparse.Namespace) -> None:
     from autoshield.privacy.reference import local_judge
     from autoshield.study.attack_table import StudyTable, all_rows
     from autoshield.study.judges import study_judge
-    from autoshield.study.storage import open_storage, redact
+    from autoshield.study.storage import redact
 
     url = storage_of(args)
     space = load_search_space(args.space)
     attackers = attackers_of(args.attacker)
-    open_storage(url)
-    profile, data = profile_of(args), data_of(args)
+    profile, data = _opened(args, url, create=True)
     device = resolve_device(profile.device)
-    _identity(args, url, create=True)  # refuses a study of another profile or data before any work
     judge, _ = study_judge(
         url=url,
         name=args.study,
@@ -145,22 +144,34 @@ def run_build(args: argparse.Namespace) -> None:
 
 def run_export(args: argparse.Namespace) -> None:
     from autoshield.core.files import writable_folder
+    from autoshield.study.judges import stored_judge
     from autoshield.study.storage import redact
     from autoshield.study.table_file import export_table
 
     writable_folder(args.file.resolve().parent)
     url = storage_of(args)
-    identity = _identity(args, url, create=False)
+    profile, data = _opened(args, url, create=False)
+    judge = stored_judge(url=url, name=args.study)
+    if judge is None:
+        raise AutoshieldError(f"no judge is stored for study {args.study!r} in {redact(url)}, so it has no table")
+    identity = _identity(judge.digest, profile, data)
     rows = export_table(url=url, path=args.file, identity=identity)
     console.print(f"{rows} rows of study {args.study!r} in {redact(url)} written to {args.file} ({_named(identity)})")
 
 
 def run_import(args: argparse.Namespace) -> None:
+    from autoshield.core.runtime import resolve_device
+    from autoshield.privacy.reference import local_judge
+    from autoshield.study.judges import stored_judge
     from autoshield.study.storage import redact
     from autoshield.study.table_file import import_table
 
     url = storage_of(args)
-    identity = _identity(args, url, create=True)
+    profile, data = _opened(args, url, create=True)
+    judge = stored_judge(url=url, name=args.study)  # before the study exists: the one it will store
+    if judge is None:
+        judge = local_judge(data, profile, device=resolve_device(profile.device), progress=True)
+    identity = _identity(judge.digest, profile, data)
     moved = import_table(url=url, path=args.file, identity=identity)
     console.print(
         f"{moved.rows} rows read from {args.file}, {moved.new} new to the attack table of study {args.study!r} in "
@@ -168,19 +179,14 @@ def run_import(args: argparse.Namespace) -> None:
     )
 
 
-def _identity(args: argparse.Namespace, url: str, *, create: bool) -> TableIdentity:
-    """What the study's rows share: its data, its judge (stored, or this machine's before it exists) and its
-    attack settings. A study made with another profile or data is refused, not silently given rows."""
+def _opened(args: argparse.Namespace, url: str, *, create: bool) -> tuple[Profile, Cifar10]:
+    """The storage opened, the profile and the data loaded, once; a study of the name made with another profile or
+    data is refused here, before any work, rather than given rows that answer another question."""
     from autoshield.cli.common import data_of, profile_of
     from autoshield.core.choices import KINDS
-    from autoshield.core.runtime import resolve_device
-    from autoshield.evaluation.reconstruct import settings_digest
-    from autoshield.privacy.reference import local_judge
     from autoshield.study.catalog import find_study
-    from autoshield.study.judges import stored_judge
     from autoshield.study.records import StudyInfo
     from autoshield.study.storage import open_storage, redact
-    from autoshield.study.table_file import TableIdentity
 
     storage = open_storage(url, heartbeat=False, create=create)
     profile, data = profile_of(args), data_of(args)
@@ -192,12 +198,15 @@ def _identity(args: argparse.Namespace, url: str, *, create: bool) -> TableIdent
                 f"study {study.study_name!r} in {redact(url)} was made with another profile or data: give the "
                 f"--profile, --set and --data-root it was made with"
             )
-    judge = stored_judge(url=url, name=args.study)
-    if judge is None and not create:
-        raise AutoshieldError(f"no judge is stored for study {args.study!r} in {redact(url)}, so it has no table")
-    if judge is None:
-        judge = local_judge(data, profile, device=resolve_device(profile.device), progress=True)
-    return TableIdentity(data=data.fingerprint, judge=judge.digest, settings=settings_digest(profile))
+    return profile, data
+
+
+def _identity(judge: str, profile: Profile, data: Cifar10) -> TableIdentity:
+    """What the study's rows share: its data, its judge and its attack settings."""
+    from autoshield.evaluation.reconstruct import settings_digest
+    from autoshield.study.table_file import TableIdentity
+
+    return TableIdentity(data=data.fingerprint, judge=judge, settings=settings_digest(profile))
 
 
 def _named(identity: TableIdentity) -> str:
