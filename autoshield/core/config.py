@@ -101,9 +101,16 @@ class AttackConfig:
     mode: Literal["auto", "unfold", "batched", "sequential"] = "auto"  # how per-problem gradients are formed
     target: Literal["init", "trained"] = "init"
     leak_batch: int = bounded(1, 1, 256)  # images behind one observed gradient
+    # issue #35's CPU savings, off until a paired non-inferiority run on real victims passes (benchmarks/RESULTS.md):
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: the attack's network passes under autocast
+    # stop a restart whose gradient loss has not fallen below (1 - stop_tolerance) x its best for this many
+    # iterations; 0: every restart runs the whole budget
+    stop_patience: int = bounded(0, 0, 100_000)
+    stop_tolerance: float = bounded(1e-3, 0, 1)
 
     def __post_init__(self) -> None:
         check_ranges(self)
+        _require(self.precision in ("fp32", "bf16"), f"unknown attack precision {self.precision!r} (fp32, bf16)")
         _require(self.init in ("randn", "rand", "zeros"), f"unknown attack init {self.init!r}")
         _require(self.mode in ("auto", "unfold", "batched", "sequential"), f"unknown attack mode {self.mode!r}")
         _require(self.target in ("init", "trained"), f"unknown attack target {self.target!r} (init, trained)")
@@ -116,6 +123,15 @@ class AttackConfig:
             self.warmup <= self.iterations,
             f"attack warmup ({self.warmup}) must not exceed attack iterations ({self.iterations})",
         )
+
+    def recipe(self) -> dict[str, Any]:
+        """The fields, less those added after results were published while they hold their default (`OPT_IN`): a
+        default changes no number, so a profile that does not use them keeps its fingerprint and cache keys."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in OPT_IN or v != OPT_IN[k]}
+
+
+# An opt-in field's default must never change: it is left out of every hash (`AttackConfig.recipe`).
+OPT_IN: dict[str, Any] = {"precision": "fp32", "stop_patience": 0, "stop_tolerance": 1e-3}
 
 
 @dataclass(frozen=True)
@@ -154,7 +170,7 @@ class Profile:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "attack": self.attack.recipe()}
 
     def fingerprint(self, *, exclude: tuple[str, ...] = ("name", "device")) -> str:
         """Hash of the fields that change numbers; the preset's name and the device do not."""

@@ -7,7 +7,6 @@ the keys computed here (`evaluation.table`).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
@@ -45,7 +44,7 @@ def inverts_through(policy: Policy, attacker: str) -> bool:
 def attack_settings(profile: Profile) -> dict[str, Any]:
     """What of a profile an attack's result depends on: the recipe and the seed, not how problems are batched
     (`batch_size`, `mode`) nor which weights are attacked (the key hashes the weights themselves)."""
-    recipe = dataclasses.asdict(profile.attack)
+    recipe = profile.attack.recipe()
     return {**{k: v for k, v in recipe.items() if k not in ("batch_size", "mode", "target")}, "seed": profile.seed}
 
 

@@ -6,7 +6,8 @@ from activations and output gradients (`unfold`, `privacy.per_sample`),
 `torch.func.vmap` over a per-problem double-backward (`batched`), or a plain
 loop over the same function (`sequential`). Adam is element-wise, so one optimiser over the stacked problems is
 exactly independent optimisers per problem; restarts are stacked as extra
-problems and the one with the lowest gradient loss is kept.
+problems and the one with the lowest gradient loss is kept. With `stop_patience` a restart whose gradient loss has
+plateaued leaves the stack (issue #35's CPU saving): its image is frozen and the steps run on the others alone.
 """
 
 from __future__ import annotations
@@ -27,10 +28,13 @@ from autoshield.core.config import AttackConfig
 from autoshield.core.errors import AutoshieldError
 from autoshield.core.runtime import checkpoint, phase, progress_bar
 from autoshield.privacy import per_sample
+from autoshield.privacy.plateau import Plateau
 from autoshield.privacy.threat import Gradients, loss_fn, params_and_buffers
 
 Box = tuple[torch.Tensor, torch.Tensor]  # lowest and highest valid pixel per channel `[3,1,1]`, normalised
-Step = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # stacked images -> (d objective/d images, loss)
+# (images of the stack entries still running, their indices in the stack or None for all) -> (d objective / d images,
+# gradient loss per entry)
+Step = Callable[[torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, torch.Tensor]]
 
 
 class PreImage(Protocol):
@@ -58,6 +62,14 @@ def convolution_precision() -> Iterator[None]:
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32 = before
+
+
+@contextmanager
+def attack_precision(device: torch.device, precision: str) -> Iterator[None]:
+    """bf16 autocast of the attack's network passes when asked (`AttackConfig.precision`); the images, Adam and the
+    image box stay in fp32, so only the forward, backward and per-problem gradient products are rounded."""
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        yield
 
 
 def recover_labels(model: nn.Module, gradients: Gradients) -> torch.Tensor:
@@ -107,8 +119,14 @@ class Reconstruction:
     restart: torch.Tensor  # which restart was kept, per problem
     hypothesis: torch.Tensor  # which of the pre-image's hypotheses was kept, per problem (0 for the naive attack)
     failed: torch.Tensor  # bool per problem: the optimisation turned non-finite (loss is inf)
+    steps: torch.Tensor  # iterations the kept restart ran, per problem: fewer than the budget where it stopped early
     seconds: float
     mode: str  # "batched" or "sequential"
+
+
+def _everyone(active: torch.Tensor | None, entries: int, device: torch.device) -> torch.Tensor:
+    """The stack indices a step ran on: `active`, or all `entries` when it is None."""
+    return torch.arange(entries, device=device) if active is None else active
 
 
 class GradientInversion:
@@ -167,17 +185,18 @@ class GradientInversion:
         step_fn = self._step_fn(model, params, buffers, mode, tv_weight=0.0 if pre_image else self.config.tv_weight)
         size = self.config.batch_size
         start = time.perf_counter()
-        with progress_bar(progress) as bar, convolution_precision():
+        with progress_bar(progress) as bar, convolution_precision(), attack_precision(device, self.config.precision):
             total = self.config.iterations * math.ceil(problems / size)
             task = bar.add_task("attack", total=total, status=f"{problems} problems, {mode}") if bar else None
             done = itertools.count(1)
 
-            def tick() -> None:
+            def tick(steps: int) -> None:
                 checkpoint()
                 if bar:
-                    bar.advance(task)
-                if (step := next(done)) % 50 == 0:
-                    phase(f"attack iteration {step}/{total}")
+                    bar.advance(task, steps)
+                for step in itertools.islice(done, steps):
+                    if step % 50 == 0:
+                        phase(f"attack iteration {step}/{total}")
 
             parts = [
                 self._solve(
@@ -192,13 +211,14 @@ class GradientInversion:
                 )
                 for i in range(0, problems, size)
             ]
-        images, losses, kept = (torch.cat(part) for part in zip(*parts, strict=True))
+        images, losses, kept, steps = (torch.cat(part) for part in zip(*parts, strict=True))
         return Reconstruction(
             images=images,
             gradient_loss=losses,
             restart=kept % self.config.restarts,
             hypothesis=kept // self.config.restarts,
             failed=~torch.isfinite(losses),
+            steps=steps,
             seconds=time.perf_counter() - start,
             mode=mode,
         )
@@ -210,13 +230,13 @@ class GradientInversion:
         labels: torch.Tensor,
         seeds: Sequence[int],
         image_shape: tuple[int, int, int],
-        tick: Callable[[], None],
+        tick: Callable[[int], None],
         *,
         pre_image: PreImage | None,
         first: int,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """One stacked optimisation of (hypotheses x restarts x problems); returns images, loss, which
-        hypothesis x restart was kept. `first` is the index of this chunk's first problem."""
+        hypothesis x restart was kept and how many iterations it ran. `first` is this chunk's first problem."""
         config = self.config
         device = labels.device
         problems, hypotheses = len(seeds), pre_image.hypotheses if pre_image else 1
@@ -226,8 +246,14 @@ class GradientInversion:
         target_norm = torch.sqrt(sum(t.pow(2).flatten(1).sum(1) for t in targets))
         ys = labels.reshape(problems, leak).repeat(stacks, 1)
 
-        def naive(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return step_fn(images, ys, targets, target_norm)
+        running: list[tuple[torch.Tensor, tuple[torch.Tensor, ...]]] = []  # the last (active, its ys, targets, norm)
+
+        def naive(images: torch.Tensor, active: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+            if active is None:
+                return step_fn(images, ys, targets, target_norm)
+            if not running or running[0][0] is not active:  # slice the stacked targets once per change, not per step
+                running[:] = [(active, (ys[active], tuple(t[active] for t in targets), target_norm[active]))]
+            return step_fn(images, *running[0][1])
 
         step = naive if pre_image is None else self._adaptive(naive, pre_image, problems, first, hypotheses)
         x = self.starts(seeds, leak=leak, shape=image_shape).repeat(hypotheses, 1, 1, 1, 1).to(device)
@@ -235,21 +261,44 @@ class GradientInversion:
         low, high = (bound.to(device) for bound in self.box)
         optimizer = torch.optim.Adam([x], lr=config.lr)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_factor(config, i))
+        plateau = (
+            Plateau(len(x), patience=config.stop_patience, tolerance=config.stop_tolerance, device=device)
+            if config.stop_patience
+            else None
+        )
+        active: torch.Tensor | None = None  # every entry runs
+        stopped, kept = torch.zeros(len(x), dtype=torch.bool, device=device), x.detach()
         for iteration in range(config.iterations):
-            image_grad, _ = step(x.detach())
-            x.grad = direction(image_grad, config, iteration)
+            if active is None:
+                image_grad, loss = step(x.detach(), None)
+            else:  # the stopped entries get no gradient and take no step
+                image_grad = torch.zeros_like(x)
+                image_grad[active], loss = step(x.detach()[active], active)
+            x.grad = direction(image_grad.float(), config, iteration)
             optimizer.step()
             scheduler.step()
             if config.boxed:
                 with torch.no_grad():
                     x.data = torch.maximum(torch.minimum(x.data, high), low)
-            tick()
-        _, final = step(x.detach())
+            if active is not None:  # Adam's momentum moves an entry with no gradient: put it back
+                x.data[stopped] = kept[stopped]
+            tick(1)
+            if plateau is not None and plateau.update(iteration, _everyone(active, len(x), device), loss):
+                if not plateau.running.any():
+                    tick(config.iterations - iteration - 1)
+                    break
+                active, stopped, kept = plateau.running.nonzero().flatten(), ~plateau.running, x.detach().clone()
+        ran = torch.full((len(x),), config.iterations, device=device) if plateau is None else plateau.steps
+        if plateau is not None:
+            phase(f"attack early stop: {int((~plateau.running).sum())} of {len(x)} restarts stopped early")
+        _, final = step(x.detach(), None)
+        final = final.float()
         finite = torch.isfinite(final) & torch.isfinite(x.detach()).flatten(1).all(1)
         final = torch.where(finite, final, torch.full_like(final, math.inf)).reshape(stacks, problems)
         best = final.argmin(0)
         chosen = x.detach().reshape(stacks, problems, leak, *image_shape)[best, torch.arange(problems)]
-        return chosen.reshape(problems * leak, *image_shape).cpu(), final.min(0).values.cpu(), best.cpu()
+        steps = ran.reshape(stacks, problems)[best, torch.arange(problems)]
+        return chosen.reshape(problems * leak, *image_shape).cpu(), final.min(0).values.cpu(), best.cpu(), steps.cpu()
 
     def _adaptive(self, naive: Step, pre_image: PreImage, problems: int, first: int, hypotheses: int) -> Step:
         """The naive step on `pre_image(x̂)`, chained back to x̂ by autograd, with the image prior (TV) on x̂.
@@ -258,17 +307,23 @@ class GradientInversion:
         ops need no vmap support and cost one batched forward and backward."""
         tv_weight, restarts = self.config.tv_weight, self.config.restarts
 
-        def step(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            stacked = images.shape  # [hypotheses x restarts x problems, leak, 3, H, W]
+        def step(images: torch.Tensor, active: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+            stacked = images.shape  # [entries, leak, 3, H, W]; all of them: hypotheses x restarts x problems
             leak = stacked[1]
-            owner = torch.arange(first * leak, (first + problems) * leak, device=images.device).repeat(restarts)
+            entries = _everyone(active, hypotheses * restarts * problems, images.device)  # sorted
+            owner = ((first + entries % problems) * leak)[:, None] + torch.arange(leak, device=images.device)
+            counts = torch.bincount(entries // (restarts * problems), minlength=hypotheses).tolist()
             with torch.enable_grad():
                 pre = images.detach().requires_grad_(True)
-                parts = pre.reshape(hypotheses, -1, *stacked[-3:])
-                seen = torch.stack([pre_image(parts[h], index=owner, hypothesis=h) for h in range(hypotheses)])
-                seen = seen.reshape(stacked)
+                seen = torch.cat(
+                    [
+                        pre_image(part.flatten(0, 1), index=who.flatten(), hypothesis=h)
+                        for h, (part, who) in enumerate(zip(pre.split(counts), owner.split(counts), strict=True))
+                        if len(part)
+                    ]
+                ).reshape(stacked)
                 prior = tv_weight * total_variation(pre).sum()
-            seen_grad, loss = naive(seen.detach())
+            seen_grad, loss = naive(seen.detach(), active)
             (image_grad,) = torch.autograd.grad([seen, prior], [pre], [seen_grad, torch.ones_like(prior)])
             return image_grad, loss
 
