@@ -28,6 +28,7 @@ python benchmarks/attack_budget.py --members --settings attack.iterations=300 at
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -64,6 +65,11 @@ def main() -> None:
     p.add_argument("--no-judge", action="store_true", help="only compute (and cache) the reconstructions")
     p.add_argument("--members", action="store_true", help="also judge with a judge that trained on the victims")
     p.add_argument("--out", type=Path, help="folder of budget.csv and victims.csv, resumed from what they hold")
+    p.add_argument(
+        "--reference",
+        help="a setting (as named in --settings) every other one is held to issue #35's non-inferiority margins "
+        "against: recognition and identifiability within 3 points, PSNR within 0.5 dB, on the same victims",
+    )
     p.add_argument(
         "--slots",
         type=slots,
@@ -164,6 +170,9 @@ def main() -> None:
     if rows:
         paired_against_best(rows)
         print(rule_choice(rows, budget=read_rows(args.out / "budget.csv")))
+        if args.reference:
+            for line in non_inferiority(rows, budget=read_rows(args.out / "budget.csv"), reference=args.reference):
+                print(line, flush=True)
 
 
 def slots(text: str) -> tuple[int, int]:
@@ -205,6 +214,46 @@ def verdicts_by_setting(rows: list[dict[str, str]], hit: Callable[[dict[str, str
     for row in rows:
         by_setting.setdefault(row["fingerprint"], {})[row["index"]] = hit(row)
     return by_setting
+
+
+def non_inferiority(
+    rows: list[dict[str, str]], *, budget: list[dict[str, str]], reference: str, victims: int = 50
+) -> list[str]:
+    """Issue #35's check of a cheaper attack against `reference`, paired on the victims both attacked from the same
+    starts: recognition and identifiability (rank 1 in the line-up) within 3 points, PSNR within 0.5 dB, each a
+    difference of means, not an interval (50 victims cannot bound a 3-point difference). It passes only on
+    `victims` or more shared victims, and says what each setting cost per victim as budget.csv timed it."""
+    name = {row["fingerprint"]: row["setting"] for row in rows}
+    wanted = [f for f, n in name.items() if n == reference]
+    if not wanted:
+        return [f"non-inferiority: no victims of the reference {reference!r} yet"]
+    base = {row["index"]: row for row in rows if row["fingerprint"] == wanted[0]}
+    cost: dict[str, list[float]] = {}
+    for row in budget:
+        cost.setdefault(row["fingerprint"], []).extend([float(row["seconds_per_victim"])] * int(row["victims"]))
+    lines = []
+    for fingerprint in (f for f in name if f != wanted[0]):
+        pairs = [(base[r["index"]], r) for r in rows if r["fingerprint"] == fingerprint and r["index"] in base]
+        if not pairs:
+            continue
+
+        def delta(value: Callable[[dict[str, str]], float], pairs: list = pairs) -> float:
+            return statistics.fmean(value(new) - value(old) for old, new in pairs)
+
+        recognised = 100 * delta(lambda r: int(r["recognised"]))
+        identified = 100 * delta(lambda r: int(r["rank"] == "1"))
+        psnr = delta(lambda r: float(r["psnr"]))
+        within = recognised >= -3 and identified >= -3 and psnr >= -0.5
+        verdict = ("passes" if within else "fails") if len(pairs) >= victims else f"waits for {victims} victims"
+        seconds = {f: statistics.fmean(cost[f]) for f in (wanted[0], fingerprint) if cost.get(f)}
+        speed = (
+            f"; {seconds[fingerprint]:.1f} s per victim against {seconds[wanted[0]]:.1f} s" if len(seconds) == 2 else ""
+        )
+        lines.append(
+            f"non-inferiority of {name[fingerprint]} to {reference} on {len(pairs)} victims: recognition "
+            f"{recognised:+.1f} points, identifiability {identified:+.1f} points, PSNR {psnr:+.2f} dB: {verdict}{speed}"
+        )
+    return lines
 
 
 def paired_against_best(rows: list[dict[str, str]]) -> None:

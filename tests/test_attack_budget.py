@@ -84,3 +84,40 @@ def test_the_rule_takes_the_cheapest_setting_within_three_points_of_the_best(mon
     assert ": attack.iterations=3000 (82.0 %, 12,000 image-iterations" in choose(table + four + restarted)
     partial = rows("attack.iterations=8", 1, 2, iterations=8)[:1] + rows("a.b=1", 1, 2, iterations=9)[1:]
     assert "no setting has attacked all" in choose(partial)
+
+
+def test_non_inferiority_holds_a_cheaper_setting_to_the_margins_on_shared_victims(monkeypatch) -> None:
+    """Issue #35's check on a made-up table: 3 points of recognition or identifiability or 0.5 dB of PSNR lost is
+    within the margin, one victim more is not, and no verdict comes before 50 shared victims."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from attack_budget import non_inferiority
+
+    def rows(setting: str, *, recognised: int, identified: int, psnr: float, victims: int = 100) -> list[dict]:
+        return [
+            {
+                "setting": setting,
+                "fingerprint": setting,
+                "index": str(i),
+                "recognised": str(int(i < recognised)),
+                "rank": "1" if i < identified else "7",
+                "psnr": str(psnr),
+            }
+            for i in range(victims)
+        ]
+
+    budget = [
+        {"fingerprint": "fp32", "seconds_per_victim": "120", "victims": "100"},
+        {"fingerprint": "bf16", "seconds_per_victim": "90", "victims": "100"},
+    ]
+    fp32 = rows("fp32", recognised=70, identified=100, psnr=21.0)
+    check = lambda *other: non_inferiority(fp32 + [r for o in other for r in o], budget=budget, reference="fp32")  # noqa: E731
+    within = check(rows("bf16", recognised=67, identified=97, psnr=20.5))
+    assert within == [
+        "non-inferiority of bf16 to fp32 on 100 victims: recognition -3.0 points, identifiability -3.0 points, "
+        "PSNR -0.50 dB: passes; 90.0 s per victim against 120.0 s"
+    ]
+    assert "fails" in check(rows("bf16", recognised=66, identified=100, psnr=21.0))[0]
+    assert "fails" in check(rows("bf16", recognised=70, identified=96, psnr=21.0))[0]
+    assert "fails" in check(rows("bf16", recognised=70, identified=100, psnr=20.4))[0]
+    assert "waits for 50 victims" in check(rows("bf16", recognised=70, identified=100, psnr=21.0, victims=49))[0]
+    assert "no victims of the reference" in non_inferiority([], budget=budget, reference="fp32")[0]
