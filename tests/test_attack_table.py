@@ -206,8 +206,8 @@ def test_a_batch_that_mixes_cells_reconstructs_as_each_cell_alone(data, tmp_path
     todo = pending(policies=policies, victims=scored, profile=profile, cache=mixed)
     assert len(todo) == 30
     done = []
-    prefill(todo, profile=profile, device=CPU, cache=mixed, chunk=13, on_chunk=lambda n, _: done.append(n))
-    assert done == [13, 26, 30] and pending(policies=policies, victims=scored, profile=profile, cache=mixed) == []
+    prefill(todo, profile=profile, device=CPU, cache=mixed, chunk=13, on_chunk=lambda part, _: done.append(len(part)))
+    assert done == [13, 13, 4] and pending(policies=policies, victims=scored, profile=profile, cache=mixed) == []
     for policy in policies:
         alone = reconstruct_policy(policy=policy, victims=scored, profile=profile, device=CPU)
         served = reconstruct_policy(policy=policy, victims=scored, profile=profile, device=CPU, cache=mixed)
@@ -216,7 +216,11 @@ def test_a_batch_that_mixes_cells_reconstructs_as_each_cell_alone(data, tmp_path
         assert torch.equal(served.restart, alone.restart)
 
 
-def test_table_build_fills_what_a_grid_then_only_reads(tmp_path, data_root, space, capsys):
+def test_table_build_fills_what_a_grid_and_its_confirmation_then_only_read(
+    tmp_path, data_root, space, monkeypatch, capsys
+):
+    """`build` fills the study's slots, and with `--slots` the fresh ones a confirmation will score: the grid and
+    then `confirm`, on another machine (a cache of its own), only read the table."""
     db = tmp_path / "s.db"
     short = ("--set", "attack.iterations=10")
     common = ["--storage", f"sqlite:///{db}", "--profile", "smoke", "--data-root", str(data_root), *short]
@@ -226,10 +230,17 @@ def test_table_build_fills_what_a_grid_then_only_reads(tmp_path, data_root, spac
     assert "the table holds 30 rows under this judge" in out
     assert main(["table", "build", "--space", str(space), *common]) == 0  # again: nothing left to attack
     assert " 0 problems to attack" in " ".join(capsys.readouterr().out.split())
+    assert main(["table", "build", "--space", str(space), "--slots", "1:3", *common]) == 0
+    assert "the table holds 90 rows under this judge" in " ".join(capsys.readouterr().out.split())
+    assert main(["table", "build", "--space", str(space), "--slots", "9:11", *common]) == 2
+    assert "do not fit a pool of 10 per label" in capsys.readouterr().err
     assert main(_args("grid", db, data_root, space, *short)) == 0
     trials = _trials(db, "autoshield-grid")
     assert len(trials) == 3
     assert all(EvaluationRecord.read(t).attack_seconds == 0 for t in trials)  # every privacy number was read
+    monkeypatch.setenv("AUTOSHIELD_CACHE", str(tmp_path / "elsewhere"))
+    assert main(["confirm", "--first-slot", "1", "--victims", "2", *common]) == 0
+    assert not list((tmp_path / "elsewhere").rglob("*.pt"))  # every confirmation victim was read from the table
 
 
 def test_a_killed_build_resumes_losing_at_most_the_chunk_in_flight(tmp_path, data_root, space, monkeypatch, capsys):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,20 +15,28 @@ from autoshield.core.errors import AutoshieldError
 
 if TYPE_CHECKING:
     from autoshield.core.config import Profile
-    from autoshield.data.cifar import Cifar10
+    from autoshield.data.cifar import Cifar10, Split
+    from autoshield.data.policy import Policy
+    from autoshield.evaluation.prefill import Pending
+    from autoshield.evaluation.table import Problem
     from autoshield.study.table_file import TableIdentity
 
 DESCRIPTION = (
     "Every judged (victim, cell, attacker) result of a study is one row of the attack table in the study's "
     "storage, which every worker reads before it attacks. build computes the rows a grid or search over --space "
     "needs: it attacks every cell's victims in chunks that mix cells (at init one network serves them all), "
-    "caching each chunk as it ends, then judges each cell with the study's judge and stores its rows. export "
+    "caching and judging each chunk into the table as it ends. Builders on several machines that share the "
+    "storage claim each chunk's problems first, so every problem is attacked once; a killed builder's claims pass "
+    "to the others (at once on its own machine, after 5 minutes without its heartbeat elsewhere). export "
     "writes the rows scored by --study's judge to FILE (gzipped JSON lines, no images, with a checksum); import "
     "adds FILE's rows to the storage of --study, so that its trials read them instead of attacking. The study's "
     "judge is the one stored for --study, or, before the study exists, this machine's for the profile (which the "
     "study will then store). A file of other data, another judge or other attack settings is refused, as is a "
     "damaged one."
 )
+
+
+WAIT_SECONDS = 5.0  # between looks at problems other builders hold
 
 
 def register_table(commands: argparse._SubParsersAction) -> None:
@@ -48,6 +59,13 @@ def register_table(commands: argparse._SubParsersAction) -> None:
         default=200,
         help="problems per chunk (200): a killed build loses at most one; on a GPU, raise --set attack.batch_size",
     )
+    build.add_argument(
+        "--slots",
+        type=pool_slots,
+        metavar="START:STOP",
+        help="the victim pool slots per label to attack (default: the study's own, 0:images_per_label); e.g. the "
+        "slots a later `confirm --first-slot START --victims N` will score, which then reads them from the table",
+    )
     build.set_defaults(func=run_build)
     for name, run, what in (
         ("export", run_export, "write the study's attack table to FILE"),
@@ -63,6 +81,7 @@ def register_table(commands: argparse._SubParsersAction) -> None:
 
 
 def run_build(args: argparse.Namespace) -> None:
+    import torch
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -73,17 +92,20 @@ def run_build(args: argparse.Namespace) -> None:
     )
 
     from autoshield.core.files import cache_dir
-    from autoshield.core.runtime import resolve_device
+    from autoshield.core.runtime import beating, resolve_device
+    from autoshield.data.cifar import Split
     from autoshield.data.policy import Policy
     from autoshield.data.spaces import load_search_space
+    from autoshield.data.victims import victim_pool
     from autoshield.evaluation.attackers import attackers_of
-    from autoshield.evaluation.evaluate import attack_policy, victims
+    from autoshield.evaluation.evaluate import attack_policy
     from autoshield.evaluation.lineup import pool_lineup
     from autoshield.evaluation.prefill import pending, prefill
     from autoshield.privacy.cache import AttackCache
     from autoshield.privacy.judge_file import JudgeIdentity
     from autoshield.privacy.reference import local_judge
     from autoshield.study.attack_table import StudyTable, all_rows
+    from autoshield.study.claims import BEAT_SECONDS, beat, builder_id, claim, finish, unfinished
     from autoshield.study.judges import study_judge
     from autoshield.study.storage import redact
 
@@ -92,6 +114,8 @@ def run_build(args: argparse.Namespace) -> None:
     attackers = attackers_of(args.attacker)
     profile, data = _opened(args, url, create=True)
     device = resolve_device(profile.device)
+    first, stop = args.slots or (0, profile.images_per_label)
+    scored = victim_pool(profile).draw(data.train, start=first, count=stop - first)  # refused before any work
     judge, _ = study_judge(
         url=url,
         name=args.study,
@@ -100,46 +124,96 @@ def run_build(args: argparse.Namespace) -> None:
     )
     cells = [cell for cell in space.cells() if str(cell) != "Identity"]
     policies = [Policy.identity(), *(Policy.uniform(cell) for cell in cells)]
-    scored, cache = victims(data, profile), AttackCache(cache_dir() / "attacks")
-    todo = pending(policies=policies, victims=scored, profile=profile, cache=cache)
-    console.print(
-        f"table of study {args.study!r} in {redact(url)}: {len(policies)} cells x {len(scored)} victims, "
-        f"{len(todo)} problems to attack in chunks of {args.chunk} (judge {judge.digest[:12]})"
-    )
-    columns = (TextColumn("[bold]attack"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"))
-    with Progress(*columns, TimeRemainingColumn(), console=console) as bar:
-        task = bar.add_task("attack", total=len(todo))
-        seconds = prefill(
-            todo,
-            profile=profile,
-            device=device,
-            cache=cache,
-            chunk=args.chunk,
-            on_chunk=lambda done, _: bar.update(task, completed=done),
-        )
+    cache = AttackCache(cache_dir() / "attacks")
     reference, table, lineup = (
         judge.model(seed=profile.seed, device=device),
         StudyTable(url),
         pool_lineup(data.train, profile),
     )
+    todo = pending(policies=policies, victims=scored, profile=profile, cache=cache)
+    stored = table.read([use for problem in todo for use in _rows_of(problem, policies, scored, judge.digest)])
+    todo = [q for q in todo if not all(u.key in stored for u in _rows_of(q, policies, scored, judge.digest))]
+    console.print(
+        f"table of study {args.study!r} in {redact(url)}: {len(policies)} cells x {len(scored)} victims, "
+        f"{len(todo)} problems to attack in chunks of {args.chunk} (judge {judge.digest[:12]})"
+    )
+    owner = builder_id()
+    score = functools.partial(
+        attack_policy, profile=profile, reference=reference, device=device, cache=cache, lineup=lineup, table=table
+    )
+
+    def claimed(part: Sequence[Pending]) -> list[Pending]:
+        granted = set(claim(url=url, keys=[q.key for q in part], owner=owner))
+        return [q for q in part if q.key in granted]
+
+    def judged(part: Sequence[Pending], _: float) -> None:
+        """The chunk's rows into the table, then its claims done: another builder then neither attacks it nor
+        waits for it."""
+        for p, slots in _by_policy(part).items():
+            chosen = torch.tensor(slots)
+            subset = Split(scored.images[chosen], scored.labels[chosen], scored.indices[chosen])
+            score(policy=policies[p], victims=subset)
+        finish(url=url, keys=[q.key for q in part], owner=owner)
+        bar.update(task, advance=len(part))
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+    )
+    seconds, left = 0.0, todo
+    with (
+        Progress(*columns, TimeRemainingColumn(), console=console) as bar,
+        beating(lambda: beat(url=url, owner=owner), every=BEAT_SECONDS),
+    ):
+        task = bar.add_task("attack", total=len(todo))
+        while left:
+            seconds += prefill(
+                left, profile=profile, device=device, cache=cache, chunk=args.chunk, claim=claimed, on_chunk=judged
+            )
+            left = [q for q in left if q.key in set(unfinished(url=url, keys=[q.key for q in left]))]
+            if left:  # held by builders still at work: wait for their rows, or take over if they stop
+                bar.update(task, description=f"waiting for {len(left)} held elsewhere")
+                time.sleep(WAIT_SECONDS)
     for name in attackers:
         for policy in policies:
-            attack_policy(
-                policy=policy,
-                victims=scored,
-                profile=profile,
-                reference=reference,
-                device=device,
-                cache=cache,
-                attacker=name,
-                lineup=lineup,
-                table=table,
-            )
+            score(policy=policy, victims=scored, attacker=name)
     rows = sum(1 for _ in all_rows(url=url, judge=judge.digest))
-    rate = f", {seconds / len(todo):.1f} s per problem" if todo else ""
+    rate = f", {seconds / len(todo):.1f} s per problem" if todo and seconds else ""
     console.print(
         f"attacked {len(todo)} problems in {seconds:.0f} s{rate}; the table holds {rows} rows under this judge"
     )
+
+
+def pool_slots(text: str) -> tuple[int, int]:
+    """An argparse type: victim pool slots START:STOP, half-open as in Python, with 0 <= START < STOP."""
+    start, sep, stop = text.partition(":")
+    try:
+        slots = int(start), int(stop)
+    except ValueError:
+        slots = (-1, -1)
+    if not sep or not 0 <= slots[0] < slots[1]:
+        raise argparse.ArgumentTypeError(f"expected START:STOP with 0 <= START < STOP, e.g. 5:10, got {text!r}")
+    return slots
+
+
+def _rows_of(problem: Pending, policies: Sequence[Policy], scored: Split, judge: str) -> list[Problem]:
+    """The naive rows a problem's attack gives: one per (policy, victim) it serves."""
+    from autoshield.evaluation.table import Problem
+
+    label = lambda v: int(scored.labels[v])  # noqa: E731
+    return [Problem(problem.key, str(policies[p].cells[label(v)]), "naive", judge) for p, v in problem.uses]
+
+
+def _by_policy(part: Sequence[Pending]) -> dict[int, list[int]]:
+    """A chunk's victims by the policy they serve, in victim order."""
+    grouped: dict[int, list[int]] = {}
+    for problem in part:
+        for p, v in problem.uses:
+            grouped.setdefault(p, []).append(v)
+    return {p: sorted(set(v)) for p, v in grouped.items()}
 
 
 def run_export(args: argparse.Namespace) -> None:

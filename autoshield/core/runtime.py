@@ -133,3 +133,25 @@ def phase(text: str) -> None:
     checkpoint()
     for listener in _LISTENERS:
         listener(text)
+
+
+@contextmanager
+def beating(beat: Callable[[], None], *, every: float) -> Iterator[None]:
+    """Call `beat` every `every` seconds from a daemon thread while the block runs: long work showing it is alive
+    (a builder's claims, `study.claims`), kept apart from the work itself. A beat that fails is a beat missed."""
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(every):
+            try:
+                beat()
+            except AutoshieldError:
+                continue
+
+    thread = threading.Thread(target=run, name="beating", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

@@ -10,6 +10,7 @@ reconstruction cached and only judge it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,12 +29,14 @@ from autoshield.privacy.threat import ExactGradients
 
 @dataclass(frozen=True)
 class Pending:
-    """One naive problem the cache lacks: its key, its transformed image and label, its start's seed."""
+    """One naive problem the cache lacks: its key, its transformed image and label, its start's seed, and where it
+    serves (policy, victim) pairs: by index into `pending`'s policies and victims."""
 
     key: str
     image: torch.Tensor  # uint8 [3, H, W], as the client trained on it
     label: int
     seed: int
+    uses: tuple[tuple[int, int], ...]
 
 
 def pending(*, policies: Sequence[Policy], victims: Split, profile: Profile, cache: AttackCache) -> list[Pending]:
@@ -45,14 +48,16 @@ def pending(*, policies: Sequence[Policy], victims: Split, profile: Profile, cac
         raise AutoshieldError("batches that mix cells attack the untrained network (attack.target = init)")
     model = build_model(width=profile.width, norm=profile.norm, seed=profile.seed)
     todo: dict[str, Pending] = {}
-    for policy in policies:
+    for p, policy in enumerate(policies):
         transformed = transform_split(victims, policy, seed=profile.seed)
         keys, seeds = attack_keys(
             policy=policy, victims=victims, transformed=transformed, profile=profile, model=model, attacker="naive"
         )
         for i, (key, seed) in enumerate(zip(keys, seeds, strict=True)):
-            if key not in todo and cache.get(key) is None:
-                todo[key] = Pending(key, transformed.images[i], int(transformed.labels[i]), seed)
+            if key in todo:
+                todo[key] = dataclasses.replace(todo[key], uses=(*todo[key].uses, (p, i)))
+            elif cache.get(key) is None:
+                todo[key] = Pending(key, transformed.images[i], int(transformed.labels[i]), seed, uses=((p, i),))
     return list(todo.values())
 
 
@@ -63,18 +68,22 @@ def prefill(
     device: torch.device,
     cache: AttackCache,
     chunk: int,
-    on_chunk: Callable[[int, float], None] | None = None,
+    claim: Callable[[Sequence[Pending]], Sequence[Pending]] | None = None,
+    on_chunk: Callable[[Sequence[Pending], float], None] | None = None,
     progress: bool = False,
 ) -> float:
     """Attack `problems` in chunks of `chunk` (each one `reconstruct.attack_entries` call, batched by
-    `attack.batch_size`) and cache each chunk as it ends; `on_chunk(done, seconds)` after each. Returns the
-    seconds spent attacking."""
+    `attack.batch_size`) and cache each chunk as it ends; `on_chunk(attacked, seconds)` after each. `claim` keeps
+    of a chunk what this builder may attack (`study.claims`: what no other builder holds). Returns the seconds
+    spent attacking."""
     if chunk < 1:
         raise AutoshieldError(f"a chunk holds at least one problem, not {chunk}")
     model = build_model(width=profile.width, norm=profile.norm, seed=profile.seed).to(device).eval()
     spent = 0.0
     for start in range(0, len(problems), chunk):
-        part = problems[start : start + chunk]
+        part = problems[start : start + chunk] if claim is None else claim(problems[start : start + chunk])
+        if not part:
+            continue
         began = time.perf_counter()
         entries, _ = attack_entries(
             model,
@@ -89,5 +98,5 @@ def prefill(
             cache.put(problem.key, entry)
         spent += time.perf_counter() - began
         if on_chunk is not None:
-            on_chunk(start + len(part), spent)
+            on_chunk(part, spent)
     return spent

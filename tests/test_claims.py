@@ -1,0 +1,79 @@
+"""Builders on several machines attack each problem of a table exactly once: claims in the study's storage, taken
+over only from a builder that is gone (issue #35)."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from autoshield.study.attack_table import all_rows
+from autoshield.study.claims import beat, builder_id, claim, finish, unfinished
+
+from .test_distributed import POSTGRES, needs_postgres
+
+KINDS = ["sqlite", pytest.param("postgres", marks=needs_postgres)]
+
+
+def _url(kind: str, tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'claims.db'}" if kind == "sqlite" else POSTGRES
+
+
+def _elsewhere() -> str:
+    """A builder on another machine: this check cannot see its process, only its beats."""
+    return f"another-boot:1:{uuid.uuid4().hex[:6]}"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_live_claim_is_never_granted_twice_and_a_done_one_never_again(tmp_path, kind):
+    url, keys = _url(kind, tmp_path), [uuid.uuid4().hex for _ in range(4)]
+    first, second = _elsewhere(), builder_id()
+    assert claim(url=url, keys=keys[:3], owner=first) == keys[:3]
+    assert claim(url=url, keys=keys, owner=second) == keys[3:]  # the first still beats: its keys stay its own
+    beat(url=url, owner=first)
+    finish(url=url, keys=keys[:1], owner=first)
+    assert unfinished(url=url, keys=keys) == keys[1:]
+    # the first falls silent: its open claims pass to the next that asks, its finished one to no one
+    assert claim(url=url, keys=keys, owner=second, stale=0) == keys[1:3]
+    finish(url=url, keys=keys[1:], owner=second)
+    assert unfinished(url=url, keys=keys) == []
+    assert claim(url=url, keys=keys, owner=_elsewhere(), stale=0) == []
+
+
+def test_a_claim_of_a_process_gone_from_this_machine_is_taken_over_at_once(tmp_path):
+    """A builder killed here (kill -9 between chunks) need not wait out the stale time to resume its own chunk."""
+    url, keys = _url("sqlite", tmp_path), [uuid.uuid4().hex for _ in range(2)]
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    boot = builder_id().partition(":")[0]
+    assert claim(url=url, keys=keys, owner=f"{boot}:{int(dead.stdout)}:here") == keys
+    assert claim(url=url, keys=keys, owner=builder_id()) == keys
+    assert claim(url=url, keys=keys, owner=f"{boot}:{os.getppid()}:here") == []  # a live process keeps its own
+
+
+@needs_postgres
+def test_two_builders_with_their_own_caches_attack_each_problem_once(tmp_path, data_root, space):
+    """Two `table build` processes on one PostgreSQL study, each with its own attack cache (two machines): every
+    problem is attacked by exactly one of them, and the table holds every row once."""
+    seed = random.randrange(2**31)  # a fresh judge and fresh keys in a database earlier runs wrote to
+    study = f"claims-{uuid.uuid4().hex[:8]}"
+    command = [sys.executable, "-m", "autoshield.cli", "table", "build", "--space", str(space), "--chunk", "4"]
+    command += ["--storage", POSTGRES, "--study", study, "--profile", "smoke", "--data-root", str(data_root)]
+    command += ["--set", "attack.iterations=30", "--set", f"seed={seed}"]
+    caches = [tmp_path / "a", tmp_path / "b"]
+    builders = [
+        subprocess.Popen(command, env={**os.environ, "AUTOSHIELD_CACHE": str(c)}, stdout=subprocess.PIPE, text=True)
+        for c in caches
+    ]
+    outs = [b.communicate(timeout=600)[0] for b in builders]
+    assert [b.returncode for b in builders] == [0, 0], outs
+    attacked = [{p.stem for p in (c / "attacks").rglob("*.pt")} for c in caches]
+    assert not attacked[0] & attacked[1]  # no problem attacked on both machines
+    assert len(attacked[0] | attacked[1]) == 30  # 3 cells x 10 victims, all distinct problems
+    assert all("the table holds 30 rows under this judge" in " ".join(out.split()) for out in outs)
+    judges = {row.problem.judge for row in all_rows(url=POSTGRES) if row.problem.attack in attacked[0] | attacked[1]}
+    assert len(judges) == 1
