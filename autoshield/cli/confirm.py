@@ -61,6 +61,7 @@ def run_confirm(args: argparse.Namespace) -> None:
     from autoshield.core.runtime import resolve_device
     from autoshield.privacy.cache import AttackCache
     from autoshield.report.confirmed import confirmation_rows, confirmed_claims
+    from autoshield.study.attack_table import StudyTable
     from autoshield.study.catalog import find_study
     from autoshield.study.confirm import candidates, check_fresh, check_profile, confirm, next_fresh_slot
     from autoshield.study.records import ConfirmationRecord
@@ -112,6 +113,7 @@ def run_confirm(args: argparse.Namespace) -> None:
         attacker=attacker,
         privacy=privacy,
         cache=AttackCache(cache_dir() / "attacks"),
+        table=StudyTable(storage_of(args)),
         progress=True,
     )
     for study in {c.study.study_name: c.study for c in chosen}.values():

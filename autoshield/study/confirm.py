@@ -24,6 +24,7 @@ from autoshield.data.policy import IDENTITY, Cell, Policy
 from autoshield.evaluation.attackers import attackers_of, strongest
 from autoshield.evaluation.evaluate import attack_with, fresh_victims
 from autoshield.evaluation.lineup import pool_lineup
+from autoshield.evaluation.table import RowStore
 from autoshield.privacy.cache import AttackCache
 from autoshield.privacy.paired import scored
 from autoshield.study.analysis import (
@@ -120,11 +121,12 @@ def confirm(
     attacker: str = "naive",
     privacy: str = "recognition",
     cache: AttackCache | None = None,
+    table: RowStore | None = None,
     progress: bool = False,
 ) -> list[ConfirmationRecord]:
     """Attack every candidate on `victims_per_label` fresh victims per label (the same victims and starts for
     all, so they pair with Identity's), scored as the study scored it: by the strongest of `attacker`'s on
-    `privacy`."""
+    `privacy`. Through the study's attack `table` when given: `table build --slots` may have computed them."""
     victims = fresh_victims(data, profile, per_label=victims_per_label, first_slot=first_slot)
     lineup = pool_lineup(data.train, profile)
     records = []
@@ -139,6 +141,7 @@ def confirm(
             device=device,
             cache=cache,
             lineup=lineup,
+            table=table,
             progress=progress,
         )
         chosen_attacker = strongest(results, privacy=privacy)
