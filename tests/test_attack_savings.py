@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autoshield.core.config import AttackConfig, load_profile
+from autoshield.core.config import OPT_IN, AttackConfig, load_profile
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.cifar import image_box, normalize
 from autoshield.learn.models import build_model
@@ -31,10 +31,16 @@ def _attack(problem, **settings):
 
 
 def test_defaults_keep_the_fingerprint_and_attack_settings_the_results_were_published_under():
-    """Every committed result names `quick`'s fingerprint; a new field at its default must not move it."""
-    assert load_profile("quick").fingerprint() == "d27b6635a810c93b"
-    assert load_profile("quick", overrides=('attack.precision="bf16"',)).fingerprint() != "d27b6635a810c93b"
-    assert load_profile("quick", overrides=("attack.stop_patience=200",)).fingerprint() != "d27b6635a810c93b"
+    """Every committed result names its profile's fingerprint; a new field at its default must not move it: `quick`
+    without its early stop is still the `quick` that #33 measured."""
+    published = load_profile("quick", overrides=("attack.stop_patience=0",))
+    assert published.fingerprint() == "d27b6635a810c93b"
+    assert load_profile("quick").fingerprint() not in ("d27b6635a810c93b", published.fingerprint())
+    assert load_profile("quick").attack.stop_patience == 500  # issue #35's check passed
+    assert load_profile("paper").attack.stop_patience == 0  # measured nowhere yet
+    assert published.attack.recipe() == {k: v for k, v in published.attack.recipe().items() if k not in OPT_IN}
+    bf16 = load_profile("quick", overrides=("attack.stop_patience=0", 'attack.precision="bf16"'))
+    assert bf16.fingerprint() != "d27b6635a810c93b"
 
 
 def test_a_plateau_stops_an_entry_patience_iterations_after_its_last_real_improvement():

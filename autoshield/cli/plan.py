@@ -80,4 +80,5 @@ def run_plan(args: argparse.Namespace) -> None:
     console.print(
         f"attack on {device}: {seconds:.1f} s per victim at {profile.attack.iterations:,} iterations (timed probe); "
         f"{attacks:,} victims to attack: {attacks * seconds / 3600:,.1f} h on this machine, naive attacker"
+        + (" (an upper bound: the early stop ends restarts sooner)" if profile.attack.stop_patience else "")
     )

@@ -22,7 +22,8 @@ WARM_UP = 2  # iterations left out of the timing: the first builds kernels and c
 
 def attack_seconds_per_victim(profile: Profile, *, device: torch.device, iterations: int = 10) -> float:
     """Seconds one victim of the profile's attack takes at its full budget, extrapolated from `iterations` timed
-    iterations on one batch of random images (the cost does not depend on what the images show)."""
+    iterations on one batch of random images (the cost does not depend on what the images show). Where
+    `attack.stop_patience` ends restarts early this is an upper bound: how early depends on the victims."""
     config = profile.attack
     count = config.batch_size * config.leak_batch
     generator = torch.Generator().manual_seed(profile.seed)
