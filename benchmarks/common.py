@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from pathlib import Path
 import torch
 
 from autoshield.core.config import AttackConfig
+from autoshield.core.kernels import VARIABLE, pin_kernels
 from autoshield.data.cifar import image_box
 from autoshield.privacy.attack import GradientInversion
 from autoshield.privacy.threat import leak_gradients
@@ -21,6 +23,8 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar1
 
 
 def parser(description: str) -> argparse.ArgumentParser:
+    """The script's arguments; first its kernels ($AUTOSHIELD_KERNELS), as the CLI applies them, before any tensor."""
+    pin_kernels()
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--data-root", type=Path, default=DEFAULT_DATA, help="CIFAR-10 folder")
     return p
@@ -44,7 +48,8 @@ def cpu() -> str:
     name = fields.get("model name") or platform.processor() or "unknown CPU"
     if "cpu family" in fields:
         name += f" family {fields['cpu family']} model {fields.get('model', '?')}"
-    return f"{name}, {torch.backends.cpu.get_cpu_capability()}"
+    kernels = "portable " if os.environ.get(VARIABLE) == "portable" else ""
+    return f"{name}, {kernels}{torch.backends.cpu.get_cpu_capability()}"
 
 
 def logged() -> AbstractContextManager[object]:

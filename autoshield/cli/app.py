@@ -16,6 +16,7 @@ from autoshield import __version__
 from autoshield.cli import confirm, explore, judge, outputs, plan, single, studies, table
 from autoshield.cli.common import Parser, console, log_phases
 from autoshield.core.errors import AutoshieldError
+from autoshield.core.kernels import VARIABLE, pin_kernels
 from autoshield.core.runtime import EXIT_TERMINATED, Terminated, interruptible, phases
 
 COMMANDS = (
@@ -41,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="autoshield",
         description="Search per-label data augmentations that defend against gradient inversion, "
         "and compare them with DP-SGD.",
+        epilog=f"{VARIABLE}=portable runs the same CPU kernels on every x86 machine with AVX2 (ATen's AVX2 "
+        "kernels, oneDNN capped at AVX2, MKL's vendor-neutral branch), meant to round alike so that a judge or a "
+        "table can be continued on another machine; benchmarks/portable.py shows whether two machines do, and the "
+        "cost. native (the default) runs what torch picks for this processor.",
     )
     # a result is cited with the version that made it
     parser.add_argument("--version", action="version", version=f"autoshield {__version__}")
@@ -62,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logged = nullcontext() if console.is_terminal else phases(log_phases())  # bars are drawn on terminals only
     try:
         with interruptible(), logged:
+            pin_kernels()  # before any tensor is made: torch reads the kernels' variables once
             args.func(args)
     except AutoshieldError as error:
         print(f"error: {error}", file=sys.stderr)
