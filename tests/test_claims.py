@@ -77,3 +77,29 @@ def test_two_builders_with_their_own_caches_attack_each_problem_once(tmp_path, d
     assert all("the table holds 30 rows under this judge" in " ".join(out.split()) for out in outs)
     judges = {row.problem.judge for row in all_rows(url=POSTGRES) if row.problem.attack in attacked[0] | attacked[1]}
     assert len(judges) == 1
+
+
+
+@needs_postgres
+def test_trials_claim_too_so_two_builders_attack_each_adaptive_problem_once(tmp_path, data_root, space):
+    """The adaptive attack is not mixed into chunks: each builder scores it policy by policy, as a trial does
+    (`evaluation.table.tabled_attack`). Those claim as well, so two builders of the worst-case table on one
+    PostgreSQL study, each with its own cache, attack each adaptive problem once; one waits for the other's rows."""
+    seed = random.randrange(2**31)
+    study = f"worst-claims-{uuid.uuid4().hex[:8]}"
+    command = [sys.executable, "-m", "autoshield.cli", "table", "build", "--space", str(space), "--chunk", "10"]
+    command += ["--attacker", "worst", "--storage", POSTGRES, "--study", study, "--profile", "smoke"]
+    command += ["--data-root", str(data_root), "--set", "attack.iterations=30", "--set", f"seed={seed}"]
+    caches = [tmp_path / "a", tmp_path / "b"]
+    builders = [
+        subprocess.Popen(command, env={**os.environ, "AUTOSHIELD_CACHE": str(c)}, stdout=subprocess.PIPE, text=True)
+        for c in caches
+    ]
+    outs = [b.communicate(timeout=600)[0] for b in builders]
+    assert [b.returncode for b in builders] == [0, 0], outs
+    attacked = [{p.stem for p in (c / "attacks").rglob("*.pt")} for c in caches]
+    assert not attacked[0] & attacked[1]  # no problem attacked on both machines
+    # 3 cells x 10 victims naive, and Rotate:9's and Invert's 10 each adaptive (Identity's adaptive is its naive)
+    assert len(attacked[0] | attacked[1]) == 50
+    rows = [row for row in all_rows(url=POSTGRES) if row.problem.attack in attacked[0] | attacked[1]]
+    assert len(rows) == 90  # naive, post-hoc and adaptive rows of every (cell, victim)

@@ -148,11 +148,12 @@ def run_build(args: argparse.Namespace) -> None:
 
     def judged(part: Sequence[Pending], _: float) -> None:
         """The chunk's rows into the table, then its claims done: another builder then neither attacks it nor
-        waits for it."""
+        waits for it. The post-hoc rows too, since they need the reconstructions, which only this cache holds."""
         for p, slots in _by_policy(part).items():
             chosen = torch.tensor(slots)
             subset = Split(scored.images[chosen], scored.labels[chosen], scored.indices[chosen])
-            score(policy=policies[p], victims=subset)
+            for name in ("naive", *(a for a in attackers if a == "posthoc")):
+                score(policy=policies[p], victims=subset, attacker=name)
         finish(url=url, keys=[q.key for q in part], owner=owner)
         bar.update(task, advance=len(part))
 

@@ -14,7 +14,9 @@ import dataclasses
 import hashlib
 import json
 import math
+import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,15 +24,18 @@ import torch
 from torch import nn
 
 from autoshield.core.config import Profile
+from autoshield.core.runtime import phase
 from autoshield.data.cifar import Split
 from autoshield.data.policy import Policy, transform_split
-from autoshield.evaluation.judge import AttackResult, attack_result, judge_reconstructions
+from autoshield.evaluation.judge import AttackResult, Reconstructions, attack_result, judge_reconstructions
 from autoshield.evaluation.reconstruct import attack_keys, reconstruct_policy
 from autoshield.learn.models import build_model
 from autoshield.privacy.cache import AttackCache, model_digest
 from autoshield.privacy.judge_file import DIGEST_LENGTH
 from autoshield.privacy.paired import Outcomes
 from autoshield.privacy.threat import ThreatModel
+
+WAIT_SECONDS = 5.0  # between looks at rows another worker is computing
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,18 @@ class RowStore(Protocol):
 
     def write(self, rows: Sequence[Row]) -> int:
         """Store `rows`, keeping any row already stored; returns how many were new."""
+        ...
+
+    def claim(self, keys: Sequence[str]) -> list[str]:
+        """Of the row keys `keys`, those this process may compute: no other live worker holds or has finished them."""
+        ...
+
+    def finish(self, keys: Sequence[str]) -> None:
+        """This process's claims on `keys` are done: their rows are stored."""
+        ...
+
+    def holding(self) -> AbstractContextManager[None]:
+        """Keep this process's claims live while the block runs (a heartbeat)."""
         ...
 
 
@@ -127,20 +144,37 @@ def tabled_attack(
         Problem(attack=key, cell=str(policy.cells[y]), attacker=attacker, judge=judge)
         for key, y in zip(keys, victims.labels.tolist(), strict=True)
     ]
-    stored = table.read(problems)
-    common = dict(policy=policy, victims=victims, profile=profile, device=device, model=model, attacker=attacker)
-    if len(stored) < len(problems) or (cache is not None and all(cache.get(k) is not None for k in keys)):
-        found = reconstruct_policy(**common, cache=cache, threat=threat, progress=progress)
-        fresh = judge_reconstructions(found, profile=profile, reference=reference, device=device, lineup=lineup)
-        rows = rows_of(fresh, problems=problems, recovered=found.recovered)
-        table.write([row for row in rows if row.problem.key not in stored])
-        if not stored:
-            return fresh
-        images, seconds, cached = fresh.reconstructions, fresh.seconds, fresh.cached
-        rows = [stored.get(row.problem.key, row) for row in rows]
+    common = dict(policy=policy, profile=profile, device=device, model=model, attacker=attacker, threat=threat)
+
+    def attacked(chosen: Sequence[int]) -> tuple[Reconstructions, AttackResult]:
+        part = victims if len(chosen) == len(victims) else _subset(victims, chosen)
+        found = reconstruct_policy(**common, victims=part, cache=cache, progress=progress)
+        return found, judge_reconstructions(found, profile=profile, reference=reference, device=device, lineup=lineup)
+
+    stored, fresh, spent, computed = table.read(problems), None, 0.0, 0
+    with table.holding() if len(stored) < len(problems) else nullcontext():
+        # what this worker claims, it computes; what another worker holds, it waits for
+        while missing := [i for i, problem in enumerate(problems) if problem.key not in stored]:
+            mine = set(table.claim([problems[i].key for i in missing]))
+            chosen = [i for i in missing if problems[i].key in mine]
+            if chosen:
+                found, result = attacked(chosen)
+                table.write(rows_of(result, problems=[problems[i] for i in chosen], recovered=found.recovered))
+                table.finish([problems[i].key for i in chosen])
+                fresh = result if len(chosen) == len(problems) else None
+                spent, computed = spent + result.seconds, computed + len(chosen)
+            else:
+                phase(f"waiting for {len(missing)} victims' rows that another worker is computing")
+                time.sleep(WAIT_SECONDS)
+            stored = table.read(problems)
+    if fresh is not None:  # this worker computed every row
+        return fresh
+    rows = [stored[p.key] for p in problems]
+    if cache is not None and all(cache.get(k) is not None for k in keys):  # the images are here: read, not attacked
+        _, fresh = attacked(range(len(victims)))
+        images, cached = fresh.reconstructions, len(problems) - computed
     else:  # every number is stored, and the images are not here
-        images = torch.full(victims.images.shape, math.nan)
-        seconds, cached, rows = 0.0, len(problems), [stored[p.key] for p in problems]
+        images, cached = torch.full(victims.images.shape, math.nan), len(problems)
     outcomes, recovered = joined(rows)
     return attack_result(
         outcomes,
@@ -149,10 +183,16 @@ def tabled_attack(
         victims=victims,
         transformed=transformed,
         reconstructions=images,
-        seconds=seconds,
+        seconds=spent,
         cached=cached,
         judge=judge,
     )
+
+
+def _subset(victims: Split, chosen: Sequence[int]) -> Split:
+    """Some victims, whose starts and signs are what they are in any company (both follow the dataset index)."""
+    index = torch.tensor(list(chosen))
+    return Split(victims.images[index], victims.labels[index], victims.indices[index])
 
 
 def _jsonable(value: Any) -> Any:

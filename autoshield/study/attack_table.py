@@ -14,16 +14,19 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Column, Engine, Float, MetaData, String, Table, Text, inspect, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from autoshield.core.errors import AutoshieldError
+from autoshield.core.runtime import beating
 from autoshield.evaluation.table import Problem, Row
-from autoshield.study.storage import create_table, engine_for, first_line, redact
+from autoshield.study import claims
+from autoshield.study.claims import builder_id
+from autoshield.study.storage import create_table, engine_for, first_line, redact, table_url
 
 TABLE = "autoshield_attack_table"
 _CHUNK = 500  # keys per query: well under every database's limit on bound parameters
@@ -34,12 +37,22 @@ class StudyTable:
     """The attack table of the study at `url`, as the `RowStore` a worker's trials read and fill."""
 
     url: str
+    owner: str = field(default_factory=builder_id)  # this process, as its claims name it
 
     def read(self, problems: Sequence[Problem]) -> dict[str, Row]:
         return read_rows(url=self.url, problems=problems)
 
     def write(self, rows: Sequence[Row]) -> int:
         return write_rows(url=self.url, rows=rows)
+
+    def claim(self, keys: Sequence[str]) -> list[str]:
+        return claims.claim(url=self.url, keys=keys, owner=self.owner)
+
+    def finish(self, keys: Sequence[str]) -> None:
+        claims.finish(url=self.url, keys=keys, owner=self.owner)
+
+    def holding(self) -> AbstractContextManager[None]:
+        return beating(lambda: claims.beat(url=self.url, owner=self.owner), every=claims.BEAT_SECONDS)
 
 
 def read_rows(*, url: str, problems: Iterable[Problem]) -> dict[str, Row]:
@@ -129,14 +142,6 @@ def _table() -> Table:
         Column("outcome", Text, nullable=False),
         Column("seconds", Float, nullable=False),
     )
-
-
-def table_url(url: str) -> str:
-    """Where a study's attack table lives: its database, or a SQLite file beside a journal."""
-    if not url.startswith("journal:"):
-        return url
-    journal = Path(url.removeprefix("journal:"))
-    return f"sqlite:///{journal.with_name(f'{journal.name}.table.sqlite')}"
 
 
 @contextlib.contextmanager

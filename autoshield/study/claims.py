@@ -21,8 +21,7 @@ from sqlalchemy import Boolean, Column, Engine, Float, MetaData, String, Table, 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from autoshield.core.errors import AutoshieldError
-from autoshield.study.attack_table import table_url
-from autoshield.study.storage import create_table, engine_for, first_line, redact
+from autoshield.study.storage import create_table, engine_for, first_line, redact, table_url
 
 TABLE = "autoshield_attack_claims"
 BEAT_SECONDS = 30.0  # how often a builder says it is alive

@@ -192,6 +192,15 @@ def engine_options(url: str) -> dict[str, Any]:
     return {}
 
 
+def table_url(url: str) -> str:
+    """Where a study's tables beside Optuna's (the attack table, its claims) live: its database, or a SQLite file
+    beside a journal."""
+    if not url.startswith("journal:"):
+        return url
+    journal = Path(url.removeprefix("journal:"))
+    return f"sqlite:///{journal.with_name(f'{journal.name}.table.sqlite')}"
+
+
 def engine_for(url: str) -> Engine:
     """A SQLAlchemy engine on a storage URL, for the tables autoshield keeps beside Optuna's (the judge, the attack
     table); the caller disposes of it."""
