@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from torch import nn
 
 from autoshield.core.config import Profile
 from autoshield.core.files import cache_dir, replace_artifact
+from autoshield.core.kernels import VARIABLE as KERNELS_VARIABLE
 from autoshield.data.cifar import Cifar10, Split, stratified_subset
 from autoshield.data.victims import victim_pool
 from autoshield.learn.models import build_model
@@ -49,7 +51,7 @@ def judge_training_split(data: Cifar10, profile: Profile, *, members: bool = Fal
 def reference_path(data: Cifar10, profile: Profile, *, members: bool = False) -> Path:
     """Where this machine keeps the judge of (data, reference settings). The key names the victim pool, so a judge
     that saw the victims is never mistaken for one that did not (with `members`, the key is the one of versions
-    before the pool existed)."""
+    before the pool existed), and portable kernels, which train another judge."""
     settings: dict[str, Any] = {
         "width": profile.reference_width,
         "seed": profile.seed,
@@ -60,6 +62,8 @@ def reference_path(data: Cifar10, profile: Profile, *, members: bool = False) ->
     if not members:
         pool = victim_pool(profile)
         settings["victim_pool"] = {"per_label": pool.per_label, "seed": pool.seed}
+    if os.environ.get(KERNELS_VARIABLE) == "portable":  # another judge than native kernels train (`core.kernels`)
+        settings["kernels"] = "portable"
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     return cache_dir() / "reference" / f"resnet18-{data.fingerprint}-{key}.pt"
 
