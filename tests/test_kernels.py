@@ -47,3 +47,19 @@ def test_the_command_refuses_an_unknown_choice_in_one_line():
     done = _python("from autoshield.cli.app import main; raise SystemExit(main(['ops']))", AUTOSHIELD_KERNELS="x")
     assert done.returncode == 2
     assert done.stderr.strip() == "error: AUTOSHIELD_KERNELS='x' is not one of native, portable"
+
+
+def test_a_judge_trained_on_portable_kernels_is_cached_apart(monkeypatch):
+    """Portable kernels train another judge: a machine keeps both, and never serves one for the other."""
+    from types import SimpleNamespace
+
+    from autoshield.core.config import PRESETS
+    from autoshield.privacy.reference import reference_path
+
+    data = SimpleNamespace(fingerprint="f")
+    monkeypatch.delenv(VARIABLE, raising=False)
+    native = reference_path(data, PRESETS["quick"])  # type: ignore[arg-type]
+    monkeypatch.setenv(VARIABLE, "portable")
+    assert reference_path(data, PRESETS["quick"]) != native  # type: ignore[arg-type]
+    monkeypatch.setenv(VARIABLE, "native")
+    assert reference_path(data, PRESETS["quick"]) == native  # type: ignore[arg-type]
