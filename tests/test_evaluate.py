@@ -115,6 +115,19 @@ def test_attack_cache_reads_entries_written_before_checksums(tmp_path):
     assert torch.equal(AttackCache(tmp_path).get(key)["x"], torch.arange(4))
 
 
+def test_attack_cache_holds_says_what_is_stored_and_get_still_refuses_a_damaged_entry(tmp_path):
+    """`holds` answers without reading (a build asks it of thousands of keys); a damaged entry it reports is then
+    moved aside by `get`, and recomputed by the caller."""
+    cache, key = AttackCache(tmp_path), "ef" * 32
+    assert not cache.holds(key)
+    cache.put(key, {"x": torch.arange(2)})
+    assert cache.holds(key)
+    path = tmp_path / "ef" / f"{key}.pt"
+    path.write_bytes(path.read_bytes()[:-5])
+    assert cache.holds(key) and cache.get(key) is None
+    assert not cache.holds(key)
+
+
 def test_attack_cache_stores_a_slice_without_its_batch(tmp_path):
     """A victim's slice of a batch is stored as the slice alone: a view would carry the whole batch's storage (an
     H200 run's 100 entries took 60 MB before, 1.5 MB after)."""

@@ -56,7 +56,7 @@ def pending(*, policies: Sequence[Policy], victims: Split, profile: Profile, cac
         for i, (key, seed) in enumerate(zip(keys, seeds, strict=True)):
             if key in todo:
                 todo[key] = dataclasses.replace(todo[key], uses=(*todo[key].uses, (p, i)))
-            elif cache.get(key) is None:
+            elif not cache.holds(key):
                 todo[key] = Pending(key, transformed.images[i], int(transformed.labels[i]), seed, uses=((p, i),))
     return list(todo.values())
 

@@ -170,7 +170,7 @@ def tabled_attack(
     if fresh is not None:  # this worker computed every row
         return fresh
     rows = [stored[p.key] for p in problems]
-    if cache is not None and all(cache.get(k) is not None for k in keys):  # the images are here: read, not attacked
+    if cache is not None and all(cache.holds(k) for k in keys):  # the images are here: read, not attacked
         _, fresh = attacked(range(len(victims)))
         images, cached = fresh.reconstructions, len(problems) - computed
     else:  # every number is stored, and the images are not here

@@ -56,6 +56,11 @@ class AttackCache:
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.pt"
 
+    def holds(self, key: str) -> bool:
+        """Whether an entry is stored, without reading it (a damaged one is still found and recomputed by `get`):
+        a table build asks this of thousands of keys."""
+        return self._path(key).is_file()
+
     def get(self, key: str) -> dict[str, torch.Tensor] | None:
         path = self._path(key)
         try:
