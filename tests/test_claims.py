@@ -79,7 +79,6 @@ def test_two_builders_with_their_own_caches_attack_each_problem_once(tmp_path, d
     assert len(judges) == 1
 
 
-
 @needs_postgres
 def test_trials_claim_too_so_two_builders_attack_each_adaptive_problem_once(tmp_path, data_root, space):
     """The adaptive attack is not mixed into chunks: each builder scores it policy by policy, as a trial does
