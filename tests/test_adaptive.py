@@ -18,7 +18,7 @@ from autoshield.data.soft_ops import STRAIGHT_THROUGH, soft_apply
 from autoshield.evaluation.evaluate import victims
 from autoshield.evaluation.reconstruct import reconstruct_policy
 from autoshield.learn.models import build_model
-from autoshield.privacy.adaptive import PolicyPreImage
+from autoshield.privacy.adaptive import PolicyPreImage, warm_starts
 from autoshield.privacy.attack import GradientInversion
 from autoshield.privacy.cache import AttackCache
 from autoshield.privacy.metrics import psnr
@@ -184,3 +184,51 @@ def test_sign_right_says_whether_the_kept_hypothesis_is_the_clients_sign(data, t
         signs = split_signs(split, seed=profile.seed)
         same = signs[1::2] == signs[::2]
         assert found.sign_right[1::2].tolist() == torch.where(same, expected, 1 - expected).tolist()
+
+
+def test_warm_starts_are_the_naive_reconstruction_and_its_inverse_under_each_sign():
+    policy, labels = Policy.parse("Brightness:9"), torch.tensor([0, 1])
+    naive = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    naive[1, 0, 0, 0] = torch.nan  # a failed reconstruction: the mean image there
+    warm = warm_starts(naive, policy=policy, labels=labels, hypotheses=2)
+    assert warm.shape == (2, 2, 2, 3, 8, 8) and torch.isfinite(warm).all()
+    for h, sign in enumerate((1, -1)):
+        clean = torch.where(torch.isfinite(naive), naive, 0.5)
+        torch.testing.assert_close(denormalize(warm[0, h]), clean)
+        torch.testing.assert_close(
+            denormalize(warm[1, h]), invert_op(clean, "Brightness", 9, signs=torch.full((2,), sign))
+        )
+
+
+def test_warm_starts_never_lose_to_the_cold_attack_and_see_no_original(data, tmp_path, monkeypatch):
+    """Issue #36: the warm adaptive attacker keeps the best gradient match over the random starts and the warm ones,
+    so it never ends worse than the cold one; its warm starts are made from the naive attack's reconstructions
+    (the same tensor the naive attacker reports), never from the victims. The naive results keep their cache keys."""
+    import autoshield.evaluation.reconstruct as reconstruct
+
+    seen: list[torch.Tensor] = []
+    monkeypatch.setattr(reconstruct, "warm_starts", lambda naive, **kw: seen.append(naive) or warm_starts(naive, **kw))
+    cold = load_profile("smoke", overrides=("attack.iterations=40",))
+    warm = dataclasses.replace(cold, attack=dataclasses.replace(cold.attack, warm_starts=True))
+    cache = AttackCache(tmp_path)
+    kwargs = dict(victims=victims(data, cold), device=torch.device("cpu"), cache=cache)
+    policy = Policy.parse("Rotate:9")
+    naive = reconstruct_policy(policy=policy, profile=cold, **kwargs)
+    before = reconstruct_policy(policy=policy, profile=cold, attacker="adaptive", **kwargs)
+    after = reconstruct_policy(policy=policy, profile=warm, attacker="adaptive", **kwargs)
+    assert after.cached == 0 and len(seen) == 1 and torch.equal(seen[0], naive.images)
+    assert reconstruct_policy(policy=policy, profile=warm, **kwargs).cached == len(naive.images)  # naive: one key
+    losses = {}
+    for name, found in (("cold", before), ("warm", after)):
+        keys, _ = reconstruct.attack_keys(
+            policy=policy,
+            victims=found.victims,
+            transformed=found.transformed,
+            profile=cold if name == "cold" else warm,
+            model=build_model(width=cold.width, norm=cold.norm, seed=cold.seed),
+            attacker="adaptive",
+        )
+        losses[name] = torch.stack([cache.get(k)["gradient_loss"] for k in keys])
+    assert (losses["warm"] <= losses["cold"] + 1e-6).all(), losses
+    assert (after.restart < cold.attack.restarts + 2).all()
+    assert (after.restart >= cold.attack.restarts).sum() >= len(after.restart) // 2, after.restart  # warm won

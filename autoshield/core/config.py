@@ -108,6 +108,9 @@ class AttackConfig:
     # iterations; 0: every restart runs the whole budget
     stop_patience: int = bounded(0, 0, 100_000)
     stop_tolerance: float = bounded(1e-3, 0, 1)
+    # the adaptive attacker also starts from the naive reconstruction and its inverse under each sign hypothesis,
+    # beside the random starts (issue #36); the naive attack is unchanged, and keeps its cache keys
+    warm_starts: bool = False
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -135,7 +138,7 @@ class AttackConfig:
 
 
 # An opt-in field's default must never change: it is left out of every hash (`AttackConfig.recipe`).
-OPT_IN: dict[str, Any] = {"precision": "fp32", "stop_patience": 0, "stop_tolerance": 1e-3}
+OPT_IN: dict[str, Any] = {"precision": "fp32", "stop_patience": 0, "stop_tolerance": 1e-3, "warm_starts": False}
 
 
 @dataclass(frozen=True)

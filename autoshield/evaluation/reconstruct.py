@@ -23,7 +23,7 @@ from autoshield.data.inverse import invert_op
 from autoshield.data.policy import IDENTITY, Policy, split_signs, transform_split
 from autoshield.evaluation.judge import Reconstructions
 from autoshield.learn.models import build_model
-from autoshield.privacy.adaptive import PolicyPreImage, hypothesis_sign
+from autoshield.privacy.adaptive import PolicyPreImage, hypothesis_sign, warm_starts
 from autoshield.privacy.attack import GradientInversion, recover_labels
 from autoshield.privacy.cache import AttackCache, attack_key, model_digest
 from autoshield.privacy.threat import ExactGradients, ThreatModel
@@ -41,11 +41,13 @@ def inverts_through(policy: Policy, attacker: str) -> bool:
     return attacker == "adaptive" and any(cell != IDENTITY for cell in policy.cells)
 
 
-def attack_settings(profile: Profile) -> dict[str, Any]:
+def attack_settings(profile: Profile, *, adaptive: bool = True) -> dict[str, Any]:
     """What of a profile an attack's result depends on: the recipe and the seed, not how problems are batched
-    (`batch_size`, `mode`) nor which weights are attacked (the key hashes the weights themselves)."""
+    (`batch_size`, `mode`) nor which weights are attacked (the key hashes the weights themselves); warm starts
+    only where the attack is `adaptive`, so a naive result is one whatever the adaptive attacker does."""
     recipe = profile.attack.recipe()
-    return {**{k: v for k, v in recipe.items() if k not in ("batch_size", "mode", "target")}, "seed": profile.seed}
+    unused = {"batch_size", "mode", "target"} | (set() if adaptive else {"warm_starts"})
+    return {**{k: v for k, v in recipe.items() if k not in unused}, "seed": profile.seed}
 
 
 def settings_digest(profile: Profile) -> str:
@@ -77,7 +79,7 @@ def attack_keys(
             label=int(transformed.labels[g][0]),
             model=digest,
             settings={
-                **attack_settings(profile),
+                **attack_settings(profile, adaptive=adaptive),
                 "start": seeds[p],
                 **(knows(victims.labels[g]) if adaptive else {}),
             },
@@ -97,6 +99,7 @@ def attack_entries(
     profile: Profile,
     threat: ThreatModel,
     pre_image: PolicyPreImage | None = None,
+    warm: torch.Tensor | None = None,
     progress: bool = False,
 ) -> tuple[list[dict[str, torch.Tensor]], float]:
     """Attack the problems behind `images` (normalised, `attack.leak_batch` per problem, on the model's device)
@@ -107,7 +110,9 @@ def attack_entries(
     gradients = threat.observe(model, images, labels)
     recovered = recover_labels(model, gradients).cpu() if leak == 1 else torch.full((len(seeds),), -1)
     inversion = GradientInversion(profile.attack, box=image_box())
-    result = inversion.reconstruct(model, gradients, labels, seeds=seeds, pre_image=pre_image, progress=progress)
+    result = inversion.reconstruct(
+        model, gradients, labels, seeds=seeds, pre_image=pre_image, warm=warm, progress=progress
+    )
     entries = [
         {
             "reconstruction": result.images[p * leak : (p + 1) * leak],
@@ -168,6 +173,13 @@ def reconstruct_policy(
     if missing:
         index = torch.cat([torch.arange(groups[p].start, groups[p].stop) for p in missing])
         images, labels = normalize(transformed.images[index]).to(device), transformed.labels[index].to(device)
+        pre_image = PolicyPreImage(policy, labels.cpu()) if adaptive else None
+        warm = None
+        if pre_image is not None and config.warm_starts:  # the naive attack first (cached, or computed now)
+            part = Split(victims.images[index], victims.labels[index], victims.indices[index])
+            common = dict(policy=policy, victims=part, profile=profile, device=device, model=model, cache=cache)
+            naive = reconstruct_policy(**common, threat=threat, attacker="naive").images
+            warm = warm_starts(naive, policy=policy, labels=part.labels, hypotheses=pre_image.hypotheses)
         entries, seconds = attack_entries(
             model,
             images,
@@ -175,7 +187,8 @@ def reconstruct_policy(
             seeds=[seeds[p] for p in missing],
             profile=profile,
             threat=threat,
-            pre_image=PolicyPreImage(policy, labels.cpu()) if adaptive else None,
+            pre_image=pre_image,
+            warm=warm,
             progress=progress,
         )
         for p, entry in zip(missing, entries, strict=True):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from autoshield.data.cifar import denormalize, standardize
+from autoshield.data.inverse import invert_op
 from autoshield.data.policy import Policy
 from autoshield.data.soft_ops import soft_apply
 
@@ -41,3 +42,17 @@ class PolicyPreImage:
         labels = self.labels.to(images.device)[index]
         signs = hypothesis_sign(torch.full_like(labels, hypothesis))
         return standardize(self.policy.apply(denormalize(images), labels, signs=signs, using=soft_apply))
+
+
+def warm_starts(naive: torch.Tensor, *, policy: Policy, labels: torch.Tensor, hypotheses: int) -> torch.Tensor:
+    """Where the adaptive attacker may start besides noise (issue #36): the naive reconstruction (pixels in
+    [0, 1], `[N,3,H,W]`), an estimate of what the client trained on, and its inverse under each sign hypothesis,
+    the post-hoc estimate without the client's secret sign. Normalised, `[2, hypotheses, N, 3, H, W]`. Built from
+    the naive reconstruction and the public policy alone: the attacker never sees an original image. A failed
+    reconstruction (not finite) starts from the mean image instead."""
+    naive = torch.where(torch.isfinite(naive), naive, 0.5)
+    inverse = [
+        policy.apply(naive, labels, signs=hypothesis_sign(torch.full_like(labels, h)), using=invert_op)
+        for h in range(hypotheses)
+    ]
+    return standardize(torch.stack([naive.expand(hypotheses, *naive.shape), torch.stack(inverse)]))

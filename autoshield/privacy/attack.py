@@ -15,8 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,6 +28,7 @@ from autoshield.core.errors import AutoshieldError
 from autoshield.core.runtime import checkpoint, phase, progress_bar
 from autoshield.privacy import per_sample
 from autoshield.privacy.plateau import Plateau
+from autoshield.privacy.precision import attack_precision, convolution_precision
 from autoshield.privacy.threat import Gradients, loss_fn, params_and_buffers
 
 Box = tuple[torch.Tensor, torch.Tensor]  # lowest and highest valid pixel per channel `[3,1,1]`, normalised
@@ -49,27 +49,6 @@ class PreImage(Protocol):
     def __call__(self, images: torch.Tensor, *, index: torch.Tensor, hypothesis: int) -> torch.Tensor:
         """Normalised images `[N,3,H,W]` and which attacked image each is `[N]` -> what the client trained on."""
         ...
-
-
-@contextmanager
-def convolution_precision() -> Iterator[None]:
-    """Matrix products at the precision cuDNN already gives the attack's convolutions (TF32 on CUDA by default):
-    the unfold path's weight gradients are matrix products, which PyTorch would otherwise keep in full fp32 at a
-    fraction of the card's rate. No effect on the CPU."""
-    before = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = before
-
-
-@contextmanager
-def attack_precision(device: torch.device, precision: str) -> Iterator[None]:
-    """bf16 autocast of the attack's network passes when asked (`AttackConfig.precision`); the images, Adam and the
-    image box stay in fp32, so only the forward, backward and per-problem gradient products are rounded."""
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-        yield
 
 
 def recover_labels(model: nn.Module, gradients: Gradients) -> torch.Tensor:
@@ -164,13 +143,16 @@ class GradientInversion:
         image_shape: tuple[int, int, int] = (3, 32, 32),
         seeds: Sequence[int] | None = None,
         pre_image: PreImage | None = None,
+        warm: torch.Tensor | None = None,
         progress: bool = False,
     ) -> Reconstruction:
         """Reconstruct the images behind each observed gradient; `labels` is `[P*leak_batch]`.
 
         `seeds` (one per problem) fix each problem's random start, so a result does not depend on
         which other problems share its batch. With `pre_image` the attack is adaptive: it reconstructs the image
-        before the client's transformation, and every hypothesis starts from the naive attack's start.
+        before the client's transformation, and every hypothesis starts from the naive attack's start. `warm`
+        (normalised, `[W, hypotheses, P*leak_batch, *image_shape]`) adds W starts per hypothesis after the random
+        ones, as further restarts (issue #36: the adaptive attacker starting from what it already recovered).
         """
         device = next(model.parameters()).device
         params, buffers = params_and_buffers(model)
@@ -180,6 +162,12 @@ class GradientInversion:
         if leak * problems != len(labels):
             raise AutoshieldError(f"{len(labels)} labels do not match {problems} observed gradients")
         seeds = list(range(problems)) if seeds is None else list(seeds)
+        hypotheses = pre_image.hypotheses if pre_image else 1
+        if warm is not None and tuple(warm.shape[1:3]) != (hypotheses, len(labels)):
+            raise AutoshieldError(
+                f"warm starts {tuple(warm.shape)} do not match {hypotheses} hypotheses x {len(labels)}"
+            )
+        restarts = self.config.restarts + (0 if warm is None else len(warm))
         model.eval()
         mode = self.choose_mode(model, device)
         step_fn = self._step_fn(model, params, buffers, mode, tv_weight=0.0 if pre_image else self.config.tv_weight)
@@ -208,6 +196,8 @@ class GradientInversion:
                     tick,
                     pre_image=pre_image,
                     first=i,
+                    warm=None if warm is None else warm[:, :, i * leak : (i + size) * leak].to(device),
+                    restarts=restarts,
                 )
                 for i in range(0, problems, size)
             ]
@@ -215,8 +205,8 @@ class GradientInversion:
         return Reconstruction(
             images=images,
             gradient_loss=losses,
-            restart=kept % self.config.restarts,
-            hypothesis=kept // self.config.restarts,
+            restart=kept % restarts,
+            hypothesis=kept // restarts,
             failed=~torch.isfinite(losses),
             steps=steps,
             seconds=time.perf_counter() - start,
@@ -234,13 +224,16 @@ class GradientInversion:
         *,
         pre_image: PreImage | None,
         first: int,
+        warm: torch.Tensor | None,
+        restarts: int,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """One stacked optimisation of (hypotheses x restarts x problems); returns images, loss, which
-        hypothesis x restart was kept and how many iterations it ran. `first` is this chunk's first problem."""
+        hypothesis x restart was kept and how many iterations it ran. `first` is this chunk's first problem;
+        `restarts` counts the random starts and the `warm` ones."""
         config = self.config
         device = labels.device
         problems, hypotheses = len(seeds), pre_image.hypotheses if pre_image else 1
-        stacks = hypotheses * config.restarts
+        stacks = hypotheses * restarts
         leak = len(labels) // problems
         targets = tuple(g.repeat(stacks, *([1] * (g.ndim - 1))) for g in gradients)
         target_norm = torch.sqrt(sum(t.pow(2).flatten(1).sum(1) for t in targets))
@@ -255,8 +248,14 @@ class GradientInversion:
                 running[:] = [(active, (ys[active], tuple(t[active] for t in targets), target_norm[active]))]
             return step_fn(images, *running[0][1])
 
-        step = naive if pre_image is None else self._adaptive(naive, pre_image, problems, first, hypotheses)
-        x = self.starts(seeds, leak=leak, shape=image_shape).repeat(hypotheses, 1, 1, 1, 1).to(device)
+        step = naive if pre_image is None else self._adaptive(naive, pre_image, problems, first, hypotheses, restarts)
+        random = self.starts(seeds, leak=leak, shape=image_shape).to(device)
+        x = torch.cat(  # hypothesis-major, then restart-major: the random starts, then the warm ones
+            [
+                random if warm is None else torch.cat([random, warm[:, h].reshape(-1, leak, *image_shape)])
+                for h in range(hypotheses)
+            ]
+        )
         x.requires_grad_(True)
         low, high = (bound.to(device) for bound in self.box)
         optimizer = torch.optim.Adam([x], lr=config.lr)
@@ -300,12 +299,14 @@ class GradientInversion:
         steps = ran.reshape(stacks, problems)[best, torch.arange(problems)]
         return chosen.reshape(problems * leak, *image_shape).cpu(), final.min(0).values.cpu(), best.cpu(), steps.cpu()
 
-    def _adaptive(self, naive: Step, pre_image: PreImage, problems: int, first: int, hypotheses: int) -> Step:
+    def _adaptive(
+        self, naive: Step, pre_image: PreImage, problems: int, first: int, hypotheses: int, restarts: int
+    ) -> Step:
         """The naive step on `pre_image(x̂)`, chained back to x̂ by autograd, with the image prior (TV) on x̂.
 
         The transformation runs once per step on the whole stack, outside the per-problem double backward, so the
         ops need no vmap support and cost one batched forward and backward."""
-        tv_weight, restarts = self.config.tv_weight, self.config.restarts
+        tv_weight = self.config.tv_weight
 
         def step(images: torch.Tensor, active: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
             stacked = images.shape  # [entries, leak, 3, H, W]; all of them: hypotheses x restarts x problems
