@@ -81,7 +81,6 @@ def register_table(commands: argparse._SubParsersAction) -> None:
 
 
 def run_build(args: argparse.Namespace) -> None:
-    import torch
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -93,7 +92,6 @@ def run_build(args: argparse.Namespace) -> None:
 
     from autoshield.core.files import cache_dir
     from autoshield.core.runtime import beating, resolve_device
-    from autoshield.data.cifar import Split
     from autoshield.data.policy import Policy
     from autoshield.data.spaces import load_search_space
     from autoshield.data.victims import victim_pool
@@ -150,8 +148,7 @@ def run_build(args: argparse.Namespace) -> None:
         """The chunk's rows into the table, then its claims done: another builder then neither attacks it nor
         waits for it. The post-hoc rows too, since they need the reconstructions, which only this cache holds."""
         for p, slots in _by_policy(part).items():
-            chosen = torch.tensor(slots)
-            subset = Split(scored.images[chosen], scored.labels[chosen], scored.indices[chosen])
+            subset = scored.take(slots)
             for name in ("naive", *(a for a in attackers if a == "posthoc")):
                 score(policy=policies[p], victims=subset, attacker=name)
         finish(url=url, keys=[q.key for q in part], owner=owner)

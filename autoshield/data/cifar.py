@@ -11,6 +11,7 @@ import hashlib
 import os
 import shutil
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,11 @@ class Split:
 
     def counts(self) -> list[int]:
         return torch.bincount(self.labels, minlength=len(CLASSES)).tolist()
+
+    def take(self, index: torch.Tensor | Sequence[int]) -> Split:
+        """The images at `index` (positions or a mask), with their labels and dataset indices."""
+        index = torch.as_tensor(index)
+        return Split(self.images[index], self.labels[index], self.indices[index])
 
 
 @dataclass(frozen=True)
@@ -200,7 +206,7 @@ def stratified_subset(split: Split, *, per_class: int | None, seed: int) -> Spli
         order = torch.randperm(len(members), generator=generator)
         chosen.append(members[order[:per_class]].sort().values)
     keep = torch.cat(chosen)
-    return Split(split.images[keep], split.labels[keep], split.indices[keep])
+    return split.take(keep)
 
 
 def _channel_stats(device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:

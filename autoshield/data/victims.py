@@ -65,7 +65,7 @@ class VictimPool:
         """The training split without the pool: what the judge may learn from."""
         keep = torch.ones(len(train), dtype=torch.bool)
         keep[self.slots(train).flatten()] = False
-        return Split(train.images[keep], train.labels[keep], train.indices[keep])
+        return train.take(keep)
 
 
 def victim_pool(profile: Profile) -> VictimPool:

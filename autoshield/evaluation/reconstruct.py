@@ -176,7 +176,7 @@ def reconstruct_policy(
         pre_image = PolicyPreImage(policy, labels.cpu()) if adaptive else None
         warm = None
         if pre_image is not None and config.warm_starts:  # the naive attack first (cached, or computed now)
-            part = Split(victims.images[index], victims.labels[index], victims.indices[index])
+            part = victims.take(index)
             common = dict(policy=policy, victims=part, profile=profile, device=device, model=model, cache=cache)
             naive = reconstruct_policy(**common, threat=threat, attacker="naive").images
             warm = warm_starts(naive, policy=policy, labels=part.labels, hypotheses=pre_image.hypotheses)

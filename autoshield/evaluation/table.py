@@ -147,7 +147,7 @@ def tabled_attack(
     common = dict(policy=policy, profile=profile, device=device, model=model, attacker=attacker, threat=threat)
 
     def attacked(chosen: Sequence[int]) -> tuple[Reconstructions, AttackResult]:
-        part = victims if len(chosen) == len(victims) else _subset(victims, chosen)
+        part = victims if len(chosen) == len(victims) else victims.take(chosen)
         found = reconstruct_policy(**common, victims=part, cache=cache, progress=progress)
         return found, judge_reconstructions(found, profile=profile, reference=reference, device=device, lineup=lineup)
 
@@ -187,12 +187,6 @@ def tabled_attack(
         cached=cached,
         judge=judge,
     )
-
-
-def _subset(victims: Split, chosen: Sequence[int]) -> Split:
-    """Some victims, whose starts and signs are what they are in any company (both follow the dataset index)."""
-    index = torch.tensor(list(chosen))
-    return Split(victims.images[index], victims.labels[index], victims.indices[index])
 
 
 def _jsonable(value: Any) -> Any:
