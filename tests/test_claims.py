@@ -55,15 +55,13 @@ def test_a_claim_of_a_process_gone_from_this_machine_is_taken_over_at_once(tmp_p
     assert claim(url=url, keys=keys, owner=f"{boot}:{os.getppid()}:here") == []  # a live process keeps its own
 
 
-@needs_postgres
-def test_two_builders_with_their_own_caches_attack_each_problem_once(tmp_path, data_root, space):
-    """Two `table build` processes on one PostgreSQL study, each with its own attack cache (two machines): every
-    problem is attacked by exactly one of them, and the table holds every row once."""
+def _two_builders(tmp_path: Path, data_root: Path, space: Path, *args: str) -> tuple[list[str], list[set[str]]]:
+    """Two `table build` processes at once on one fresh PostgreSQL study, each with its own attack cache (two
+    machines): what each printed, and the problems each attacked."""
     seed = random.randrange(2**31)  # a fresh judge and fresh keys in a database earlier runs wrote to
-    study = f"claims-{uuid.uuid4().hex[:8]}"
-    command = [sys.executable, "-m", "autoshield.cli", "table", "build", "--space", str(space), "--chunk", "4"]
-    command += ["--storage", POSTGRES, "--study", study, "--profile", "smoke", "--data-root", str(data_root)]
-    command += ["--set", "attack.iterations=30", "--set", f"seed={seed}"]
+    command = [sys.executable, "-m", "autoshield.cli", "table", "build", "--space", str(space), *args]
+    command += ["--storage", POSTGRES, "--study", f"claims-{uuid.uuid4().hex[:8]}", "--profile", "smoke"]
+    command += ["--data-root", str(data_root), "--set", "attack.iterations=30", "--set", f"seed={seed}"]
     caches = [tmp_path / "a", tmp_path / "b"]
     builders = [
         subprocess.Popen(command, env={**os.environ, "AUTOSHIELD_CACHE": str(c)}, stdout=subprocess.PIPE, text=True)
@@ -71,7 +69,13 @@ def test_two_builders_with_their_own_caches_attack_each_problem_once(tmp_path, d
     ]
     outs = [b.communicate(timeout=600)[0] for b in builders]
     assert [b.returncode for b in builders] == [0, 0], outs
-    attacked = [{p.stem for p in (c / "attacks").rglob("*.pt")} for c in caches]
+    return outs, [{p.stem for p in (c / "attacks").rglob("*.pt")} for c in caches]
+
+
+@needs_postgres
+def test_two_builders_with_their_own_caches_attack_each_problem_once(tmp_path, data_root, space):
+    """Every problem is attacked by exactly one of two builders, and the table holds every row once."""
+    outs, attacked = _two_builders(tmp_path, data_root, space, "--chunk", "4")
     assert not attacked[0] & attacked[1]  # no problem attacked on both machines
     assert len(attacked[0] | attacked[1]) == 30  # 3 cells x 10 victims, all distinct problems
     assert all("the table holds 30 rows under this judge" in " ".join(out.split()) for out in outs)
@@ -82,21 +86,9 @@ def test_two_builders_with_their_own_caches_attack_each_problem_once(tmp_path, d
 @needs_postgres
 def test_trials_claim_too_so_two_builders_attack_each_adaptive_problem_once(tmp_path, data_root, space):
     """The adaptive attack is not mixed into chunks: each builder scores it policy by policy, as a trial does
-    (`evaluation.table.tabled_attack`). Those claim as well, so two builders of the worst-case table on one
-    PostgreSQL study, each with its own cache, attack each adaptive problem once; one waits for the other's rows."""
-    seed = random.randrange(2**31)
-    study = f"worst-claims-{uuid.uuid4().hex[:8]}"
-    command = [sys.executable, "-m", "autoshield.cli", "table", "build", "--space", str(space), "--chunk", "10"]
-    command += ["--attacker", "worst", "--storage", POSTGRES, "--study", study, "--profile", "smoke"]
-    command += ["--data-root", str(data_root), "--set", "attack.iterations=30", "--set", f"seed={seed}"]
-    caches = [tmp_path / "a", tmp_path / "b"]
-    builders = [
-        subprocess.Popen(command, env={**os.environ, "AUTOSHIELD_CACHE": str(c)}, stdout=subprocess.PIPE, text=True)
-        for c in caches
-    ]
-    outs = [b.communicate(timeout=600)[0] for b in builders]
-    assert [b.returncode for b in builders] == [0, 0], outs
-    attacked = [{p.stem for p in (c / "attacks").rglob("*.pt")} for c in caches]
+    (`evaluation.table.tabled_attack`). Those claim as well, so two builders of the worst-case table attack each
+    adaptive problem once; one waits for the other's rows."""
+    _, attacked = _two_builders(tmp_path, data_root, space, "--chunk", "10", "--attacker", "worst")
     assert not attacked[0] & attacked[1]  # no problem attacked on both machines
     # 3 cells x 10 victims naive, and Rotate:9's and Invert's 10 each adaptive (Identity's adaptive is its naive)
     assert len(attacked[0] | attacked[1]) == 50
