@@ -40,8 +40,8 @@ def builder_id() -> str:
 
 
 def claim(*, url: str, keys: Sequence[str], owner: str, stale: float = STALE_SECONDS) -> list[str]:
-    """Claim `keys` for `owner`; returns those it may attack: unclaimed, or not done and held by a builder that is
-    gone. A key another builder holds live, or finished, is not returned."""
+    """Claim `keys` for `owner`; returns those it may attack: unclaimed, its own and not done, or not done and held
+    by a builder that is gone. A key another builder holds live, or finished, is not returned."""
     granted = []
     with _connected(url) as (engine, table):
         for key in keys:  # one transaction each: a key another builder holds aborts only its own insert
@@ -55,7 +55,10 @@ def claim(*, url: str, keys: Sequence[str], owner: str, stale: float = STALE_SEC
                 pass
             with engine.connect() as connection:
                 held = connection.execute(select(table).where(table.c.key == key)).one()
-            if held.done or held.owner == owner or not _gone(held.owner, held.beat, stale=stale):
+            if held.owner == owner and not held.done:  # its own open claim (a trial that failed, retried): still its
+                granted.append(key)
+                continue
+            if held.done or not _gone(held.owner, held.beat, stale=stale):
                 continue
             taken = and_(table.c.key == key, table.c.owner == held.owner, table.c.done.is_(False))
             with engine.begin() as connection:  # the takeover is one conditional UPDATE: one builder wins it
