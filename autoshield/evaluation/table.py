@@ -169,12 +169,11 @@ def tabled_attack(
             stored = table.read(problems)
     if fresh is not None:  # this worker computed every row
         return fresh
-    rows = [stored[p.key] for p in problems]
+    rows, cached = [stored[p.key] for p in problems], len(problems) - computed
     if cache is not None and all(cache.holds(k) for k in keys):  # the images are here: read, not attacked
-        _, fresh = attacked(range(len(victims)))
-        images, cached = fresh.reconstructions, len(problems) - computed
-    else:  # every number is stored, and the images are not here
-        images, cached = torch.full(victims.images.shape, math.nan), len(problems)
+        images = attacked(range(len(victims)))[1].reconstructions
+    else:  # every number is stored, and some images are not here
+        images = torch.full(victims.images.shape, math.nan)
     outcomes, recovered = joined(rows)
     return attack_result(
         outcomes,
