@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Issue #34's Show (Identity, Solarize:9 and Rotate:9 under every attacker, 50 held-out victims at `quick`), built
+# as an attack table over as many sessions as it takes, on any VM class whose portable kernels round as class C's:
+#   1. the portable judge (22 min on 2 cores): the table below was scored by 72ba42bfef33 (class C, 2026-12-05);
+#      a VM that trains another digest cannot continue it, and step 2 says so in one line;
+#   2. the committed table, imported into a fresh study (its rows are not attacked again);
+#   3. `table build` for MINUTES at most (SIGTERM between or inside a chunk keeps every finished chunk);
+#   4. the table exported back over the committed file, with the per-victim CSV of every row so far.
+# Then commit $OUT. Once every row is there, `adaptive_quick.sh` with SPACE=search_spaces/leakage-show.toml and the
+# same STUDY and storage runs the grid (read from the table), the nulls, the report and the per-victim export.
+# Usage: MINUTES=100 bash benchmarks/leakage_show.sh   (DATA, OUT, WORK, MINUTES, CHUNK)
+set -euo pipefail
+DATA=${DATA:-../shared/data/cifar10}
+OUT=${OUT:-benchmarks/reports/leakage-show}
+WORK=${WORK:-studies/leakage}
+DB="sqlite:///$WORK/leakage.db"
+export AUTOSHIELD_KERNELS=portable
+common=(--profile quick --data-root "$DATA")
+mkdir -p "$OUT" "$WORK"
+autoshield judge export "$WORK/judge.pt" "${common[@]}"
+if [ -f "$OUT/table.jsonl.gz" ]; then
+  autoshield table import "$OUT/table.jsonl.gz" --study leakage --storage "$DB" "${common[@]}"
+fi
+code=0
+timeout --signal=TERM "${MINUTES:-100}m" autoshield table build --space search_spaces/leakage-show.toml \
+  --attacker worst --chunk "${CHUNK:-25}" --study leakage --storage "$DB" "${common[@]}" || code=$?
+[ "$code" = 0 ] || [ "$code" = 124 ] || [ "$code" = 143 ] || exit "$code"  # 124/143: the time was up
+autoshield table export "$OUT/table.jsonl.gz" --study leakage --storage "$DB" "${common[@]}"
