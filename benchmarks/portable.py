@@ -18,7 +18,8 @@ of `randaugment14` on 16 images: a table key is the transformed image's digest),
 judge's recipe at width 16 on 2,048 random images; the seconds are that epoch's) and `attack` (20 steps of
 the unfold attack on 25 random problems; the seconds are per step).
 
-    python benchmarks/portable.py [--settings native portable portable-gemm] [--threads 2]
+    python benchmarks/portable.py [--settings native portable portable-gemm] [--threads 2] [--out FILE.json]
+        [--compare reports/portable-2026-12-05/classC.json]
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from autoshield.core.kernels import PORTABLE, VARIABLE
 
@@ -139,6 +141,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), default=list(SETTINGS))
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, help="write the digests here (JSON), to commit beside the run's report")
+    p.add_argument("--compare", type=Path, help="another machine's --out file: say which digests agree")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--gemm", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -147,14 +151,25 @@ def main() -> None:
         return
     from common import machine
 
-    print(f"machine: {machine()}; {args.threads} threads", flush=True)
+    here = machine()
+    theirs = json.loads(args.compare.read_text()) if args.compare else None
+    print(f"machine: {here}; {args.threads} threads", flush=True)
     show: Callable[[str, float], str] = lambda d, s: f"{d} {s:7.3f}s"  # noqa: E731
+    digests: dict[str, dict[str, str]] = {}
     for setting in args.settings:
         result = run(setting, args.threads)
         found = result["found"]
         assert isinstance(found, dict)
+        digests[setting] = {name: found[name][0] for name in COMPONENTS}
         cells = "  ".join(f"{name} {show(*found[name])}" for name in COMPONENTS)
         print(f"{setting:13} ({result['capability']}): {cells}", flush=True)
+        if theirs and setting in theirs["digests"]:
+            same = [n for n in COMPONENTS if theirs["digests"][setting].get(n) == digests[setting][n]]
+            verdict = "rounds alike" if len(same) == len(COMPONENTS) else f"alike only in {', '.join(same) or 'none'}"
+            print(f"{'':13} against {theirs['machine']}: {verdict}", flush=True)
+    if args.out:
+        record = {"machine": here, "threads": args.threads, "digests": digests}
+        args.out.write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":
