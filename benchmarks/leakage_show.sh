@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Issue #34's Show (Identity, Solarize:9 and Rotate:9 under every attacker, 50 held-out victims at `quick`), built
 # as an attack table over as many sessions as it takes, on any VM class whose portable kernels round as class C's:
-#   1. the portable judge (22 min on 2 cores): the table below was scored by 72ba42bfef33 (class C, 2026-12-05);
-#      a VM that trains another digest cannot continue it, and step 2 says so in one line;
+#   1. a one-minute probe that this VM rounds as class C does, then the portable judge (22 min on 2 cores): the
+#      table was scored by 72ba42bfef33 (class C, 2026-12-05); a VM that trains another digest cannot continue it,
+#      and step 2 says so in one line;
 #   2. the committed table, imported into a fresh study (its rows are not attacked again);
 #   3. `table build` for MINUTES at most (SIGTERM between or inside a chunk keeps every finished chunk);
 #   4. the table exported back over the committed file, with the per-victim CSV of every row so far.
@@ -17,6 +18,9 @@ DB="sqlite:///$WORK/leakage.db"
 export AUTOSHIELD_KERNELS=portable
 common=(--profile quick --data-root "$DATA")
 mkdir -p "$OUT" "$WORK"
+# a minute's probe before 22 minutes of judge: a VM that rounds unlike class C would train another judge
+(cd benchmarks && python portable.py --settings portable --compare reports/portable-2026-12-05/classC.json) ||
+  { echo "this VM's portable kernels round unlike class C's: it cannot continue the table" >&2; exit 1; }
 autoshield judge export "$WORK/judge.pt" "${common[@]}"
 if [ -f "$OUT/table.jsonl.gz" ]; then
   autoshield table import "$OUT/table.jsonl.gz" --study leakage --storage "$DB" "${common[@]}"
@@ -26,3 +30,4 @@ timeout --signal=TERM "${MINUTES:-100}m" autoshield table build --space search_s
   --attacker worst --chunk "${CHUNK:-25}" --study leakage --storage "$DB" "${common[@]}" || code=$?
 [ "$code" = 0 ] || [ "$code" = 124 ] || [ "$code" = 143 ] || exit "$code"  # 124/143: the time was up
 autoshield table export "$OUT/table.jsonl.gz" --study leakage --storage "$DB" "${common[@]}"
+python benchmarks/table_csv.py "$OUT/table.jsonl.gz" -o "$OUT/rows.csv"

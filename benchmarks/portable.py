@@ -142,7 +142,9 @@ def main() -> None:
     p.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), default=list(SETTINGS))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, help="write the digests here (JSON), to commit beside the run's report")
-    p.add_argument("--compare", type=Path, help="another machine's --out file: say which digests agree")
+    p.add_argument(
+        "--compare", type=Path, help="another machine's --out file: say which digests agree (exit 1 if any differs)"
+    )
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--gemm", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -156,6 +158,7 @@ def main() -> None:
     print(f"machine: {here}; {args.threads} threads", flush=True)
     show: Callable[[str, float], str] = lambda d, s: f"{d} {s:7.3f}s"  # noqa: E731
     digests: dict[str, dict[str, str]] = {}
+    unlike = False
     for setting in args.settings:
         result = run(setting, args.threads)
         found = result["found"]
@@ -165,11 +168,14 @@ def main() -> None:
         print(f"{setting:13} ({result['capability']}): {cells}", flush=True)
         if theirs and setting in theirs["digests"]:
             same = [n for n in COMPONENTS if theirs["digests"][setting].get(n) == digests[setting][n]]
+            unlike |= len(same) < len(COMPONENTS)
             verdict = "rounds alike" if len(same) == len(COMPONENTS) else f"alike only in {', '.join(same) or 'none'}"
             print(f"{'':13} against {theirs['machine']}: {verdict}", flush=True)
     if args.out:
         record = {"machine": here, "threads": args.threads, "digests": digests}
         args.out.write_text(json.dumps(record, indent=1) + "\n")
+    if unlike:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,46 @@
+"""An exported attack table (`autoshield table export`) as one CSV row per (victim, cell, attacker): the per-victim
+file a claim read from a table before any grid has run is recomputed from. Each row names its victim by dataset
+index and label, its cell, attacker and judge, and every outcome the table stores.
+
+    python benchmarks/table_csv.py reports/leakage-show/table.jsonl.gz -o reports/leakage-show/rows.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+from autoshield.study.table_file import read_table_file
+
+FIRST = ("victims", "labels", "cell", "attacker", "judge")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("table", type=Path, help="a file written by `autoshield table export`")
+    p.add_argument("-o", "--out", type=Path, required=True, help="the CSV to write")
+    args = p.parse_args()
+    _, rows = read_table_file(args.table)
+    outcomes = sorted({name for row in rows for name in row.outcome} - set(FIRST))
+    records = [
+        {
+            **{k: row.outcome.get(k) for k in ("victims", "labels")},
+            "cell": row.problem.cell,
+            "attacker": row.problem.attacker,
+            "judge": row.problem.judge,
+            **{k: row.outcome.get(k) for k in outcomes},
+            "attack_key": row.problem.attack,
+        }
+        for row in rows
+    ]
+    records.sort(key=lambda r: (r["cell"], r["attacker"], r["victims"]))
+    with args.out.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=[*FIRST, *outcomes, "attack_key"])
+        writer.writeheader()
+        writer.writerows(records)
+    print(f"{len(records)} rows to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
