@@ -69,7 +69,11 @@ def test_an_entry_that_stops_keeps_the_image_it_had_when_it_stopped(problem):
 @pytest.mark.parametrize("attacker", ["naive", "adaptive"])
 def test_an_entry_runs_as_it_would_alone_while_others_have_stopped(problem, attacker):
     """Restarts stop at different iterations, and the ones still running step on a slice of the stack: each
-    problem must end as it does attacked alone, where nothing else shares (or leaves) its stack."""
+    problem must end as it does attacked alone, where nothing else shares (or leaves) its stack.
+
+    Convolutions through ATen's own kernels here: oneDNN's AVX512 convolution rounds by batch size on some
+    processors (class C, RESULTS.md 2026-12-05), and a stop decided on a 5 % threshold turns that rounding into a
+    different stop iteration; what is tested is the slicing, which is the same whichever kernel convolves."""
     model, gradients, labels = problem
 
     class Flip:  # a signed op's two hypotheses, as privacy.adaptive's pre-images present them
@@ -81,12 +85,16 @@ def test_an_entry_runs_as_it_would_alone_while_others_have_stopped(problem, atta
     pre = Flip() if attacker == "adaptive" else None
     config = AttackConfig(iterations=60, restarts=2, batch_size=3, tv_weight=1e-3, stop_patience=8, stop_tolerance=0.05)
     inversion = GradientInversion(config, box=image_box())
-    together = inversion.reconstruct(model, gradients, labels, seeds=[5, 6, 7], pre_image=pre)
+    with torch.backends.mkldnn.flags(enabled=False):
+        together = inversion.reconstruct(model, gradients, labels, seeds=[5, 6, 7], pre_image=pre)
+        alones = [
+            inversion.reconstruct(
+                model, tuple(g[p : p + 1] for g in gradients), labels[p : p + 1], seeds=[5 + p], pre_image=pre
+            )
+            for p in range(3)
+        ]
     assert len(set(together.steps.tolist())) > 1 and together.steps.min() < 60  # the case under test happened
-    for p in range(3):
-        alone = inversion.reconstruct(
-            model, tuple(g[p : p + 1] for g in gradients), labels[p : p + 1], seeds=[5 + p], pre_image=pre
-        )
+    for p, alone in enumerate(alones):
         assert alone.steps.item() == together.steps[p].item()
         assert (alone.images[0] - together.images[p]).abs().max() < 1e-4
 
