@@ -7,8 +7,9 @@
 #   2. the committed table, imported into a fresh study (its rows are not attacked again);
 #   3. `table build` for MINUTES at most (SIGTERM between or inside a chunk keeps every finished chunk);
 #   4. the table exported back over the committed file, with the per-victim CSV of every row so far.
-# Then commit $OUT. Once every row is there, `adaptive_quick.sh` with SPACE=search_spaces/leakage-show.toml and the
-# same STUDY and storage runs the grid (read from the table), the nulls, the report and the per-victim export.
+# Then commit $OUT. Once every row is there, `adaptive_quick.sh` with AUTOSHIELD_KERNELS=portable,
+# SPACE=search_spaces/leakage-show.toml, STUDY=leakage and WORK=studies/leakage (this storage) runs the grid (read
+# from the table), the nulls, the report and the per-victim export.
 # Usage: MINUTES=100 bash benchmarks/leakage_show.sh   (DATA, OUT, WORK, MINUTES, CHUNK)
 set -euo pipefail
 DATA=${DATA:-../shared/data/cifar10}
