@@ -42,6 +42,14 @@ def test_confirmation_victims_are_disjoint_from_the_studys_and_fixed(data):
         fresh_victims(data, profile, per_label=8)
 
 
+def test_some_victims_keep_their_slots(data):
+    """A trial that attacks only the victims it claimed still records which pool slot each one scored."""
+    profile = load_profile("smoke", overrides=("images_per_label=3",))
+    scored = victims(data, profile)
+    part = scored.take([1, 4, 29])
+    assert torch.equal(part.slots, scored.slots[[1, 4, 29]]) and torch.equal(part.indices, scored.indices[[1, 4, 29]])
+
+
 def test_the_first_pool_slot_is_the_victim_earlier_versions_attacked(data):
     profile = load_profile("smoke")
     earlier = stratified_subset(data.train, per_class=1, seed=profile.seed + 1)

@@ -11,6 +11,7 @@ two sets disjoint by construction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +26,11 @@ class Victims(Split):
     """Victims drawn from the pool, with each one's slot, so that a per-victim record says which slot it scored."""
 
     slots: torch.Tensor  # int64 [N]: the pool slot of each image
+
+    def take(self, index: torch.Tensor | Sequence[int]) -> Victims:
+        """As `Split.take`, keeping each victim's slot: a subset's rows still say which slot they scored."""
+        index = torch.as_tensor(index)
+        return Victims(self.images[index], self.labels[index], self.indices[index], slots=self.slots[index])
 
 
 @dataclass(frozen=True)
