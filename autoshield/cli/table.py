@@ -36,9 +36,6 @@ DESCRIPTION = (
 )
 
 
-WAIT_SECONDS = 5.0  # between looks at problems other builders hold
-
-
 def register_table(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("table", help="export or import a study's attack table", description=DESCRIPTION)
     actions = parser.add_subparsers(dest="action", required=True, metavar="{export,import}")
@@ -99,6 +96,7 @@ def run_build(args: argparse.Namespace) -> None:
     from autoshield.evaluation.evaluate import attack_policy
     from autoshield.evaluation.lineup import pool_lineup
     from autoshield.evaluation.prefill import pending, prefill
+    from autoshield.evaluation.table import WAIT_SECONDS
     from autoshield.privacy.cache import AttackCache
     from autoshield.privacy.judge_file import JudgeIdentity
     from autoshield.privacy.reference import local_judge

@@ -27,7 +27,7 @@ from autoshield.core.config import Profile
 from autoshield.core.runtime import phase
 from autoshield.data.cifar import Split
 from autoshield.data.policy import Policy, transform_split
-from autoshield.evaluation.judge import AttackResult, Reconstructions, attack_result, judge_reconstructions
+from autoshield.evaluation.judge import AttackResult, attack_result, judge_reconstructions
 from autoshield.evaluation.reconstruct import attack_keys, reconstruct_policy
 from autoshield.learn.models import build_model
 from autoshield.privacy.cache import AttackCache, model_digest
@@ -35,7 +35,7 @@ from autoshield.privacy.judge_file import DIGEST_LENGTH
 from autoshield.privacy.paired import Outcomes
 from autoshield.privacy.threat import ThreatModel
 
-WAIT_SECONDS = 5.0  # between looks at rows another worker is computing
+WAIT_SECONDS = 5.0  # between looks at rows (or a builder's chunks) that another worker is computing
 
 
 @dataclass(frozen=True)
@@ -146,11 +146,6 @@ def tabled_attack(
     ]
     common = dict(policy=policy, profile=profile, device=device, model=model, attacker=attacker, threat=threat)
 
-    def attacked(chosen: Sequence[int]) -> tuple[Reconstructions, AttackResult]:
-        part = victims if len(chosen) == len(victims) else victims.take(chosen)
-        found = reconstruct_policy(**common, victims=part, cache=cache, progress=progress)
-        return found, judge_reconstructions(found, profile=profile, reference=reference, device=device, lineup=lineup)
-
     stored, fresh, spent, computed = table.read(problems), None, 0.0, 0
     with table.holding() if len(stored) < len(problems) else nullcontext():
         # what this worker claims, it computes; what another worker holds, it waits for
@@ -158,7 +153,11 @@ def tabled_attack(
             mine = set(table.claim([problems[i].key for i in missing]))
             chosen = [i for i in missing if problems[i].key in mine]
             if chosen:
-                found, result = attacked(chosen)
+                part = victims if len(chosen) == len(victims) else victims.take(chosen)
+                found = reconstruct_policy(**common, victims=part, cache=cache, progress=progress)
+                result = judge_reconstructions(
+                    found, profile=profile, reference=reference, device=device, lineup=lineup
+                )
                 table.write(rows_of(result, problems=[problems[i] for i in chosen], recovered=found.recovered))
                 table.finish([problems[i].key for i in chosen])
                 fresh = result if len(chosen) == len(problems) else None
@@ -170,8 +169,8 @@ def tabled_attack(
     if fresh is not None:  # this worker computed every row
         return fresh
     rows, cached = [stored[p.key] for p in problems], len(problems) - computed
-    if cache is not None and all(cache.holds(k) for k in keys):  # the images are here: read, not attacked
-        images = attacked(range(len(victims)))[1].reconstructions
+    if cache is not None and all(cache.holds(k) for k in keys):  # the images are here: read, not attacked or judged
+        images = reconstruct_policy(**common, victims=victims, cache=cache).images.nan_to_num(0.0)
     else:  # every number is stored, and some images are not here
         images = torch.full(victims.images.shape, math.nan)
     outcomes, recovered = joined(rows)
