@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import platform
 import time
 from collections.abc import Callable
@@ -14,7 +13,7 @@ from pathlib import Path
 import torch
 
 from autoshield.core.config import AttackConfig
-from autoshield.core.kernels import VARIABLE, pin_kernels
+from autoshield.core.kernels import chosen_kernels, pin_kernels
 from autoshield.data.cifar import image_box
 from autoshield.privacy.attack import GradientInversion
 from autoshield.privacy.threat import leak_gradients
@@ -48,7 +47,7 @@ def cpu() -> str:
     name = fields.get("model name") or platform.processor() or "unknown CPU"
     if "cpu family" in fields:
         name += f" family {fields['cpu family']} model {fields.get('model', '?')}"
-    kernels = "portable " if os.environ.get(VARIABLE) == "portable" else ""
+    kernels = "portable " if chosen_kernels() == "portable" else ""
     return f"{name}, {kernels}{torch.backends.cpu.get_cpu_capability()}"
 
 

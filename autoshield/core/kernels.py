@@ -20,10 +20,15 @@ KERNELS = ("native", "portable")
 PORTABLE = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "COMPATIBLE"}
 
 
+def chosen_kernels() -> str:
+    """The kernels this process was asked for: $AUTOSHIELD_KERNELS, else `native`."""
+    return os.environ.get(VARIABLE, "native")
+
+
 def pin_kernels(*, choice: str | None = None) -> str:
-    """Apply `choice` (default: $AUTOSHIELD_KERNELS, else `native`) to this process and the workers it starts;
-    returns it as a report names it, e.g. "portable (AVX2)"."""
-    choice = os.environ.get(VARIABLE, "native") if choice is None else choice
+    """Apply `choice` (default: `chosen_kernels()`) to this process and the workers it starts; returns it as a
+    report names it, e.g. "portable (AVX2)"."""
+    choice = chosen_kernels() if choice is None else choice
     if choice not in KERNELS:
         raise AutoshieldError(f"{VARIABLE}={choice!r} is not one of {', '.join(KERNELS)}")
     if choice == "portable":

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from torch import nn
 
 from autoshield.core.config import Profile
 from autoshield.core.files import cache_dir, replace_artifact
-from autoshield.core.kernels import VARIABLE as KERNELS_VARIABLE
+from autoshield.core.kernels import chosen_kernels
 from autoshield.data.cifar import Cifar10, Split, stratified_subset
 from autoshield.data.victims import victim_pool
 from autoshield.learn.models import build_model
@@ -62,7 +61,7 @@ def reference_path(data: Cifar10, profile: Profile, *, members: bool = False) ->
     if not members:
         pool = victim_pool(profile)
         settings["victim_pool"] = {"per_label": pool.per_label, "seed": pool.seed}
-    if os.environ.get(KERNELS_VARIABLE) == "portable":  # another judge than native kernels train (`core.kernels`)
+    if chosen_kernels() == "portable":  # another judge than native kernels train (`core.kernels`)
         settings["kernels"] = "portable"
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     return cache_dir() / "reference" / f"resnet18-{data.fingerprint}-{key}.pt"
