@@ -16,10 +16,12 @@ The components: `gemm` (MKL, the attack's per-sample products and the judge's li
 convolution's forward and backward), `reduce` (sums, exp and log over a million numbers), `cells` (every cell
 of `randaugment14` on 16 images: a table key is the transformed image's digest), `judge` (one epoch of the
 judge's recipe at width 16 on 2,048 random images; the seconds are that epoch's) and `attack` (20 steps of
-the unfold attack on 25 random problems; the seconds are per step).
+the unfold attack on 25 random problems; the seconds are per step). Where `attack` differs, its parts say where
+it starts: `forward` (the attacked network's logits), `targets` (the leaked per-problem gradients) and `step`
+(one step's image gradient). A component missing from the other file is reported, not counted as a difference.
 
     python benchmarks/portable.py [--settings native portable portable-gemm] [--threads 2] [--out FILE.json]
-        [--compare reports/portable-2026-12-05/classC.json]
+        [--compare reports/portable-2026-12-05/classC.json [--require gemm conv reduce cells judge]]
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from autoshield.core.kernels import PORTABLE, VARIABLE
 
 SETTINGS: dict[str, dict[str, str]] = {"native": {}, "portable": PORTABLE, "portable-gemm": PORTABLE}
 NO_ONEDNN = {"portable-gemm"}
-COMPONENTS = ("gemm", "conv", "reduce", "cells", "judge", "attack")
+COMPONENTS = ("gemm", "conv", "reduce", "cells", "judge", "forward", "targets", "step", "attack")
 
 
 def digest(*tensors: object) -> str:
@@ -80,7 +82,7 @@ def component(name: str) -> tuple[str, float]:
     elif name == "judge":
         out = (_judge(g),)
     else:
-        out = (_attack(g),)
+        out = (_attack(g, steps={"forward": -1, "targets": 0, "step": 1, "attack": 20}[name]),)
     seconds = time.perf_counter() - began
     return out[0], seconds / (20 if name == "attack" else 1)
 
@@ -100,7 +102,8 @@ def _judge(g: object) -> str:
     return digest(*model.state_dict().values())
 
 
-def _attack(g: object) -> str:
+def _attack(g: object, *, steps: int) -> str:
+    """The unfold attack on 25 random problems after `steps` sign steps (0: the leaked targets; -1: the logits)."""
     import torch
 
     from autoshield.learn.models import build_model
@@ -111,14 +114,18 @@ def _attack(g: object) -> str:
     assert isinstance(g, torch.Generator)
     model = build_model(width=16, norm="none", seed=0).eval()
     truth, labels = torch.randn(25, 3, 32, 32, generator=g), torch.randint(0, 10, (25,), generator=g)
+    if steps < 0:
+        return digest(model(truth))
     targets = tuple(leak_gradients(model, truth, labels))
     norm = torch.sqrt(sum(t.pow(2).flatten(1).sum(1) for t in targets))
     step = per_sample.step_fn(model, tv_weight=1e-4, prior=total_variation)
+    if steps == 0:
+        return digest(*targets)
     images = torch.randn(25, 1, 3, 32, 32, generator=g)
-    for _ in range(20):
+    for _ in range(steps):
         grad, loss = step(images, labels[:, None], targets, norm)
         images = images - 0.1 * grad.sign()
-    return digest(images, loss)
+    return digest(grad, loss) if steps == 1 else digest(images, loss)  # 20 steps: as class C's committed digest
 
 
 def child(threads: int, gemm_only: bool) -> None:
@@ -145,6 +152,12 @@ def main() -> None:
     p.add_argument(
         "--compare", type=Path, help="another machine's --out file: say which digests agree (exit 1 if any differs)"
     )
+    p.add_argument(
+        "--require",
+        nargs="+",
+        choices=COMPONENTS,
+        help="with --compare, exit 1 only if one of these differs (e.g. the judge's: gemm conv reduce cells judge)",
+    )
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--gemm", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -167,9 +180,13 @@ def main() -> None:
         cells = "  ".join(f"{name} {show(*found[name])}" for name in COMPONENTS)
         print(f"{setting:13} ({result['capability']}): {cells}", flush=True)
         if theirs and setting in theirs["digests"]:
-            same = [n for n in COMPONENTS if theirs["digests"][setting].get(n) == digests[setting][n]]
-            unlike |= len(same) < len(COMPONENTS)
-            verdict = "rounds alike" if len(same) == len(COMPONENTS) else f"alike only in {', '.join(same) or 'none'}"
+            other = theirs["digests"][setting]
+            shared = [n for n in COMPONENTS if n in other]
+            differ = [n for n in shared if other[n] != digests[setting][n]]
+            unlike |= bool(set(differ) & set(args.require or COMPONENTS))
+            verdict = f"differs in {', '.join(differ)}" if differ else "rounds alike"
+            missing = [n for n in COMPONENTS if n not in other]
+            verdict += f" (theirs lacks {', '.join(missing)})" * bool(missing)
             print(f"{'':13} against {theirs['machine']}: {verdict}", flush=True)
     if args.out:
         record = {"machine": here, "threads": args.threads, "digests": digests}
