@@ -18,8 +18,8 @@ from autoshield.core.config import load_profile
 from autoshield.core.runtime import resolve_device
 from autoshield.data.cifar import load_cifar10
 from autoshield.privacy.reference import reference_classifier
+from autoshield.study.marks import fail_reason
 from autoshield.study.params import cell_of, sigma_of
-from autoshield.study.records import fail_reason
 from autoshield.study.storage import open_storage
 
 from .conftest import kill_when

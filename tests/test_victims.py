@@ -33,13 +33,13 @@ def test_victims_never_appear_in_the_judges_training_indices(data):
 
 
 def test_confirmation_victims_are_disjoint_from_the_studys_and_fixed(data):
-    profile = load_profile("smoke", overrides=("images_per_label=3",))
-    studied, fresh = victims(data, profile), fresh_victims(data, profile, per_label=7)
-    assert len(fresh) == 70 and not set(studied.indices.tolist()) & set(fresh.indices.tolist())
-    assert fresh.counts() == [7] * 10
-    assert torch.equal(fresh.indices, fresh_victims(data, profile, per_label=7).indices)
-    with pytest.raises(AutoshieldError, match="do not fit a pool of 10"):
-        fresh_victims(data, profile, per_label=8)
+    profile = load_profile("smoke", overrides=("images_per_label=3",))  # slots 0-2 scored, 7-9 calibrate
+    studied, fresh = victims(data, profile), fresh_victims(data, profile, per_label=4)
+    assert len(fresh) == 40 and not set(studied.indices.tolist()) & set(fresh.indices.tolist())
+    assert fresh.counts() == [4] * 10
+    assert torch.equal(fresh.indices, fresh_victims(data, profile, per_label=4).indices)
+    with pytest.raises(AutoshieldError, match="pool slots 7–9 are the calibration victims"):
+        fresh_victims(data, profile, per_label=5)
 
 
 def test_some_victims_keep_their_slots(data):

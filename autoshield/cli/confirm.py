@@ -35,7 +35,7 @@ def register_confirm(commands: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         help=f"fresh victims per label (default: {DEFAULT_VICTIMS}, or what the pool has left if fewer); at most "
-        "victim_pool_per_label - images_per_label",
+        "victim_pool_per_label - 2 x images_per_label: the pool's last images_per_label slots are calibration victims",
     )
     parser.add_argument(
         "--first-slot",
@@ -59,6 +59,7 @@ def run_confirm(args: argparse.Namespace) -> None:
     from autoshield.cli.judge import study_reference
     from autoshield.core.files import cache_dir
     from autoshield.core.runtime import resolve_device
+    from autoshield.data.victims import calibration_slots
     from autoshield.privacy.cache import AttackCache
     from autoshield.report.confirmed import confirmation_rows, confirmed_claims
     from autoshield.study.attack_table import StudyTable
@@ -76,14 +77,15 @@ def run_confirm(args: argparse.Namespace) -> None:
     first = (
         next_fresh_slot(earlier, study_victims=profile.images_per_label) if args.first_slot is None else args.first_slot
     )
-    free = profile.victim_pool_per_label - first
+    free = calibration_slots(profile).start - first  # the pool's last slots calibrate, never confirm
     victims = min(DEFAULT_VICTIMS, free) if args.victims is None else args.victims
     if victims < 1:
         raise AutoshieldError(f"--victims must be >= 1, got {victims}")
     if victims > free:
         raise AutoshieldError(
             f"--victims {victims} is more than the victim pool holds from slot {first} ({free} per label of "
-            f"victim_pool_per_label {profile.victim_pool_per_label})"
+            f"victim_pool_per_label {profile.victim_pool_per_label}, less its {profile.images_per_label} calibration "
+            "slots)"
         )
     check_fresh(earlier, first_slot=first, victims_per_label=victims, study_victims=profile.images_per_label)
     data = data_of(args)

@@ -102,8 +102,8 @@ def _export_policy(args: argparse.Namespace) -> None:
     from autoshield.report.format import percent
     from autoshield.report.pareto import best_tradeoff
     from autoshield.study.catalog import find_study
+    from autoshield.study.marks import fail_reason
     from autoshield.study.params import policy_of
-    from autoshield.study.records import fail_reason
     from autoshield.study.storage import open_storage, study_name
 
     kind = args.kind or "search"

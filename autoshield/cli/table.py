@@ -48,7 +48,8 @@ def register_table(commands: argparse._SubParsersAction) -> None:
         choices=ATTACKER_CHOICES,
         default="naive",
         help="whose rows to judge, as --attacker of grid and search: naive (default), adaptive (attacked cell by "
-        "cell, not mixed) or worst (naive, post-hoc and adaptive); the chunks compute the naive attack",
+        "cell, not mixed), worst (naive, post-hoc and adaptive) or calibrated (the same, on the calibration slots "
+        "too); the chunks compute the naive attack",
     )
     build.add_argument(
         "--chunk",
@@ -91,7 +92,7 @@ def run_build(args: argparse.Namespace) -> None:
     from autoshield.core.runtime import beating, resolve_device
     from autoshield.data.policy import Policy
     from autoshield.data.spaces import load_search_space
-    from autoshield.data.victims import victim_pool
+    from autoshield.data.victims import require_calibration, victim_pool
     from autoshield.evaluation.attackers import attackers_of
     from autoshield.evaluation.evaluate import attack_policy
     from autoshield.evaluation.lineup import pool_lineup
@@ -112,6 +113,8 @@ def run_build(args: argparse.Namespace) -> None:
     device = resolve_device(profile.device)
     first, stop = args.slots or (0, profile.images_per_label)
     scored = victim_pool(profile).draw(data.train, start=first, count=stop - first)  # refused before any work
+    if args.attacker == "calibrated" and args.slots is None:  # the victims its choice is made on, too
+        scored = victim_pool(profile).draw_slots(data.train, [*range(first, stop), *require_calibration(profile)])
     judge, _ = study_judge(
         url=url,
         name=args.study,

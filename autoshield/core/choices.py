@@ -15,9 +15,10 @@ DEFAULT_TOLERANCE = 0.05  # allowed per-label model-accuracy drop of a grid's be
 # policy's op on the naive reconstruction; the adaptive one puts the op inside the inversion.
 Attacker = Literal["naive", "posthoc", "adaptive"]
 ATTACKERS: tuple[Attacker, ...] = ("naive", "posthoc", "adaptive")
-# What a study scores as its privacy objective: one attacker, or the strongest of the three on each policy.
-AttackerChoice = Literal["naive", "adaptive", "worst"]
-ATTACKER_CHOICES: tuple[AttackerChoice, ...] = ("naive", "adaptive", "worst")
+# What a study scores as its privacy objective: one attacker; the strongest of the three on each policy, picked on
+# the scored victims (an upper bound); or, per label, the one that was strongest on calibration victims.
+AttackerChoice = Literal["naive", "adaptive", "worst", "calibrated"]
+ATTACKER_CHOICES: tuple[AttackerChoice, ...] = ("naive", "adaptive", "worst", "calibrated")
 
 # What a study's privacy objective counts (issue #34): victims the judge recognises, or victims the reconstruction
 # singles out of the identification line-up, which needs no judge.

@@ -6,7 +6,9 @@ training split, so it cannot recognise a poor reconstruction because it
 memorised the original (docs/design.md §8). Within the pool, images keep their
 seeded draw order, so slots are fixed: slots `[0, k)` are the victims a grid or
 search scores, and confirmation draws from slots after them, which makes the
-two sets disjoint by construction.
+two sets disjoint by construction. The last `k` slots are calibration victims
+(`calibration_slots`): a calibrated attacker chooses its attacker per label on
+them, so neither scoring nor confirmation may use them.
 """
 
 from __future__ import annotations
@@ -63,9 +65,15 @@ class VictimPool:
                 f"{count} victims per label from slot {start} do not fit a pool of {self.per_label} per label "
                 f"({max(free, 0)} left); raise victim_pool_per_label"
             )
-        keep, order = self.slots(train)[:, start : start + count].sort(dim=1)
+        return self.draw_slots(train, range(start, start + count))
+
+    def draw_slots(self, train: Split, slots: Sequence[int]) -> Victims:
+        """The given slots of every label (each within the pool), in label order, within a label by training
+        index: e.g. a calibrated study's scored and calibration slots, attacked in one table build."""
+        chosen = torch.as_tensor(list(slots))
+        keep, order = self.slots(train)[:, chosen].sort(dim=1)
         keep = keep.flatten()
-        return Victims(train.images[keep], train.labels[keep], train.indices[keep], slots=(order + start).flatten())
+        return Victims(train.images[keep], train.labels[keep], train.indices[keep], slots=chosen[order].flatten())
 
     def outside(self, train: Split) -> Split:
         """The training split without the pool: what the judge may learn from."""
@@ -77,3 +85,23 @@ class VictimPool:
 def victim_pool(profile: Profile) -> VictimPool:
     """The profile's pool; seeded with `seed + 1` so its first slot per label is the victim earlier versions used."""
     return VictimPool(per_label=profile.victim_pool_per_label, seed=profile.seed + 1)
+
+
+def calibration_slots(profile: Profile) -> range:
+    """The pool's last `images_per_label` slots: as many victims per label as a trial scores, so the attacker's
+    choice is as well informed as its score, and as far from slot 0 as the pool allows, so that confirmations
+    (which count up from the scored slots) reach them last."""
+    pool = profile.victim_pool_per_label
+    return range(pool - profile.images_per_label, pool)
+
+
+def require_calibration(profile: Profile) -> range:
+    """`calibration_slots`, refused in one line when they would overlap the scored ones."""
+    reserved = calibration_slots(profile)
+    if reserved.start < profile.images_per_label:
+        raise AutoshieldError(
+            f"a calibrated attacker needs {profile.images_per_label} calibration victims per label beside the "
+            f"{profile.images_per_label} scored ones; the pool holds {profile.victim_pool_per_label} per label "
+            "(raise victim_pool_per_label)"
+        )
+    return reserved

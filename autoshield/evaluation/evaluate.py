@@ -9,6 +9,7 @@ depends only on the victim, and the judge labels the reconstruction.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,8 +21,8 @@ from autoshield.core.config import Profile
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.cifar import Cifar10, Split, stratified_subset
 from autoshield.data.policy import Policy, transform_split
-from autoshield.data.victims import victim_pool
-from autoshield.evaluation.attackers import attackers_of, strongest
+from autoshield.data.victims import Victims, calibration_slots, require_calibration, victim_pool
+from autoshield.evaluation.attackers import apply_choice, attackers_of, calibrated, strongest
 from autoshield.evaluation.judge import AttackResult, judge_reconstructions
 from autoshield.evaluation.lineup import pool_lineup
 from autoshield.evaluation.reconstruct import reconstruct_policy
@@ -45,7 +46,19 @@ def fresh_victims(data: Cifar10, profile: Profile, *, per_label: int, first_slot
             f"pool slots below {profile.images_per_label} are the study's own victims; confirmation starts at or "
             f"after slot {profile.images_per_label}, not {first}"
         )
+    reserved = calibration_slots(profile)
+    if first + per_label > reserved.start:
+        raise AutoshieldError(
+            f"pool slots {reserved.start}–{reserved.stop - 1} are the calibration victims; {per_label} victims per "
+            f"label from slot {first} reach them (at most {max(reserved.start - first, 0)} fit)"
+        )
     return victim_pool(profile).draw(data.train, start=first, count=per_label)
+
+
+def calibration_victims(data: Cifar10, profile: Profile) -> Victims:
+    """The victims a calibrated attacker chooses its attacker on (`data.victims.calibration_slots`)."""
+    reserved = require_calibration(profile)
+    return victim_pool(profile).draw(data.train, start=reserved.start, count=len(reserved))
 
 
 def attack_policy(
@@ -115,6 +128,66 @@ def attack_with(
     }
 
 
+@dataclass(frozen=True)
+class Scored:
+    """Every attacker's result on one policy's victims, and whose result its privacy objective scores."""
+
+    attacks: dict[str, AttackResult]  # by attacker; "calibrated": each label's victims by its chosen attacker
+    attacker: str  # the strongest attacker's name, or "calibrated"
+    choice: tuple[Attacker, ...] = ()  # calibrated: the attacker each label faced, in `CLASSES` order
+    calibration: dict[Attacker, AttackResult] = dataclasses.field(default_factory=dict)  # what `choice` was made on
+
+    @property
+    def attack(self) -> AttackResult:
+        return self.attacks[self.attacker]
+
+    @property
+    def seconds(self) -> float:
+        """Every attack run, the calibration victims' too (the calibrated result re-uses the others' work)."""
+        runs = [a for name, a in self.attacks.items() if name != "calibrated"]
+        return sum(a.seconds for a in [*runs, *self.calibration.values()])
+
+
+def score_policy(
+    attacker: str,
+    *,
+    policy: Policy,
+    victims: Split,
+    data: Cifar10,
+    profile: Profile,
+    reference: nn.Module,
+    device: torch.device,
+    privacy: str = "recognition",
+    model: nn.Module | None = None,
+    cache: AttackCache | None = None,
+    table: RowStore | None = None,
+    progress: bool = False,
+) -> Scored:
+    """`policy(victims)` attacked by every attacker the `attacker` choice names (`evaluation.attackers`), scored
+    by the strongest on `privacy`; calibrated, each label by the attacker that was strongest on that label's
+    calibration victims, which are attacked too (with the same network, so a choice and its use face one model)."""
+    attack = functools.partial(
+        attack_with,
+        attackers_of(attacker),
+        policy=policy,
+        profile=profile,
+        reference=reference,
+        device=device,
+        model=model,
+        cache=cache,
+        lineup=pool_lineup(data.train, profile),
+        table=table,
+        progress=progress,
+    )
+    attacks: dict[str, AttackResult] = dict(attack(victims=victims))
+    if attacker != "calibrated":
+        return Scored(attacks=attacks, attacker=strongest(attacks, privacy=privacy))
+    calibration = attack(victims=calibration_victims(data, profile))
+    choice = calibrated(calibration, privacy=privacy)
+    attacks["calibrated"] = apply_choice(attacks, choice)
+    return Scored(attacks=attacks, attacker="calibrated", choice=choice, calibration=calibration)
+
+
 def profile_splits(data: Cifar10, profile: Profile) -> tuple[Split, Split]:
     """The profile's seeded training and test subsets (utility is measured on these)."""
     return (
@@ -149,12 +222,14 @@ class Evaluation:
     utility: str  # "trained": clean test accuracy; "recognizability": reference accuracy on policy(test)
     model_accuracy: float
     model_accuracy_per_label: tuple[float, ...]
-    attack: AttackResult  # the objective: the strongest of the attackers run
+    attack: AttackResult  # the objective: the strongest of the attackers run, or the calibrated choice's
     train_seconds: float
-    attack_seconds: float
-    attacker: Attacker = "naive"  # whose result `attack` is
-    attacks: dict[Attacker, AttackResult] = dataclasses.field(default_factory=dict)  # every attacker run
+    attack_seconds: float  # every attack run, the calibration victims' too
+    attacker: str = "naive"  # whose result `attack` is: an attacker, or "calibrated"
+    attacks: dict[str, AttackResult] = dataclasses.field(default_factory=dict)  # every attacker run, `attack` too
     privacy: str = "recognition"  # what the privacy objective counts (`evaluation.attackers.privacy_figure`)
+    choice: tuple[Attacker, ...] = ()  # calibrated: the attacker each label faced, in `CLASSES` order
+    calibration: dict[Attacker, AttackResult] = dataclasses.field(default_factory=dict)  # what `choice` was made on
 
     @property
     def attack_accuracy(self) -> float:
@@ -176,31 +251,34 @@ def evaluate_policy(
     progress: bool = False,
 ) -> Evaluation:
     """Train on `policy(train)` (unless utility is recognisability) and attack `policy(victims)` with the
-    attackers `attacker` names (`evaluation.attackers`), scoring it by the strongest on `privacy`; through the
-    attack `table` when one is given."""
-    attackers = attackers_of(attacker)
+    attackers `attacker` names (`evaluation.attackers`), scoring it by the strongest on `privacy`, or, calibrated,
+    each label by the attacker that was strongest on that label's calibration victims; through the attack `table`
+    when one is given."""
+    attackers_of(attacker)  # an unknown attacker, a bad utility or a pool too small to calibrate on: before any work
     if utility not in UTILITIES:
         raise AutoshieldError(f"unknown utility {utility!r} ({', '.join(UTILITIES)})")
+    if attacker == "calibrated":
+        require_calibration(profile)
     model, train_seconds, accuracy = None, 0.0, None
     if utility == "trained":
         result = train_policy(policy=policy, data=data, profile=profile, device=device, progress=progress)
         train_seconds = result.seconds + result.policy_seconds
         accuracy = (result.accuracy.overall, result.accuracy.per_label)
         model = result.model if profile.attack.target == "trained" else None
-    attacks = attack_with(
-        attackers,
+    scored = score_policy(
+        attacker,
         policy=policy,
         victims=victims(data, profile),
+        data=data,
         profile=profile,
         reference=reference,
         device=device,
+        privacy=privacy,
         model=model,
         cache=cache,
-        lineup=pool_lineup(data.train, profile),
         table=table,
         progress=progress,
     )
-    chosen = strongest(attacks, privacy=privacy)
     if accuracy is None:  # the poster's protocol, measured on the test subset rather than the few victims
         _, test = profile_splits(data, profile)
         seen = evaluate(
@@ -215,10 +293,12 @@ def evaluate_policy(
         utility=utility,
         model_accuracy=accuracy[0],
         model_accuracy_per_label=accuracy[1],
-        attack=attacks[chosen],
+        attack=scored.attack,
         train_seconds=train_seconds,
-        attack_seconds=sum(a.seconds for a in attacks.values()),
-        attacker=chosen,
-        attacks=attacks,
+        attack_seconds=scored.seconds,
+        attacker=scored.attacker,
+        attacks=scored.attacks,
         privacy=privacy,
+        choice=scored.choice,
+        calibration=scored.calibration,
     )

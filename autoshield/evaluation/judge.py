@@ -6,6 +6,8 @@ Kept apart from attacking (`evaluation.evaluate`) so that one set of reconstruct
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -53,6 +55,7 @@ class AttackResult:
     seconds: float  # time spent attacking now (0 when every result came from the cache)
     cached: int  # problems whose result came from the cache
     judge: str  # SHA-256 of the judge's weights: verdicts of two judges never mix
+    recovered: torch.Tensor  # per victim: 1 iDLG recovered the label, 0 it did not, -1 leak batch > 1
 
 
 def _stats(outcomes: Outcomes, recovered: torch.Tensor, positions: list[int], lineup: int) -> PrivacyStats:
@@ -205,4 +208,37 @@ def attack_result(
         seconds=seconds,
         cached=cached,
         judge=judge,
+        recovered=recovered,
+    )
+
+
+def picked(results: Sequence[AttackResult], pick: Sequence[int]) -> AttackResult:
+    """The result whose victim i is `results[pick[i]]`'s victim i, summarised afresh: one attacker's verdict per
+    victim, chosen before looking at these victims (`evaluation.attackers.calibrated`). Every result must hold the
+    same victims in the same order, as `attack_with` gives them; the seconds and cached counts add up, since every
+    attacker ran."""
+    first = results[0]
+    if any(r.outcomes.victims != first.outcomes.victims or r.judge != first.judge for r in results):
+        raise ValueError("picked: the results hold other victims or another judge's verdicts")
+    if len(pick) != len(first.outcomes.victims):
+        raise ValueError(f"picked: {len(pick)} choices for {len(first.outcomes.victims)} victims")
+    stored = {f.name: [getattr(r.outcomes, f.name) for r in results] for f in dataclasses.fields(Outcomes)}
+    outcomes = Outcomes(
+        **{name: tuple(v[k][i] for i, k in enumerate(pick)) if all(v) else () for name, v in stored.items()}
+    )
+    lineup = first.overall.lineup
+    return AttackResult(
+        overall=_stats(outcomes, first.recovered, outcomes.where(None), lineup),
+        per_label=tuple(_stats(outcomes, first.recovered, outcomes.where(y), lineup) for y in range(len(CLASSES))),
+        outcomes=outcomes,
+        originals=first.originals,
+        transformed=first.transformed,
+        reconstructions=torch.stack([r.reconstructions for r in results])[
+            torch.tensor(list(pick)), torch.arange(len(pick))
+        ],
+        labels=first.labels,
+        seconds=sum(r.seconds for r in results),
+        cached=sum(r.cached for r in results),
+        judge=first.judge,
+        recovered=first.recovered,
     )

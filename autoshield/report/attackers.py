@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import optuna
 
 from autoshield.data.cifar import CLASSES
-from autoshield.data.policy import IDENTITY
+from autoshield.data.policy import IDENTITY, Cell
 from autoshield.evaluation.judge import AttackResult
 from autoshield.privacy.paired import Outcomes, compare
 from autoshield.report.format import Rows, interval, percent
@@ -77,13 +77,15 @@ def sign_line(outcomes: Outcomes | None) -> str | None:
 
 def attacker_cell_rows(grid: optuna.Study) -> Rows:
     """Every cell under every attacker the grid scored, each paired with Identity under the same attacker on the
-    same victims (exact McNemar, Holm over the cells within each attacker; Wilcoxon on PSNR against the original).
-    Empty unless the grid scored several attackers."""
+    same victims (exact McNemar, Holm over the cells within each attacker; Wilcoxon on PSNR against the original);
+    in a calibrated study, how many labels each attacker scored per cell. Empty unless the grid scored several
+    attackers."""
     cells = grid_cells(grid)
     identity = cells.get(IDENTITY)
     if identity is None or len(identity.evaluation.attacks) < 2:
         return []
     rows = []
+    chose = identity.evaluation.attacker == "calibrated"  # then say which labels each attacker scored, per cell
     for name, baseline in identity.evaluation.attacks.items():
         scored = {str(c): r.evaluation.attacks[name] for c, r in cells.items() if r.evaluation.attacks.get(name)}
         tests = compare_all(
@@ -108,6 +110,7 @@ def attacker_cell_rows(grid: optuna.Study) -> Rows:
                     "p Wilcoxon": f"{test.p_wilcoxon:.3g}" if test else "—",
                     "s attacking": "—" if attack.seconds is None else f"{attack.seconds:.0f}",
                     **sign_columns(attack.outcomes),
+                    **({"labels facing it": _facing(cells[Cell.parse(cell)].evaluation.choice, name)} if chose else {}),
                 }
             )
     order = [str(cell) for cell in cells]
@@ -117,8 +120,9 @@ def attacker_cell_rows(grid: optuna.Study) -> Rows:
 def survivor_rows(grid: optuna.Study) -> Rows:
     """Per label (and over all labels), the grid cells that protect against the naive attacker (recognised
     significantly fewer victims than Identity, Holm over cells x labels) and how many of them still do against each
-    attacker that knows the policy, and against the study's objective (the strongest per cell). Empty unless the
-    grid scored several attackers (`--attacker worst`)."""
+    attacker that knows the policy, and against the study's objective: the strongest per cell, picked on the scored
+    victims themselves (`worst`, an upper bound), or per label on calibration victims (`calibrated`, its own
+    column). Empty unless the grid scored several attackers."""
     cells = grid_cells(grid)
     identity = cells.get(IDENTITY)
     if identity is None or len(identity.evaluation.attacks) < 2:
@@ -149,9 +153,15 @@ def survivor_rows(grid: optuna.Study) -> Rows:
         for name in attackers:
             if name != "naive":
                 row[f"still vs {name}"] = _named(naive & by_attacker[name].get(label, set()))
-        row["still vs worst case"] = _named(naive & worst.get(label, set()))
+        if identity.evaluation.attacker != "calibrated":
+            row["still vs worst case (upper bound)"] = _named(naive & worst.get(label, set()))
         rows.append(row)
     return rows
+
+
+def _facing(choice: tuple[str, ...], attacker: str) -> str:
+    """How many labels a calibrated study scored by `attacker` on one cell ("calibrated": all of them)."""
+    return str(len(choice) if attacker == "calibrated" else sum(a == attacker for a in choice))
 
 
 def _named(cells: set[str]) -> str:

@@ -21,9 +21,7 @@ from autoshield.core.config import Profile
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.cifar import Cifar10
 from autoshield.data.policy import IDENTITY, Cell, Policy
-from autoshield.evaluation.attackers import attackers_of, strongest
-from autoshield.evaluation.evaluate import attack_with, fresh_victims
-from autoshield.evaluation.lineup import pool_lineup
+from autoshield.evaluation.evaluate import fresh_victims, score_policy
 from autoshield.evaluation.table import RowStore
 from autoshield.privacy.cache import AttackCache
 from autoshield.privacy.paired import scored
@@ -125,27 +123,27 @@ def confirm(
     progress: bool = False,
 ) -> list[ConfirmationRecord]:
     """Attack every candidate on `victims_per_label` fresh victims per label (the same victims and starts for
-    all, so they pair with Identity's), scored as the study scored it: by the strongest of `attacker`'s on
-    `privacy`. Through the study's attack `table` when given: `table build --slots` may have computed them."""
+    all, so they pair with Identity's), scored as the study scored it (`evaluation.evaluate.score_policy`): by the
+    strongest of `attacker`'s on `privacy`, or calibrated, each label by the attacker chosen on its calibration
+    victims, which are never fresh ones. Through the study's attack `table` when given: `table build --slots` may
+    have computed them."""
     victims = fresh_victims(data, profile, per_label=victims_per_label, first_slot=first_slot)
-    lineup = pool_lineup(data.train, profile)
     records = []
     for candidate in chosen:
         start = time.perf_counter()
-        results = attack_with(
-            attackers_of(attacker),
+        scored = score_policy(
+            attacker,
             policy=candidate.policy,
             victims=victims,
+            data=data,
             profile=profile,
             reference=reference,
             device=device,
+            privacy=privacy,
             cache=cache,
-            lineup=lineup,
             table=table,
             progress=progress,
         )
-        chosen_attacker = strongest(results, privacy=privacy)
-        result = results[chosen_attacker]
         records.append(
             ConfirmationRecord(
                 source=candidate.source,
@@ -153,9 +151,9 @@ def confirm(
                 first_slot=first_slot,
                 victims_per_label=victims_per_label,
                 found_attack_accuracy=candidate.found_attack_accuracy,
-                attack=AttackRecord.of(result),
+                attack=AttackRecord.of(scored.attack),
                 seconds=time.perf_counter() - start,
-                attacker=chosen_attacker,
+                attacker=scored.attacker,
                 privacy=privacy,
             )
         )

@@ -30,6 +30,7 @@ from autoshield.data.cifar import Cifar10
 from autoshield.data.effects import identity_equivalent
 from autoshield.data.policy import IDENTITY, Cell, Policy
 from autoshield.data.spaces import SearchSpace
+from autoshield.data.victims import require_calibration
 from autoshield.dp.config import require_private_trainable
 from autoshield.evaluation.attackers import attackers_of
 from autoshield.evaluation.dpsgd import evaluate_dpsgd
@@ -41,6 +42,7 @@ from autoshield.privacy.cache import AttackCache
 from autoshield.study.analysis import best_cells, best_policy
 from autoshield.study.catalog import completed, enqueue_once, find_study
 from autoshield.study.dp_records import DPRecord
+from autoshield.study.marks import mark_duplicate
 from autoshield.study.params import (
     dp_params,
     grid_params,
@@ -50,7 +52,7 @@ from autoshield.study.params import (
     suggest_policy,
     suggest_sigma,
 )
-from autoshield.study.records import EvaluationRecord, StudyInfo, mark_duplicate
+from autoshield.study.records import EvaluationRecord, StudyInfo
 from autoshield.study.worker import Objective
 
 SIGMA_RANGE = (1e-3, 1e3)  # DP-SGD noise multipliers a baseline study accepts
@@ -163,6 +165,8 @@ class _PolicyJob(Job):
         if self.privacy not in PRIVACY_CHOICES:
             raise AutoshieldError(f"unknown privacy objective {self.privacy!r} ({', '.join(PRIVACY_CHOICES)})")
         attackers_of(self.attacker)  # an unknown attacker fails before anything is written
+        if self.attacker == "calibrated":
+            require_calibration(self.profile)  # as does a pool too small to calibrate on
 
     def cells(self, data: Cifar10) -> list[Cell]:
         """Identity (the baseline every paired test needs, added when the space lacks it), then the space's

@@ -1,7 +1,7 @@
 """The stored-results schema: what a study and its trials keep, as typed records.
 
 Optuna keeps results as loose JSON user attributes. Every record here (and
-DP-SGD's, in `study.dp_records`) has one writer to those attributes and one
+DP-SGD's, in `study.dp_records`, and the worker's notes, in `study.marks`) has one writer to those attributes and one
 reader back, and no code outside these modules spells an attribute or parameter
 name, so the schema can be read in one place and old studies stay readable
 (fields added later read as None or as what older studies did).
@@ -27,9 +27,6 @@ from autoshield.privacy.paired import Outcomes
 from autoshield.study.params import cell_of
 
 INFO_ATTR = "autoshield"  # study user attr holding the StudyInfo it was created with
-_FAIL_REASON = "fail_reason"
-_SURPLUS = "surplus"
-_DUPLICATE = "duplicate_of"
 _CONFIRMATIONS = "confirmations"  # study user attr: the ConfirmationRecords of `autoshield confirm`
 
 
@@ -245,10 +242,14 @@ class EvaluationRecord:
     attacker: str = "naive"  # whose attack `attack` is
     attacks: dict[str, AttackRecord] = dataclasses.field(default_factory=dict)  # every attacker run, `attack` too
     privacy: str = "recognition"  # what the privacy objective counts (recognition before issue #34)
+    choice: tuple[str, ...] = ()  # calibrated: the attacker each label faced, in `CLASSES` order
+    calibration: dict[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)  # per attacker, per label:
+    # the privacy figure on the calibration victims that `choice` was made on
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_accuracy", meaningful(float(self.model_accuracy)))
         object.__setattr__(self, "model_accuracy_per_label", meaningful(tuple(self.model_accuracy_per_label)))
+        object.__setattr__(self, "calibration", {k: meaningful(tuple(v)) for k, v in self.calibration.items()})
 
     @classmethod
     def of(cls, evaluation: Evaluation) -> EvaluationRecord:
@@ -264,6 +265,11 @@ class EvaluationRecord:
             attacker=evaluation.attacker,
             attacks={name: AttackRecord.of(attack) for name, attack in evaluation.attacks.items()},
             privacy=evaluation.privacy,
+            choice=evaluation.choice,
+            calibration={
+                name: tuple(AttackRecord.of(attack).figure(evaluation.privacy, y) for y in range(len(CLASSES)))
+                for name, attack in evaluation.calibration.items()
+            },
         )
 
     def objectives(self) -> tuple[float, float]:
@@ -284,6 +290,8 @@ class EvaluationRecord:
             "attacker": self.attacker,
             "attackers": list(self.attacks),
             "privacy": self.privacy,
+            **({"choice": dict(zip(CLASSES, self.choice, strict=True))} if self.choice else {}),
+            **({"calibration": {k: labelled(v) for k, v in self.calibration.items()}} if self.calibration else {}),
             **{
                 k: v
                 for name in self.attacks
@@ -313,6 +321,8 @@ class EvaluationRecord:
                 for name in attrs.get("attackers", ["naive"])  # before issue #15 every study was naive
             },
             privacy=attrs.get("privacy", "recognition"),
+            choice=tuple(attrs["choice"][label] for label in CLASSES) if "choice" in attrs else (),
+            calibration={k: unlabelled(v) or () for k, v in attrs.get("calibration", {}).items()},
         )
 
 
@@ -366,27 +376,3 @@ class ConfirmationRecord:
             r for r in ConfirmationRecord.read_all(study) if (r.policy, r.first_slot, r.victims_per_label) not in fresh
         ]
         study.set_user_attr(_CONFIRMATIONS, [r.as_attrs() for r in [*kept, *records]])
-
-
-# What the worker loop notes on trials it fails or skips.
-
-
-def mark_failed(trial: Trial, reason: str) -> None:
-    trial.set_user_attr(_FAIL_REASON, reason)
-
-
-def fail_reason(trial: FrozenTrial) -> str | None:
-    return trial.user_attrs.get(_FAIL_REASON)
-
-
-def mark_surplus(trial: Trial) -> None:
-    trial.set_user_attr(_SURPLUS, True)
-
-
-def mark_duplicate(trial: Trial, of: int) -> None:
-    trial.set_user_attr(_DUPLICATE, of)
-
-
-def duplicate_of(trial: FrozenTrial) -> int | None:
-    """The trial whose policy this pruned trial repeated (None: not a duplicate)."""
-    return trial.user_attrs.get(_DUPLICATE)

@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from autoshield.core.errors import AutoshieldError
 from autoshield.core.runtime import Terminated
 from autoshield.study.heartbeat import recover_dead_workers
-from autoshield.study.records import duplicate_of, mark_failed, mark_surplus
+from autoshield.study.marks import duplicate_of, mark_failed, mark_surplus
 
 MAX_CONSECUTIVE_FAILURES = 3
 MAX_CONSECUTIVE_DUPLICATES = 100  # proposals of already evaluated policies in a row: the space is exhausted
