@@ -1,6 +1,7 @@
 """An exported attack table (`autoshield table export`) as one CSV row per (victim, cell, attacker): the per-victim
 file a claim read from a table before any grid has run is recomputed from. Each row names its victim by dataset
-index and label, its cell, attacker and judge, and every outcome the table stores.
+index and label, its cell, attacker and judge, every outcome the table stores, and the seconds its attack cost
+when it was computed (0: rows of a table build before costs were kept, 2026-12-05).
 
     python benchmarks/table_csv.py reports/leakage-show/table.jsonl.gz -o reports/leakage-show/rows.csv
 """
@@ -30,13 +31,14 @@ def main() -> None:
             "attacker": row.problem.attacker,
             "judge": row.problem.judge,
             **{k: row.outcome.get(k) for k in outcomes},
+            "seconds": f"{row.seconds:.2f}",
             "attack_key": row.problem.attack,
         }
         for row in rows
     ]
     records.sort(key=lambda r: (r["cell"], r["attacker"], r["victims"]))
     with args.out.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=[*FIRST, *outcomes, "attack_key"])
+        writer = csv.DictWriter(file, fieldnames=[*FIRST, *outcomes, "seconds", "attack_key"])
         writer.writeheader()
         writer.writerows(records)
     print(f"{len(records)} rows to {args.out}")

@@ -228,6 +228,7 @@ def test_table_build_fills_what_a_grid_and_its_confirmation_then_only_read(
     out = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
     assert "3 cells x 10 victims, 30 problems to attack in chunks of 12" in out
     assert "the table holds 30 rows under this judge" in out
+    assert all(row.seconds > 0 for row in all_rows(url=f"sqlite:///{db}"))  # read from the cache, costs and all
     assert main(["table", "build", "--space", str(space), *common]) == 0  # again: nothing left to attack
     assert " 0 problems to attack" in " ".join(capsys.readouterr().out.split())
     assert main(["table", "build", "--space", str(space), "--slots", "1:3", *common]) == 0
@@ -258,3 +259,18 @@ def test_a_killed_build_resumes_losing_at_most_the_chunk_in_flight(tmp_path, dat
     assert main(build) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert f"{30 - kept} problems to attack" in out and "the table holds 30 rows" in out  # nothing cached redone
+
+
+def test_a_calibrated_table_build_also_fills_the_calibration_slots(tmp_path, data_root, capsys):
+    """`--attacker calibrated` needs every attacker's rows on the calibration victims too (the pool's last slot at
+    `smoke`): the build lists them beside the scored ones."""
+    space = tmp_path / "identity.toml"
+    space.write_text('name = "identity"\nops = ["Identity"]\nmagnitudes = [9]\n')
+    db = tmp_path / "s.db"
+    common = ["--storage", f"sqlite:///{db}", "--profile", "smoke", "--data-root", str(data_root)]
+    args = ["table", "build", "--space", str(space), "--attacker", "calibrated", "--set", "attack.iterations=5"]
+    assert main([*args, *common]) == 0
+    assert "1 cells x 20 victims" in " ".join(capsys.readouterr().out.split())
+    rows = list(all_rows(url=f"sqlite:///{db}"))
+    assert {r.problem.attacker for r in rows} == {"naive", "posthoc", "adaptive"} and len(rows) == 60
+    assert sorted({r.outcome["slots"] for r in rows}) == [0, 9]

@@ -119,6 +119,7 @@ class Reconstructions:
     cached: int  # problems whose result came from the cache
     sign_right: torch.Tensor  # per victim: 1/0 the adaptive attacker kept the client's sign or not, -1 no guess
     restart: torch.Tensor  # per victim: which start the attack kept (0: the first), -1 unknown (an older cache entry)
+    costs: torch.Tensor  # per victim: seconds its attack cost when computed, cached or not (0: unknown, older entry)
 
 
 def judge_reconstructions(

@@ -120,6 +120,7 @@ def attack_entries(
             "recovered": recovered[p],
             "hypothesis": result.hypothesis[p],
             "restart": result.restart[p],
+            "seconds": torch.tensor(result.seconds / len(seeds)),  # its share of the batch's wall time
         }
         for p in range(len(seeds))
     ]
@@ -201,6 +202,8 @@ def reconstruct_policy(
     recovered_label = torch.stack([found[k]["recovered"] for k in keys]).repeat_interleave(leak)
     # entries cached before the kept start was stored have none: -1, unknown
     restart = torch.stack([found[k].get("restart", torch.tensor(-1)) for k in keys]).repeat_interleave(leak)
+    # what each victim's attack cost when it was computed, here or by another worker (0: cached before costs were)
+    costs = torch.stack([found[k].get("seconds", torch.tensor(0.0)) for k in keys]).repeat_interleave(leak) / leak
     signs = split_signs(victims, seed=profile.seed)
     if attacker == "posthoc":
         reconstructions = policy.apply(reconstructions, victims.labels, signs=signs, using=invert_op)
@@ -222,4 +225,5 @@ def reconstruct_policy(
         cached=problems - len(missing),
         sign_right=sign_right,
         restart=restart,
+        costs=costs,
     )

@@ -60,7 +60,7 @@ class Row:
 
     problem: Problem
     outcome: dict[str, Any]
-    seconds: float  # its share of the attack's wall time (0: read from the cache)
+    seconds: float  # its attack's share of the wall time of the batch that computed it (0: unknown)
 
 
 class RowStore(Protocol):
@@ -87,11 +87,14 @@ class RowStore(Protocol):
         ...
 
 
-def rows_of(result: AttackResult, *, problems: Sequence[Problem], recovered: torch.Tensor) -> list[Row]:
-    """`result`'s outcomes split into one row per victim (problems in victim order, one image each)."""
+def rows_of(
+    result: AttackResult, *, problems: Sequence[Problem], recovered: torch.Tensor, costs: torch.Tensor
+) -> list[Row]:
+    """`result`'s outcomes split into one row per victim (problems in victim order, one image each), each with
+    what its attack cost when it was computed (`Reconstructions.costs`): a table build's rows come from its cache,
+    and still say what they cost."""
     n = len(problems)
     columns = {f.name: getattr(result.outcomes, f.name) for f in dataclasses.fields(Outcomes)}
-    share = result.seconds / n
     return [
         Row(
             problem=problem,
@@ -99,7 +102,7 @@ def rows_of(result: AttackResult, *, problems: Sequence[Problem], recovered: tor
                 **{name: _jsonable(values[i]) for name, values in columns.items() if len(values) == n},
                 "recovered": int(recovered[i]),
             },
-            seconds=share,
+            seconds=float(costs[i]),
         )
         for i, problem in enumerate(problems)
     ]
@@ -158,7 +161,8 @@ def tabled_attack(
                 result = judge_reconstructions(
                     found, profile=profile, reference=reference, device=device, lineup=lineup
                 )
-                table.write(rows_of(result, problems=[problems[i] for i in chosen], recovered=found.recovered))
+                chosen_problems = [problems[i] for i in chosen]
+                table.write(rows_of(result, problems=chosen_problems, recovered=found.recovered, costs=found.costs))
                 table.finish([problems[i].key for i in chosen])
                 fresh = result if len(chosen) == len(problems) else None
                 spent, computed = spent + result.seconds, computed + len(chosen)
