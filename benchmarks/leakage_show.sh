@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue #34's Show (Identity, Solarize:9 and Rotate:9 under every attacker, 50 held-out victims at `quick`), built
-# as an attack table over as many sessions as it takes, on any VM class whose portable kernels round as class C's:
-#   1. a one-minute probe that this VM rounds as class C does, then the portable judge (22 min on 2 cores): the
+# as an attack table over as many sessions as it takes, on any VM class whose portable judge is class C's:
+#   1. a one-minute probe that this VM's judge kernels round as class C's, then the portable judge (22 min): the
 #      table was scored by 72ba42bfef33 (class C, 2026-12-05); a VM that trains another digest cannot continue it,
 #      and step 2 says so in one line;
 #   2. the committed table, imported into a fresh study (its rows are not attacked again);
@@ -19,9 +19,13 @@ DB="sqlite:///$WORK/leakage.db"
 export AUTOSHIELD_KERNELS=portable
 common=(--profile quick --data-root "$DATA")
 mkdir -p "$OUT" "$WORK"
-# a minute's probe before 22 minutes of judge: a VM that rounds unlike class C would train another judge
-(cd benchmarks && python portable.py --settings portable --compare reports/portable-2026-12-05/classC.json) ||
-  { echo "this VM's portable kernels round unlike class C's: it cannot continue the table" >&2; exit 1; }
+# a minute's probe before 22 minutes of judge: a VM whose judge kernels round unlike class C's would train another
+# judge. The attack may round otherwise (class A's does: RESULTS.md, 2026-12-05 03:26): its rows are then this
+# class's sample of the same attack (same victims, starts, settings and judge), and the README's run table says
+# which rows each class added.
+(cd benchmarks && python portable.py --settings portable --compare reports/portable-2026-12-05/classC.json \
+  --require gemm conv reduce cells judge) ||
+  { echo "this VM's portable judge kernels round unlike class C's: it cannot continue the table" >&2; exit 1; }
 autoshield judge export "$WORK/judge.pt" "${common[@]}"
 if [ -f "$OUT/table.jsonl.gz" ]; then
   autoshield table import "$OUT/table.jsonl.gz" --study leakage --storage "$DB" "${common[@]}"
