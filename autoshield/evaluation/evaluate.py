@@ -222,14 +222,39 @@ class Evaluation:
     utility: str  # "trained": clean test accuracy; "recognizability": reference accuracy on policy(test)
     model_accuracy: float
     model_accuracy_per_label: tuple[float, ...]
-    attack: AttackResult  # the objective: the strongest of the attackers run, or the calibrated choice's
+    scored: Scored  # every attacker's result and whose the objective is
     train_seconds: float
-    attack_seconds: float  # every attack run, the calibration victims' too
-    attacker: str = "naive"  # whose result `attack` is: an attacker, or "calibrated"
-    attacks: dict[str, AttackResult] = dataclasses.field(default_factory=dict)  # every attacker run, `attack` too
     privacy: str = "recognition"  # what the privacy objective counts (`evaluation.attackers.privacy_figure`)
-    choice: tuple[Attacker, ...] = ()  # calibrated: the attacker each label faced, in `CLASSES` order
-    calibration: dict[Attacker, AttackResult] = dataclasses.field(default_factory=dict)  # what `choice` was made on
+
+    @property
+    def attack(self) -> AttackResult:
+        """The objective: the strongest of the attackers run, or the calibrated choice's."""
+        return self.scored.attack
+
+    @property
+    def attacker(self) -> str:
+        """Whose result `attack` is: an attacker, or "calibrated"."""
+        return self.scored.attacker
+
+    @property
+    def attacks(self) -> dict[str, AttackResult]:
+        """Every attacker run, `attack` too."""
+        return self.scored.attacks
+
+    @property
+    def choice(self) -> tuple[Attacker, ...]:
+        """Calibrated: the attacker each label faced, in `CLASSES` order."""
+        return self.scored.choice
+
+    @property
+    def calibration(self) -> dict[Attacker, AttackResult]:
+        """Calibrated: the calibration victims' results that `choice` was made on."""
+        return self.scored.calibration
+
+    @property
+    def attack_seconds(self) -> float:
+        """Every attack run, the calibration victims' too."""
+        return self.scored.seconds
 
     @property
     def attack_accuracy(self) -> float:
@@ -293,12 +318,7 @@ def evaluate_policy(
         utility=utility,
         model_accuracy=accuracy[0],
         model_accuracy_per_label=accuracy[1],
-        attack=scored.attack,
+        scored=scored,
         train_seconds=train_seconds,
-        attack_seconds=scored.seconds,
-        attacker=scored.attacker,
-        attacks=scored.attacks,
         privacy=privacy,
-        choice=scored.choice,
-        calibration=scored.calibration,
     )

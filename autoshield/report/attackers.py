@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import optuna
 
 from autoshield.data.cifar import CLASSES
-from autoshield.data.policy import IDENTITY, Cell
+from autoshield.data.policy import IDENTITY
 from autoshield.evaluation.judge import AttackResult
 from autoshield.privacy.paired import Outcomes, compare
 from autoshield.report.format import Rows, interval, percent
@@ -85,7 +85,9 @@ def attacker_cell_rows(grid: optuna.Study) -> Rows:
     if identity is None or len(identity.evaluation.attacks) < 2:
         return []
     rows = []
-    chose = identity.evaluation.attacker == "calibrated"  # then say which labels each attacker scored, per cell
+    choices = (  # calibrated: which labels each attacker scored, per cell
+        {str(c): r.evaluation.choice for c, r in cells.items()} if identity.evaluation.attacker == "calibrated" else {}
+    )
     for name, baseline in identity.evaluation.attacks.items():
         scored = {str(c): r.evaluation.attacks[name] for c, r in cells.items() if r.evaluation.attacks.get(name)}
         tests = compare_all(
@@ -110,7 +112,7 @@ def attacker_cell_rows(grid: optuna.Study) -> Rows:
                     "p Wilcoxon": f"{test.p_wilcoxon:.3g}" if test else "—",
                     "s attacking": "—" if attack.seconds is None else f"{attack.seconds:.0f}",
                     **sign_columns(attack.outcomes),
-                    **({"labels facing it": _facing(cells[Cell.parse(cell)].evaluation.choice, name)} if chose else {}),
+                    **({"labels facing it": _facing(choices[cell], name)} if choices else {}),
                 }
             )
     order = [str(cell) for cell in cells]

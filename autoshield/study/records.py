@@ -1,8 +1,9 @@
 """The stored-results schema: what a study and its trials keep, as typed records.
 
 Optuna keeps results as loose JSON user attributes. Every record here (and
-DP-SGD's, in `study.dp_records`, and the worker's notes, in `study.marks`) has one writer to those attributes and one
-reader back, and no code outside these modules spells an attribute or parameter
+DP-SGD's, in `study.dp_records`, and the worker's notes, in `study.marks`) has
+one writer to those attributes and one reader back, and no code outside these
+modules spells an attribute or parameter
 name, so the schema can be read in one place and old studies stay readable
 (fields added later read as None or as what older studies did).
 """
@@ -267,7 +268,7 @@ class EvaluationRecord:
             privacy=evaluation.privacy,
             choice=evaluation.choice,
             calibration={
-                name: tuple(AttackRecord.of(attack).figure(evaluation.privacy, y) for y in range(len(CLASSES)))
+                name: _per_label(AttackRecord.of(attack), evaluation.privacy)
                 for name, attack in evaluation.calibration.items()
             },
         )
@@ -324,6 +325,11 @@ class EvaluationRecord:
             choice=tuple(attrs["choice"][label] for label in CLASSES) if "choice" in attrs else (),
             calibration={k: unlabelled(v) or () for k, v in attrs.get("calibration", {}).items()},
         )
+
+
+def _per_label(attack: AttackRecord, privacy: str) -> tuple[float, ...]:
+    """An attack's privacy figure on each label, in `CLASSES` order."""
+    return tuple(attack.figure(privacy, y) for y in range(len(CLASSES)))
 
 
 @dataclass(frozen=True)
