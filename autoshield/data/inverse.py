@@ -53,8 +53,10 @@ INVERSES: dict[str, SoftOp] = {
 }
 
 
-def invertible(name: str) -> bool:
-    return name in INVERSES
+def exact(name: str) -> bool:
+    """Whether `name`'s inverse here is exact up to the lost border and clamping. Solarize's is partial (its darker
+    pixels stay ambiguous), so the learned inverse (`privacy.learned`) replaces it, as it does where none exists."""
+    return name in INVERSES and name != "Solarize"
 
 
 def invert_op(pixels: torch.Tensor, name: str, magnitude: int, *, signs: torch.Tensor | None = None) -> torch.Tensor:

@@ -17,7 +17,8 @@ from autoshield.core.files import shared_artifact
 from autoshield.learn.train import Accuracy
 
 
-def _load(path: Path) -> dict[str, Any] | None:
+def read_stored(path: Path) -> dict[str, Any] | None:
+    """A stored network's file (`shared_artifact`'s `load`): None when damaged, so that it is trained again."""
     try:
         return torch.load(path, weights_only=True, map_location="cpu")
     except (OSError, RuntimeError, EOFError):
@@ -44,7 +45,7 @@ def stored_classifier(
         model, accuracy = train()
         return stored_form(model.state_dict(), accuracy)
 
-    saved, trained_now = shared_artifact(path, load=_load, build=build, save=torch.save)
+    saved, trained_now = shared_artifact(path, load=read_stored, build=build, save=torch.save)
     model = make()
     model.load_state_dict(saved["state_dict"])
     return model.to(device).eval(), Accuracy(saved["overall"], tuple(saved["per_label"])), trained_now
