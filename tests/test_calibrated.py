@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from autoshield.cli import main
+from autoshield.core.choices import ATTACKERS
 from autoshield.core.config import load_profile
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.cifar import CLASSES, Split
@@ -114,12 +115,10 @@ def test_a_calibrated_grid_scores_each_label_by_its_calibrated_attacker(tmp_path
     assert len(trials) == 3
     for trial in trials:
         record = EvaluationRecord.read(trial)
-        assert record.attacker == "calibrated" and set(record.attacks) == {"naive", "posthoc", "adaptive", "calibrated"}
+        assert record.attacker == "calibrated" and set(record.attacks) == {*ATTACKERS, "calibrated"}
         assert trial.values[1] == record.attack.attack_accuracy == record.attacks["calibrated"].attack_accuracy
-        assert len(record.choice) == 10 and set(record.calibration) == {"naive", "posthoc", "adaptive"}
-        for y, name in enumerate(
-            record.choice
-        ):  # the choice is the calibration's best on the label, ties to knowing more
+        assert len(record.choice) == 10 and set(record.calibration) == set(ATTACKERS)
+        for y, name in enumerate(record.choice):  # the calibration's best on the label, ties to knowing more
             best = max(record.calibration.values(), key=lambda figures: figures[y])[y]
             assert record.calibration[name][y] == best
             assert record.attack.attack_accuracy_per_label[y] == record.attacks[name].attack_accuracy_per_label[y]
@@ -127,10 +126,10 @@ def test_a_calibrated_grid_scores_each_label_by_its_calibrated_attacker(tmp_path
     assert main(["report", "--storage", f"sqlite:///{db}", "--out", str(out)]) == 0
     assert "still vs calibrated" in (out / "report.md").read_text()
     header, *rows = (out / "attackers.csv").read_text().splitlines()
-    assert header.endswith(",labels facing it") and len(rows) == 3 * 4  # 3 cells x 3 attackers and the calibrated
+    assert header.endswith(",labels facing it") and len(rows) == 3 * 5  # 3 cells x 4 attackers and the calibrated
     for cell in ("Identity", "Rotate:9", "Invert"):
         facing = {r.split(",")[1]: int(r.split(",")[-1]) for r in rows if r.startswith(f"{cell},")}
-        assert facing["calibrated"] == 10 == facing["naive"] + facing["posthoc"] + facing["adaptive"]
+        assert facing["calibrated"] == 10 == sum(facing[a] for a in ATTACKERS)
 
 
 def test_a_pool_too_small_to_calibrate_on_is_refused_in_one_line_before_any_work(tmp_path, data_root, space, capsys):

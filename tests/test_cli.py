@@ -85,17 +85,17 @@ def test_attack_command_writes_sheet(data_root, tmp_path, capsys, monkeypatch):
 
 
 def test_attack_command_compares_the_attackers_on_the_same_victims(data_root, tmp_path, capsys):
-    """Issue #15: `--attacker worst` runs the naive, post-hoc and adaptive attackers, pairs each with the naive one
-    and draws one column per attacker."""
+    """Issues #15, #36: `--attacker worst` runs the naive, post-hoc, learned and adaptive attackers, pairs each
+    with the naive one and draws one column per attacker."""
     sheet = tmp_path / "attackers.png"
     args = ("attack", "--profile", "smoke", "--policy", "Brightness:5", "--attacker", "worst", "--sheet", str(sheet))
     assert run(*args, "--set", "attack.iterations=20", "--data-root", str(data_root)) == 0
     out = capsys.readouterr().out
     assert "against the naive one" in out and "p McNemar" in out
     assert "adaptive attacker: kept the client's sign for " in out  # Brightness is signed: it guessed each sign
-    for attacker in ("naive", "posthoc", "adaptive"):
+    for attacker in ("naive", "posthoc", "learned", "adaptive"):
         assert f"│ {attacker} " in out
-    with Image.open(sheet) as image:  # original | transformed | three reconstructions
+    with Image.open(sheet) as image:  # original | transformed | four reconstructions
         assert image.width > 5 * 100
 
 

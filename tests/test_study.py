@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from PIL import Image
 
 from autoshield.cli import main
+from autoshield.core.choices import ATTACKERS
 from autoshield.core.errors import AutoshieldError
 from autoshield.study import heartbeat, launch
 from autoshield.study.catalog import completed
@@ -272,7 +273,7 @@ def test_worst_case_grid_scores_the_strongest_attacker_and_reports_survivors(tmp
     trials = _trials(db, "autoshield-grid")
     for trial in trials:
         record = EvaluationRecord.read(trial)
-        assert set(record.attacks) == {"naive", "posthoc", "adaptive"}
+        assert set(record.attacks) == set(ATTACKERS)
         strongest = max(a.attack_accuracy for a in record.attacks.values())
         assert trial.values[1] == record.attack.attack_accuracy == strongest
         assert record.attacks[record.attacker] == record.attack

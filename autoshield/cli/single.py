@@ -66,8 +66,9 @@ def register_attack(commands: argparse._SubParsersAction) -> None:
         choices=ATTACK_CHOICES,
         default="naive",
         help="naive (default): ignores the policy; posthoc: undoes each victim's op on the naive reconstruction, "
-        "given its sign; adaptive: inverts through the op, trying both signs (about 2x the time for signed ops); "
-        "worst: all three, compared on the same victims, the strongest scored",
+        "given its sign; learned: as posthoc, with a network trained on public images where the op has no exact "
+        "inverse (trained once per cell and machine); adaptive: inverts through the op, trying both signs (about "
+        "2x the time for signed ops); worst: all four, compared on the same victims, the strongest scored",
     )
     parser.add_argument("--sheet", type=Path, default=Path("studies/attack.png"), help="PNG sheet path")
     parser.add_argument("--no-cache", action="store_true", help="recompute every attack instead of reusing results")
@@ -95,7 +96,7 @@ def run_attack(args: argparse.Namespace) -> None:
     from autoshield.core.files import cache_dir, writable_folder
     from autoshield.core.runtime import resolve_device
     from autoshield.evaluation.attackers import strongest
-    from autoshield.evaluation.evaluate import attack_with, train_policy, victims
+    from autoshield.evaluation.evaluate import attack_with, learned_for, train_policy, victims
     from autoshield.evaluation.lineup import pool_lineup
     from autoshield.evaluation.null import null_attack
     from autoshield.evaluation.sheets import reconstruction_sheet
@@ -132,8 +133,10 @@ def run_attack(args: argparse.Namespace) -> None:
     if profile.attack.target == "trained":
         model = train_policy(policy=policy, data=data, profile=profile, device=device, progress=True).model
     cache = None if args.no_cache else AttackCache(cache_dir() / "attacks")
+    attackers = ATTACKERS if args.attacker == "worst" else (args.attacker,)
+    inverse = learned_for(attackers, cells=policy.cells, data=data, profile=profile, device=device, progress=True)
     results = attack_with(
-        ATTACKERS if args.attacker == "worst" else (args.attacker,),
+        attackers,
         policy=policy,
         victims=victims(data, profile),
         profile=profile,
@@ -141,6 +144,7 @@ def run_attack(args: argparse.Namespace) -> None:
         device=device,
         model=model,
         cache=cache,
+        inverse=inverse,
         lineup=pool_lineup(data.train, profile),
         progress=True,
     )
@@ -165,6 +169,7 @@ def run_attack(args: argparse.Namespace) -> None:
             device=device,
             lineup=pool_lineup(data.train, profile),
             attacker=chosen,
+            inverse=inverse,
             cache=cache,
             progress=True,
         )

@@ -47,9 +47,9 @@ def register_table(commands: argparse._SubParsersAction) -> None:
         "--attacker",
         choices=ATTACKER_CHOICES,
         default="naive",
-        help="whose rows to judge, as --attacker of grid and search: naive (default), adaptive (attacked cell by "
-        "cell, not mixed), worst (naive, post-hoc and adaptive) or calibrated (the same, on the calibration slots "
-        "too); the chunks compute the naive attack",
+        help="whose rows to judge, as --attacker of grid and search: naive (default), learned (trains each cell's "
+        "network first), adaptive (attacked cell by cell, not mixed), worst (naive, post-hoc, learned and adaptive) "
+        "or calibrated (the same, on the calibration slots too); the chunks compute the naive attack",
     )
     build.add_argument(
         "--chunk",
@@ -94,7 +94,7 @@ def run_build(args: argparse.Namespace) -> None:
     from autoshield.data.spaces import load_search_space
     from autoshield.data.victims import require_calibration, victim_pool
     from autoshield.evaluation.attackers import attackers_of
-    from autoshield.evaluation.evaluate import attack_policy
+    from autoshield.evaluation.evaluate import attack_policy, learned_for
     from autoshield.evaluation.lineup import pool_lineup
     from autoshield.evaluation.prefill import pending, prefill
     from autoshield.evaluation.table import WAIT_SECONDS
@@ -137,8 +137,16 @@ def run_build(args: argparse.Namespace) -> None:
         f"{len(todo)} problems to attack in chunks of {args.chunk} (judge {judge.digest[:12]})"
     )
     owner = builder_id()
+    inverse = learned_for(attackers, cells=cells, data=data, profile=profile, device=device, progress=True)
     score = functools.partial(
-        attack_policy, profile=profile, reference=reference, device=device, cache=cache, lineup=lineup, table=table
+        attack_policy,
+        profile=profile,
+        reference=reference,
+        device=device,
+        cache=cache,
+        inverse=inverse,
+        lineup=lineup,
+        table=table,
     )
 
     def claimed(part: Sequence[Pending]) -> list[Pending]:
@@ -147,10 +155,11 @@ def run_build(args: argparse.Namespace) -> None:
 
     def judged(part: Sequence[Pending], _: float) -> None:
         """The chunk's rows into the table, then its claims done: another builder then neither attacks it nor
-        waits for it. The post-hoc rows too, since they need the reconstructions, which only this cache holds."""
+        waits for it. The post-hoc and learned rows too, since they need the reconstructions, which only this cache
+        holds."""
         for p, slots in _by_policy(part).items():
             subset = scored.take(slots)
-            for name in ("naive", *(a for a in attackers if a == "posthoc")):
+            for name in ("naive", *(a for a in attackers if a in ("posthoc", "learned"))):
                 score(policy=policies[p], victims=subset, attacker=name)
         finish(url=url, keys=[q.key for q in part], owner=owner)
         bar.update(task, advance=len(part))

@@ -11,14 +11,16 @@ UTILITIES = ("trained", "recognizability")  # what "model accuracy" means (docs/
 SAMPLERS = ("tpe", "nsga2", "gp", "random")  # Optuna samplers a search can use
 DEFAULT_TOLERANCE = 0.05  # allowed per-label model-accuracy drop of a grid's best cell
 
-# Who attacks (issue #15, docs/design.md §10): the naive attacker ignores the policy; the post-hoc one undoes the
-# policy's op on the naive reconstruction; the adaptive one puts the op inside the inversion.
-Attacker = Literal["naive", "posthoc", "adaptive"]
-ATTACKERS: tuple[Attacker, ...] = ("naive", "posthoc", "adaptive")
+# Who attacks (issues #15 and #36, docs/design.md §10), in order of what they know: the naive attacker ignores the
+# policy; the post-hoc one undoes the policy's op on the naive reconstruction; the learned one does so with a
+# network trained on public images where the op has no exact inverse; the adaptive one puts the op inside the
+# inversion.
+Attacker = Literal["naive", "posthoc", "learned", "adaptive"]
+ATTACKERS: tuple[Attacker, ...] = ("naive", "posthoc", "learned", "adaptive")
 # What a study scores as its privacy objective: one attacker; the strongest of the three on each policy, picked on
 # the scored victims (an upper bound); or, per label, the one that was strongest on calibration victims.
-AttackerChoice = Literal["naive", "adaptive", "worst", "calibrated"]
-ATTACKER_CHOICES: tuple[AttackerChoice, ...] = ("naive", "adaptive", "worst", "calibrated")
+AttackerChoice = Literal["naive", "learned", "adaptive", "worst", "calibrated"]
+ATTACKER_CHOICES: tuple[AttackerChoice, ...] = ("naive", "learned", "adaptive", "worst", "calibrated")
 
 # What a study's privacy objective counts (issue #34): victims the judge recognises, or victims the reconstruction
 # singles out of the identification line-up, which needs no judge.

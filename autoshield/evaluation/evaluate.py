@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +20,7 @@ from autoshield.core.choices import UTILITIES, Attacker
 from autoshield.core.config import Profile
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.cifar import Cifar10, Split, stratified_subset
-from autoshield.data.policy import Policy, transform_split
+from autoshield.data.policy import Cell, Policy, transform_split
 from autoshield.data.victims import Victims, calibration_slots, require_calibration, victim_pool
 from autoshield.evaluation.attackers import apply_choice, attackers_of, calibrated, strongest
 from autoshield.evaluation.judge import AttackResult, judge_reconstructions
@@ -29,6 +29,7 @@ from autoshield.evaluation.reconstruct import reconstruct_policy
 from autoshield.evaluation.table import RowStore, tabled_attack
 from autoshield.learn.train import TrainResult, evaluate, train_classifier
 from autoshield.privacy.cache import AttackCache
+from autoshield.privacy.learned import LearnedInverse, learned_inverse
 from autoshield.privacy.threat import ThreatModel
 
 
@@ -72,6 +73,7 @@ def attack_policy(
     cache: AttackCache | None = None,
     threat: ThreatModel | None = None,
     attacker: Attacker = "naive",
+    inverse: LearnedInverse | None = None,
     lineup: Split | None = None,
     table: RowStore | None = None,
     progress: bool = False,
@@ -88,10 +90,11 @@ def attack_policy(
             reference=reference,
             threat=threat,
             attacker=attacker,
+            inverse=inverse,
             lineup=lineup,
             progress=progress,
         )
-    found = reconstruct_policy(**common, threat=threat, attacker=attacker, progress=progress)
+    found = reconstruct_policy(**common, threat=threat, attacker=attacker, inverse=inverse, progress=progress)
     return judge_reconstructions(found, profile=profile, reference=reference, device=device, lineup=lineup)
 
 
@@ -105,11 +108,13 @@ def attack_with(
     device: torch.device,
     model: nn.Module | None = None,
     cache: AttackCache | None = None,
+    inverse: LearnedInverse | None = None,
     lineup: Split | None = None,
     table: RowStore | None = None,
     progress: bool = False,
 ) -> dict[Attacker, AttackResult]:
-    """`attack_policy` by each of `attackers`, on the same victims and starts (so their verdicts pair)."""
+    """`attack_policy` by each of `attackers`, on the same victims and starts (so their verdicts pair); the learned
+    one with `inverse` (`learned_attackers` builds it)."""
     return {
         name: attack_policy(
             policy=policy,
@@ -120,12 +125,30 @@ def attack_with(
             model=model,
             cache=cache,
             attacker=name,
+            inverse=inverse,
             lineup=lineup,
             table=table,
             progress=progress,
         )
         for name in attackers
     }
+
+
+def learned_for(
+    attackers: Sequence[str],
+    *,
+    cells: Iterable[Cell],
+    data: Cifar10,
+    profile: Profile,
+    device: torch.device,
+    progress: bool = False,
+) -> LearnedInverse | None:
+    """The learned inverse's networks for `cells` (`privacy.learned`), where an attacker of `attackers` uses them:
+    the learned one, and the adaptive one's warm starts. Trained once per machine, before any attack."""
+    warm = "adaptive" in attackers and profile.attack.warm_starts
+    if "learned" not in attackers and not warm:
+        return None
+    return learned_inverse(cells=cells, data=data, profile=profile, device=device, progress=progress)
 
 
 @dataclass(frozen=True)
@@ -166,15 +189,19 @@ def score_policy(
     """`policy(victims)` attacked by every attacker the `attacker` choice names (`evaluation.attackers`), scored
     by the strongest on `privacy`; calibrated, each label by the attacker that was strongest on that label's
     calibration victims, which are attacked too (with the same network, so a choice and its use face one model)."""
+    attackers = attackers_of(attacker)
     attack = functools.partial(
         attack_with,
-        attackers_of(attacker),
+        attackers,
         policy=policy,
         profile=profile,
         reference=reference,
         device=device,
         model=model,
         cache=cache,
+        inverse=learned_for(
+            attackers, cells=policy.cells, data=data, profile=profile, device=device, progress=progress
+        ),
         lineup=pool_lineup(data.train, profile),
         table=table,
         progress=progress,

@@ -24,6 +24,7 @@ from autoshield.data.policy import Policy, transform_split
 from autoshield.evaluation.judge import AttackResult, judge_reconstructions
 from autoshield.evaluation.reconstruct import reconstruct_policy
 from autoshield.privacy.cache import AttackCache
+from autoshield.privacy.learned import LearnedInverse
 
 
 def decoy_positions(labels: torch.Tensor) -> torch.Tensor:
@@ -48,6 +49,7 @@ def null_attack(
     device: torch.device,
     lineup: Split,
     attacker: Attacker = "naive",
+    inverse: LearnedInverse | None = None,
     cache: AttackCache | None = None,
     progress: bool = False,
 ) -> AttackResult:
@@ -62,6 +64,7 @@ def null_attack(
         device=device,
         cache=cache,
         attacker=attacker,
+        inverse=inverse,
         progress=progress,
     )
     as_victims = dataclasses.replace(

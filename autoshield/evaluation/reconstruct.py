@@ -26,6 +26,7 @@ from autoshield.learn.models import build_model
 from autoshield.privacy.adaptive import PolicyPreImage, hypothesis_sign, warm_starts
 from autoshield.privacy.attack import GradientInversion, recover_labels
 from autoshield.privacy.cache import AttackCache, attack_key, model_digest
+from autoshield.privacy.learned import LearnedInverse
 from autoshield.privacy.threat import ExactGradients, ThreatModel
 
 
@@ -59,19 +60,36 @@ def settings_digest(profile: Profile) -> str:
 
 
 def attack_keys(
-    *, policy: Policy, victims: Split, transformed: Split, profile: Profile, model: nn.Module, attacker: str
+    *,
+    policy: Policy,
+    victims: Split,
+    transformed: Split,
+    profile: Profile,
+    model: nn.Module,
+    attacker: str,
+    inverse: LearnedInverse | None = None,
 ) -> tuple[list[str], list[int]]:
     """Each problem's attack cache key and start seed. At `init` a problem's reconstruction depends only on what
     the key hashes: the transformed pixels, the label, the attacked weights, the attack settings and the start
-    (and, for the adaptive attacker, the cells it inverts through), so the key also names it in the attack table."""
+    (and, for the adaptive attacker, the cells it inverts through and the networks its warm starts came from), so
+    the key also names it in the attack table."""
     leak, adaptive = profile.attack.leak_batch, inverts_through(policy, attacker)
     digest = model_digest(model)
     groups = [slice(p * leak, (p + 1) * leak) for p in range(len(victims) // leak)]
     seeds = [start_seed(victims.indices[g].tolist(), seed=profile.seed) for g in groups]
+    learned = inverse.digests if inverse is not None and profile.attack.warm_starts else {}
 
     def knows(labels: torch.Tensor) -> dict[str, object]:
-        """What the adaptive attacker's result depends on beyond the naive one's: the cells it inverts through."""
-        return {"attacker": "adaptive", "cells": [str(policy.cells[y]) for y in labels.tolist()]}
+        """What the adaptive attacker's result depends on beyond the naive one's: the cells it inverts through, and
+        the learned inverse's networks where a warm start came from one (absent where none did, so that keys made
+        before learned warm starts stay valid)."""
+        cells = [policy.cells[y] for y in labels.tolist()]
+        networks = [learned.get(cell) for cell in cells]
+        return {
+            "attacker": "adaptive",
+            "cells": [str(cell) for cell in cells],
+            **({"learned": networks} if any(networks) else {}),
+        }
 
     keys = [
         attack_key(
@@ -137,6 +155,7 @@ def reconstruct_policy(
     cache: AttackCache | None = None,
     threat: ThreatModel | None = None,
     attacker: Attacker = "naive",
+    inverse: LearnedInverse | None = None,
     progress: bool = False,
 ) -> Reconstructions:
     """Invert the gradients of `policy(victims)` through `model` (default: the seeded untrained network, `init`).
@@ -145,12 +164,15 @@ def reconstruct_policy(
     reconstructions can be judged by two judges (membership). `threat` is what the server sees (default: the
     exact gradients of `attack.leak_batch` images); only views that are functions of their inputs are cached.
     `attacker` knows the policy unless it is naive (docs/design.md §10): `posthoc` undoes each victim's op on the
-    naive reconstruction, with the victim's sign; `adaptive` inverts through the op, trying both signs, and
-    `sign_right` says per victim whether the sign it kept was the client's. Against Identity both are the naive
-    attack, and share its cache entries.
+    naive reconstruction, with the victim's sign; `learned` does so with `inverse`'s networks where an op has no
+    exact inverse (`privacy.learned`); `adaptive` inverts through the op, trying both signs, and `sign_right` says
+    per victim whether the sign it kept was the client's. Against Identity all three are the naive attack, and
+    share its cache entries.
     """
     if attacker not in ATTACKERS:
         raise AutoshieldError(f"unknown attacker {attacker!r} ({', '.join(ATTACKERS)})")
+    if attacker == "learned" and inverse is None:
+        raise AutoshieldError("the learned attacker needs its networks (privacy.learned.learned_inverse)")
     adaptive = inverts_through(policy, attacker)
     config = profile.attack
     leak = config.leak_batch
@@ -161,7 +183,13 @@ def reconstruct_policy(
     model = (model or build_model(width=profile.width, norm=profile.norm, seed=profile.seed)).to(device).eval()
     transformed = transform_split(victims, policy, seed=profile.seed)
     keys, seeds = attack_keys(
-        policy=policy, victims=victims, transformed=transformed, profile=profile, model=model, attacker=attacker
+        policy=policy,
+        victims=victims,
+        transformed=transformed,
+        profile=profile,
+        model=model,
+        attacker=attacker,
+        inverse=inverse,
     )
     problems = len(keys)
     groups = [slice(p * leak, (p + 1) * leak) for p in range(problems)]
@@ -180,7 +208,8 @@ def reconstruct_policy(
             part = victims.take(index)
             common = dict(policy=policy, victims=part, profile=profile, device=device, model=model, cache=cache)
             naive = reconstruct_policy(**common, threat=threat, attacker="naive").images
-            warm = warm_starts(naive, policy=policy, labels=part.labels, hypotheses=pre_image.hypotheses)
+            undo = inverse or invert_op  # the learned inverse's networks where the study built them
+            warm = warm_starts(naive, policy=policy, labels=part.labels, hypotheses=pre_image.hypotheses, undo=undo)
         entries, seconds = attack_entries(
             model,
             images,
@@ -205,8 +234,9 @@ def reconstruct_policy(
     # what each victim's attack cost when it was computed, here or by another worker (0: cached before costs were)
     costs = torch.stack([found[k].get("seconds", torch.tensor(0.0)) for k in keys]).repeat_interleave(leak) / leak
     signs = split_signs(victims, seed=profile.seed)
-    if attacker == "posthoc":
-        reconstructions = policy.apply(reconstructions, victims.labels, signs=signs, using=invert_op)
+    if attacker in ("posthoc", "learned"):
+        after = (inverse or invert_op) if attacker == "learned" else invert_op
+        reconstructions = policy.apply(reconstructions, victims.labels, signs=signs, using=after)
     sign_right = torch.full((len(victims),), -1)
     if adaptive:  # entries cached before the sign was kept have none: -1, unknown; a failed problem guessed nothing
         kept = torch.stack([found[k].get("hypothesis", torch.tensor(-1)) for k in keys]).repeat_interleave(leak)

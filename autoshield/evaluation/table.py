@@ -32,6 +32,7 @@ from autoshield.evaluation.reconstruct import attack_keys, reconstruct_policy
 from autoshield.learn.models import build_model
 from autoshield.privacy.cache import AttackCache, model_digest
 from autoshield.privacy.judge_file import DIGEST_LENGTH
+from autoshield.privacy.learned import LearnedInverse
 from autoshield.privacy.paired import Outcomes
 from autoshield.privacy.threat import ThreatModel
 
@@ -41,7 +42,8 @@ WAIT_SECONDS = 5.0  # between looks at rows (or a builder's chunks) that another
 @dataclass(frozen=True)
 class Problem:
     """What one row's result depends on: `attack` is the attack cache's key; the cell and the attacker say what was
-    done with the reconstruction, and `judge` who scored it."""
+    done with the reconstruction (the learned attacker's name carries its network's digest), and `judge` who scored
+    it."""
 
     attack: str
     cell: str
@@ -131,6 +133,7 @@ def tabled_attack(
     cache: AttackCache | None = None,
     threat: ThreatModel | None = None,
     attacker: str = "naive",
+    inverse: LearnedInverse | None = None,
     lineup: Split | None = None,
     progress: bool = False,
 ) -> AttackResult:
@@ -140,14 +143,27 @@ def tabled_attack(
     model = (model or build_model(width=profile.width, norm=profile.norm, seed=profile.seed)).to(device).eval()
     transformed = transform_split(victims, policy, seed=profile.seed)
     keys, _ = attack_keys(
-        policy=policy, victims=victims, transformed=transformed, profile=profile, model=model, attacker=attacker
+        policy=policy,
+        victims=victims,
+        transformed=transformed,
+        profile=profile,
+        model=model,
+        attacker=attacker,
+        inverse=inverse,
     )
     judge = model_digest(reference, length=DIGEST_LENGTH)
     problems = [
-        Problem(attack=key, cell=str(policy.cells[y]), attacker=attacker, judge=judge)
+        Problem(
+            attack=key,
+            cell=str(policy.cells[y]),
+            attacker=inverse.name(policy.cells[y]) if attacker == "learned" and inverse else attacker,
+            judge=judge,
+        )
         for key, y in zip(keys, victims.labels.tolist(), strict=True)
     ]
-    common = dict(policy=policy, profile=profile, device=device, model=model, attacker=attacker, threat=threat)
+    common = dict(
+        policy=policy, profile=profile, device=device, model=model, attacker=attacker, inverse=inverse, threat=threat
+    )
 
     stored, fresh, spent, computed = table.read(problems), None, 0.0, 0
     with table.holding() if len(stored) < len(problems) else nullcontext():

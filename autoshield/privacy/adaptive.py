@@ -7,6 +7,7 @@ gradient matches best is kept, which uses no private information (issue #15, doc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -44,15 +45,23 @@ class PolicyPreImage:
         return standardize(self.policy.apply(denormalize(images), labels, signs=signs, using=soft_apply))
 
 
-def warm_starts(naive: torch.Tensor, *, policy: Policy, labels: torch.Tensor, hypotheses: int) -> torch.Tensor:
+def warm_starts(
+    naive: torch.Tensor,
+    *,
+    policy: Policy,
+    labels: torch.Tensor,
+    hypotheses: int,
+    undo: Callable[..., torch.Tensor] = invert_op,
+) -> torch.Tensor:
     """Where the adaptive attacker may start besides noise (issue #36): the naive reconstruction (pixels in
     [0, 1], `[N,3,H,W]`), an estimate of what the client trained on, and its inverse under each sign hypothesis,
-    the post-hoc estimate without the client's secret sign. Normalised, `[2, hypotheses, N, 3, H, W]`. Built from
-    the naive reconstruction and the public policy alone: the attacker never sees an original image. A failed
-    reconstruction (not finite) starts from the mean image instead."""
+    the post-hoc estimate without the client's secret sign (`undo`: the post-hoc inverse, or the learned one of
+    `privacy.learned`). Normalised, `[2, hypotheses, N, 3, H, W]`. Built from the naive reconstruction, the public
+    policy and public images alone: the attacker never sees an original image. A failed reconstruction (not
+    finite) starts from the mean image instead."""
     naive = torch.where(torch.isfinite(naive), naive, 0.5)
     inverse = [
-        policy.apply(naive, labels, signs=hypothesis_sign(torch.full_like(labels, h)), using=invert_op)
+        policy.apply(naive, labels, signs=hypothesis_sign(torch.full_like(labels, h)), using=undo)
         for h in range(hypotheses)
     ]
     return standardize(torch.stack([naive.expand(hypotheses, *naive.shape), torch.stack(inverse)]))
