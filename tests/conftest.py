@@ -60,7 +60,7 @@ def data(data_root: Path) -> Cifar10:
 
 @pytest.fixture(scope="session")
 def worst_grid(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Path:
-    """A smoke grid of Identity, Rotate:9 and Invert scored by all three attackers (`--attacker worst`), built once
+    """A smoke grid of Identity, Rotate:9 and Invert scored by all four attackers (`--attacker worst`), built once
     for the tests that only read it; the SQLite file's path."""
     from autoshield.cli import main
 

@@ -35,7 +35,7 @@ recompute = _recompute()
 
 @pytest.fixture
 def grid(worst_grid) -> Path:
-    """The shared smoke grid of Identity, Rotate:9 and Invert, scored by all three attackers."""
+    """The shared smoke grid of Identity, Rotate:9 and Invert, scored by all four attackers."""
     return worst_grid
 
 
@@ -221,8 +221,8 @@ def test_recompute_refuses_a_self_confirmation_an_ambiguous_selection_and_a_malf
     assert any("confirmed_by must name another claim" in p for p in _check(tmp_path, [claim]))
     _export(grid, tmp_path / "victims.csv")
     paired = _paired_claim(grid)
-    paired["arm_rows"] = {"source": "Rotate:9"}  # three attackers' rows for each victim
-    assert any("arm_rows selects 30 rows for 10 victims" in p for p in _check(tmp_path, [paired]))
+    paired["arm_rows"] = {"source": "Rotate:9"}  # four attackers' rows for each victim
+    assert any("arm_rows selects 40 rows for 10 victims" in p for p in _check(tmp_path, [paired]))
     malformed = {**claim, "only_arm": -2, "confirmed_by": "", "status": "withheld", "why": "unconfirmed"}
     assert any("only_arm and only_baseline are counts" in p for p in _check(tmp_path, [malformed]))
     (tmp_path / "findings.toml").write_text('family = "x"\n')

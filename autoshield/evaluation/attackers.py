@@ -1,9 +1,10 @@
 """Which attackers score a policy, and which of them is the worst case (issue #15, docs/design.md §10).
 
 A published policy is known to the attacker, so the honest privacy figure of a defence is that of the strongest
-attacker that knows it. "worst" runs all three (the post-hoc one costs nothing beyond the naive attack) and scores
-the policy by the one with the highest attack accuracy, whose per-victim verdicts then enter the paired tests:
-the defender faces one attacker's reconstructions, not a per-image choice made with the answer key.
+attacker that knows it. "worst" runs all four (the post-hoc and learned ones cost nothing beyond the naive attack,
+but for the learned one's networks, each trained once per cell and machine) and scores the policy by the one with
+the highest attack accuracy, whose per-victim verdicts then enter the paired tests: the defender faces one
+attacker's reconstructions, not a per-image choice made with the answer key.
 
 "worst" still picks its attacker on the very victims it scores, so it is an upper bound. "calibrated" (issue #36)
 is what a real attacker earns: it knows the label (iDLG) and the public per-label policy, so it picks per label,
