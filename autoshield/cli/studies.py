@@ -70,9 +70,11 @@ def _add_policy_study_args(parser: argparse.ArgumentParser) -> None:
         "--attacker",
         choices=ATTACKER_CHOICES,
         default="naive",
-        help="privacy objective: the attacker who ignores the policy (naive, default), the one who inverts through "
-        "it (adaptive: about twice the attack time for signed ops), per policy the strongest of naive, post-hoc "
-        "inverse and adaptive, picked on the scored victims (worst: an upper bound), or per label the one that was "
+        help="privacy objective: the attacker who ignores the policy (naive, default), the one who undoes each op "
+        "on the naive reconstruction with a network trained on public images where the op has no exact inverse "
+        "(learned: each cell's network is trained once per machine), the one who inverts through it (adaptive: "
+        "about twice the attack time for signed ops), per policy the strongest of naive, post-hoc inverse, "
+        "learned and adaptive, picked on the scored victims (worst: an upper bound), or per label the one that was "
         "strongest on calibration victims, the pool's last images_per_label slots (calibrated: what a real "
         "attacker earns; twice the attack work). A published policy is known to attackers; a study keeps its "
         "first choice",
