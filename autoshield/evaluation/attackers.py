@@ -28,15 +28,10 @@ def attackers_of(choice: str) -> tuple[Attacker, ...]:
     return ATTACKERS if choice in ("worst", "calibrated") else (choice,)  # type: ignore[return-value]
 
 
-def privacy_figure(result: AttackResult, privacy: str) -> float:
-    """What a study's privacy objective scores an attack by: its attack accuracy (recognition), or the share of
-    victims singled out of the line-up (identifiability, which needs one: without it nothing would count as
-    leaked)."""
-    return stats_figure(result.overall, privacy)
-
-
 def stats_figure(stats: PrivacyStats, privacy: str) -> float:
-    """`privacy_figure` of one summary (overall or one label's)."""
+    """What a study's privacy objective scores an attack by, overall or on one label (`stats`): its attack accuracy
+    (recognition), or the share of victims singled out of the line-up (identifiability, which needs one: without
+    it nothing would count as leaked)."""
     if privacy == "recognition":
         return stats.attack_accuracy.mean
     if stats.identified is None:
@@ -46,7 +41,7 @@ def stats_figure(stats: PrivacyStats, privacy: str) -> float:
 
 def calibrated(calibration: Mapping[Attacker, AttackResult], *, privacy: str = "recognition") -> tuple[Attacker, ...]:
     """Per label, the attacker with the highest privacy figure on that label's calibration victims; on a tie the
-    one that knows more (adaptive, post-hoc), as `strongest`. The choice sees only the calibration verdicts."""
+    one that knows more (adaptive, learned, post-hoc), as `strongest`. The choice sees only the calibration verdicts."""
     names = list(calibration)
     return tuple(
         max(names, key=lambda a: (stats_figure(calibration[a].per_label[y], privacy), ATTACKERS.index(a)))
@@ -65,6 +60,6 @@ def apply_choice(results: Mapping[Attacker, AttackResult], choice: tuple[Attacke
 
 
 def strongest(results: Mapping[Attacker, AttackResult], *, privacy: str = "recognition") -> Attacker:
-    """The attacker with the highest privacy figure (`privacy_figure`); on a tie the one that knows more
-    (adaptive, post-hoc)."""
-    return max(results, key=lambda a: (privacy_figure(results[a], privacy), ATTACKERS.index(a)))
+    """The attacker with the highest privacy figure overall (`stats_figure`); on a tie the one that knows more
+    (adaptive, learned, post-hoc)."""
+    return max(results, key=lambda a: (stats_figure(results[a].overall, privacy), ATTACKERS.index(a)))

@@ -251,7 +251,7 @@ class Evaluation:
     model_accuracy_per_label: tuple[float, ...]
     scored: Scored  # every attacker's result and whose the objective is
     train_seconds: float
-    privacy: str = "recognition"  # what the privacy objective counts (`evaluation.attackers.privacy_figure`)
+    privacy: str = "recognition"  # what the privacy objective counts (`evaluation.attackers.stats_figure`)
 
     @property
     def attack(self) -> AttackResult:
