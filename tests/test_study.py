@@ -288,7 +288,11 @@ def test_worst_case_grid_scores_the_strongest_attacker_and_reports_survivors(tmp
     )
     out = tmp_path / "report"
     assert main(["report", "--storage", f"sqlite:///{db}", "--out", str(out)]) == 0
-    assert "still vs adaptive" in (out / "report.md").read_text()
+    text = (out / "report.md").read_text()
+    assert "still vs adaptive" in text
+    # issue #37: the premise, for privacy and utility (smoke is a preset, so its test images per label are known)
+    assert "**Does choosing per label matter?**" in text and "- privacy (recognised, worst attacker):" in text
+    assert "- utility (recognizability): deviance" in text
     table = (out / "attackers.csv").read_text().splitlines()
     assert len(table) == 1 + 3 * 4 and table[0].startswith("cell,attacker,attack acc %")  # 3 cells x 4 attackers
     assert table[0].endswith(",s attacking,sign right,recognised: right / wrong sign")

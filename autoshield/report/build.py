@@ -21,6 +21,7 @@ from autoshield.report.design import study_design_lines
 from autoshield.report.format import Rows, markdown_table, percent, write_rows
 from autoshield.report.pareto import REFERENCE_POINT, best_tradeoff, hypervolume_history
 from autoshield.report.plots import CHANCE, plot_hypervolume, plot_pareto, plot_reconstructions
+from autoshield.report.premise import premise_lines
 from autoshield.report.studies import (
     COMPARE_SIGMA,
     Studies,
@@ -187,6 +188,7 @@ def _report_text(studies: Studies, rows: Rows, *, tolerance: float, has_reconstr
         "not recognised. " + judge_line(studies),
         "",
         *(line for design in study_design_lines(studies) for line in (design, "")),
+        *(premise_lines(studies.grid) if studies.grid else []),
         *_banners(studies, first),
         *_confirmed_lines(studies),
         "![Pareto front](pareto.png)",

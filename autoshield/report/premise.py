@@ -1,0 +1,98 @@
+"""Does choosing per label matter? The premise of per-label policies, tested on the grid (issue #37 item 1).
+
+A grid applies each cell to every label, so its cell x label table of privacy counts (victims recognised, or
+singled out, per label) and of utility counts (test images classified right, per label) says whether a cell's
+effect depends on the label (`privacy.interaction`). Where privacy does not depend on it, a cell's privacy is
+better estimated pooled over labels, from ten times the victims, and the report says so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+
+from autoshield.core.choices import PRIVACY_WORDS
+from autoshield.core.config import PRESETS
+from autoshield.data.cifar import CLASSES
+from autoshield.privacy.interaction import InteractionTest, interaction_test
+from autoshield.privacy.paired import scored
+from autoshield.report.format import percent
+from autoshield.study.catalog import completed
+from autoshield.study.params import cell_of
+from autoshield.study.records import EvaluationRecord, StudyInfo
+
+DRAWS = 999  # bootstrap draws under the additive model, and as many under the alternative for the power
+DELTA = 0.2  # the interaction the power is stated for: labels split in two halves 20 points apart
+
+
+def grid_counts(records: list[EvaluationRecord], *, privacy: str) -> tuple[np.ndarray, np.ndarray]:
+    """`[cells, labels]` counts of victims the objective counts (`privacy.paired.scored`) and of victims, per
+    record's objective attacker."""
+    k, n = np.zeros((len(records), len(CLASSES)), int), np.zeros((len(records), len(CLASSES)), int)
+    for c, record in enumerate(records):
+        outcomes = scored(record.attack.outcomes, privacy)
+        for label, counted in zip(outcomes.labels, outcomes.recognised, strict=True):
+            n[c, label] += 1
+            k[c, label] += bool(counted)
+    return k, n
+
+
+def utility_counts(records: list[EvaluationRecord], *, per_label: int) -> tuple[np.ndarray, np.ndarray]:
+    """`[cells, labels]` counts of test images classified right, from per-label accuracies on `per_label` images."""
+    accuracy = np.array([record.model_accuracy_per_label for record in records])
+    return np.rint(accuracy * per_label).astype(int), np.full(accuracy.shape, per_label)
+
+
+def premise_lines(grid: optuna.Study) -> list[str]:
+    """The report's lines on the premise, for a grid study with 2+ completed cells whose attacks kept their
+    per-victim outcomes; [] otherwise."""
+    info = StudyInfo.read(grid)
+    trials = sorted(completed(grid), key=lambda t: str(cell_of(t)))
+    records = [EvaluationRecord.read(t) for t in trials]
+    if info is None or len(records) < 2 or not all(r.attack.outcomes for r in records):
+        return []
+    words = PRIVACY_WORDS[info.privacy]
+    privacy = interaction_test(*grid_counts(records, privacy=info.privacy), draws=DRAWS)
+    lines = [
+        "**Does choosing per label matter?** (cell x label likelihood-ratio test on the grid, p by parametric "
+        f"bootstrap, {DRAWS} draws under the additive model; power for each cell's labels split in two halves "
+        f"{percent(DELTA)} points apart, opposite ways on alternate cells)",
+        "",
+        f"- privacy ({words.counted}, {info.attacker} attacker): {_stated(privacy)}{_pooled(privacy)}",
+    ]
+    test_count = _test_per_label(info)
+    if test_count is None:
+        lines.append("- utility: not tested (the profile is not a preset, so its test images per label are unknown)")
+    else:
+        uk, un = utility_counts(records, per_label=test_count)
+        noise = info.utility == "trained"
+        lines.append(f"- utility ({info.utility}): {_stated(interaction_test(uk, un, draws=DRAWS, seed_noise=noise))}")
+    return [*lines, ""]
+
+
+def _stated(test: InteractionTest) -> str:
+    text = (
+        f"deviance {test.deviance:.1f} on {test.df} df over {test.cells} cells x {test.labels} labels, p = "
+        f"{test.p:.3g} (chi-squared's {test.p_chi2:.2g}, unreliable at these counts); power {percent(test.power)} %: "
+        f"{test.conclusion}"
+    )
+    if test.seed_noise:
+        text += (
+            "; one training run per cell, whose seed noise reads as interaction, so a small p here awaits repeated "
+            "seeds"
+        )
+    return text
+
+
+def _pooled(test: InteractionTest) -> str:
+    if test.p < 0.05:
+        return ""
+    return "; so a cell's privacy is read pooled over labels (its overall figure) rather than label by label"
+
+
+def _test_per_label(info: StudyInfo) -> int | None:
+    """Test images per label of the study's profile, where it is a preset unchanged (its fingerprint agrees)."""
+    preset = PRESETS.get(info.profile)
+    if preset is None or preset.fingerprint() != info.profile_fingerprint:
+        return None
+    return preset.test_per_class or 1_000  # None: all of CIFAR-10's 1,000 test images per label
