@@ -116,6 +116,7 @@ def test_report_writes_every_file(studies, data_root, tmp_path, capsys):
     assert "no noise %" in text and "'no noise' is the same attack" in text and "non-private %" in text
     assert "autoshield-grid `recognizability`" in text and "autoshield-dpsgd `trained`" in text
     assert "> **`smoke` profile**" in text  # issue #16: what must be read before any figure
+    assert "worst label vs Identity (pts)" in text  # issue #37: a per-label shortcut shows on the front
     sheets = sorted(path.name for path in (out / "sheets").iterdir())  # no defence first, then each study's pick
     assert "autoshield-grid-trial-0-reconstructions.png" in sheets  # the enqueued Identity cell
     studies_shown = {name.rsplit("-trial-", 1)[0] for name in sheets}

@@ -130,6 +130,7 @@ def pareto_rows(study: optuna.Study) -> Rows:
             {
                 "trial": str(trial.number),
                 "model acc %": percent(record.model_accuracy),
+                SHORTCUT: worst_label_drop(record, identity),
                 "attack acc %": percent(record.attack.attack_accuracy),
                 "floor %": percent(record.attack.chance_floor),
                 "failed": str(record.attack.failed_reconstructions),
@@ -140,6 +141,20 @@ def pareto_rows(study: optuna.Study) -> Rows:
             }
         )
     return rows
+
+
+SHORTCUT = "worst label vs Identity (pts)"
+
+
+def worst_label_drop(record: EvaluationRecord, identity: EvaluationRecord | None) -> str:
+    """The label whose clean accuracy the policy costs most against the search's Identity trial, in points: a
+    per-label policy may teach a shortcut (the transform itself names the label) that clean test images lack
+    (issue #37 item 2), and the overall accuracy hides it."""
+    if identity is None or record.policy == identity.policy:
+        return "—"
+    drops = [a - b for a, b in zip(record.model_accuracy_per_label, identity.model_accuracy_per_label, strict=True)]
+    worst = min(range(len(drops)), key=lambda i: drops[i])
+    return f"{100 * drops[worst]:+.1f} ({CLASSES[worst]})"
 
 
 def _search_identity_record(search: optuna.Study) -> EvaluationRecord | None:
@@ -224,6 +239,7 @@ def per_label_rows(studies: Studies, *, tolerance: float) -> Rows:
     chosen = best_tradeoff(studies.search) if studies.search and completed(studies.search) else None
     chosen_record = EvaluationRecord.read(chosen) if chosen else None
     versus = _per_label_versus_identity(studies.search, chosen_record) if chosen_record else {}
+    identity = _search_identity_record(studies.search) if chosen_record and studies.search else None
     dp_trial = dp_at(studies, COMPARE_SIGMA) if same == "trained" else None
     dp = DPRecord.read(dp_trial) if dp_trial else None
     dp_name = f"DP σ={COMPARE_SIGMA:g}"
@@ -250,6 +266,9 @@ def per_label_rows(studies: Studies, *, tolerance: float) -> Rows:
                 "search model %": percent(model),
                 f"search {PRIVACY_WORDS[chosen_record.privacy].short} %": percent(attack),
             }
+            if identity is not None and identity.policy != chosen_record.policy:  # a shortcut shows here
+                drop = model - identity.model_accuracy_per_label[i]
+                row["search model vs Identity (pts)"] = f"{100 * drop:+.1f}"
             if i in versus:
                 row["search vs Identity (exploratory)"] = versus[i]
         if dp:
