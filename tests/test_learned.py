@@ -35,7 +35,7 @@ def test_the_learned_inverse_trains_only_outside_the_victim_pool_and_once(data, 
     pool = set(data.train.indices[victim_pool(profile).slots(data.train).flatten()].tolist())
     assert trained and not trained & pool
     assert trained == set(data.train.indices.tolist()) - pool  # every public image: smoke's judge split takes all
-    assert inverse.name(SOLARIZE) == f"learned@{inverse.digests[SOLARIZE]}" and inverse.name(ROTATE) == "learned"
+    assert inverse.name(SOLARIZE) == f"learned@{inverse.digests[SOLARIZE]}" and inverse.name(ROTATE) == "posthoc"
     assert inverse.seconds[SOLARIZE] > 0
 
     def trained_again(*args, **kwargs):

@@ -60,8 +60,10 @@ class LearnedInverse:
             return network(pixels.to(device)).clamp(0, 1).to(pixels.device)
 
     def name(self, cell: Cell) -> str:
-        """The attacker's name in `cell`'s rows of the attack table: with the network's digest where one undoes it."""
-        return f"learned@{self.digests[cell]}" if cell in self.digests else "learned"
+        """The attacker's name in `cell`'s rows of the attack table: with the network's digest where one undoes it;
+        elsewhere the learned attacker is the post-hoc one, and shares its rows (a table built before the learned
+        attacker then needs no reconstruction of such a cell again)."""
+        return f"learned@{self.digests[cell]}" if cell in self.digests else "posthoc"
 
 
 def inverse_path(data: Cifar10, cell: Cell, profile: Profile) -> Path:
