@@ -51,7 +51,7 @@ class InverseNet(nn.Module):
         widths = [3, *([config.width] * len(config.dilations))]
         self.hidden = nn.ModuleList(
             nn.Conv2d(a, b, 3, padding=d, dilation=d)
-            for a, b, d in zip(widths, widths[1:], config.dilations, strict=True)
+            for a, b, d in zip(widths[:-1], widths[1:], config.dilations, strict=True)
         )
         self.out = nn.Conv2d(config.width, 3, 3, padding=1)
         nn.init.zeros_(self.out.weight)  # starts as the identity: an op it cannot undo is left as it was
