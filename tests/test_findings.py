@@ -55,7 +55,7 @@ def _export(db: Path, path: Path) -> list[dict[str, str]]:
 
 def test_export_writes_one_row_per_victim_and_attacker(grid, tmp_path, capsys):
     rows = _export(grid, tmp_path / "victims.csv")
-    assert "victim rows from 9 attacks" in capsys.readouterr().out
+    assert "victim rows from 12 attacks" in capsys.readouterr().out  # 3 cells x 4 attackers
     assert tuple(rows[0]) == COLUMNS
     records = _records(grid)
     assert len(rows) == sum(len(o.victims) for r in records.values() for o in (a.outcomes for a in r.attacks.values()))
