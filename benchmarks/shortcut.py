@@ -28,8 +28,7 @@ from autoshield.core.config import load_profile
 from autoshield.core.runtime import resolve_device
 from autoshield.data.cifar import CLASSES, load_cifar10
 from autoshield.data.policy import Cell, Policy
-from autoshield.evaluation.evaluate import profile_splits
-from autoshield.learn.train import train_classifier
+from autoshield.evaluation.evaluate import profile_splits, train_policy
 from autoshield.privacy.metrics import mean_interval
 
 
@@ -53,7 +52,7 @@ def main() -> None:
     profile = load_profile(args.profile)
     device = resolve_device(profile.device)
     data = load_cifar10(args.data_root)
-    train, test = profile_splits(data, profile)
+    _, test = profile_splits(data, profile)
     args.out.mkdir(parents=True, exist_ok=True)
     runs = args.out / "runs.csv"
     done = {(r["arm"], r["cell"], r["seed"]) for r in read_rows(runs) if r["one_label"] in ("", args.label)}
@@ -62,16 +61,8 @@ def main() -> None:
             if (arm, cell, str(seed)) in done:
                 continue
             with logged():
-                result = train_classifier(
-                    train=train,
-                    test=test,
-                    policy=policy,
-                    width=profile.width,
-                    norm=profile.norm,
-                    config=profile.train,
-                    seed=seed,
-                    device=device,
-                    progress=True,
+                result = train_policy(
+                    policy=policy, data=data, profile=profile, device=device, seed=seed, progress=True
                 )
             where = stamp()
             append_rows(

@@ -224,9 +224,16 @@ def profile_splits(data: Cifar10, profile: Profile) -> tuple[Split, Split]:
 
 
 def train_policy(
-    *, policy: Policy, data: Cifar10, profile: Profile, device: torch.device, progress: bool = False
+    *,
+    policy: Policy,
+    data: Cifar10,
+    profile: Profile,
+    device: torch.device,
+    seed: int | None = None,
+    progress: bool = False,
 ) -> TrainResult:
-    """The profile's ResNet-18 trained on `policy` applied to the profile's training subset."""
+    """The profile's ResNet-18 trained on `policy` applied to the profile's training subset; `seed` (default the
+    profile's) seeds the training alone, so that runs repeated over seeds share their subsets."""
     train, test = profile_splits(data, profile)
     return train_classifier(
         train=train,
@@ -235,7 +242,7 @@ def train_policy(
         width=profile.width,
         norm=profile.norm,
         config=profile.train,
-        seed=profile.seed,
+        seed=profile.seed if seed is None else seed,
         device=device,
         progress=progress,
     )
