@@ -103,8 +103,8 @@ def summarise(out: Path, *, label: str) -> None:
                 "label": name,
                 "seeds": len(values),
                 "mean %": round(100 * estimate.mean, 1),
-                "low %": round(100 * estimate.low, 1),
-                "high %": round(100 * estimate.high, 1),
+                "low %": round(100 * max(estimate.low, 0.0), 1),  # a t interval knows no bounds; accuracy does
+                "high %": round(100 * min(estimate.high, 1.0), 1),
                 "sd %": round(100 * statistics.stdev(values), 1) if len(values) > 1 else "",
             }
         )
