@@ -70,7 +70,7 @@ def main() -> None:
             "post-hoc": invert_op(seen, cell.op, cell.magnitude, signs=signs),
             "learned": inverse(seen, cell.op, cell.magnitude, signs=signs),
         }
-        rows, images = [], []
+        rows, images, where = [], [], stamp()
         for name, pixels in estimates.items():
             decibels = psnr(pixels, original)
             verdict = predict(judge.model, (pixels * 255).round().to(torch.uint8), batch_size=500, device=device)
@@ -86,7 +86,7 @@ def main() -> None:
                     "train_seconds": round(inverse.seconds.get(cell, 0.0), 1),
                     "judge": judge.digest[:12],
                     "profile": profile.fingerprint(),
-                    **stamp(),
+                    **where,
                 }
             )
             images += [

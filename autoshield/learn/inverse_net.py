@@ -106,7 +106,7 @@ def fit_inverse(
         for epoch in range(config.epochs):
             phase(f"{description} epoch {epoch + 1}/{config.epochs}")
             order = torch.randperm(len(images), generator=generator)
-            total = 0.0
+            total = torch.zeros((), device=device)  # summed where the loss is, read once per epoch
             for step in range(steps_per_epoch):
                 batch = images[order[step * config.batch_size : (step + 1) * config.batch_size]]
                 signs = random_signs(len(batch), generator=generator)
@@ -118,10 +118,10 @@ def fit_inverse(
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
-                total += float(loss.detach()) * len(batch)
+                total += loss.detach() * len(batch)
                 if bar:
                     bar.update(task, advance=1, status=f"epoch {epoch + 1}/{config.epochs}")
-            losses.append(total / len(images))
+            losses.append(float(total) / len(images))
             if not math.isfinite(losses[-1]):
                 raise AutoshieldError(f"the learned inverse diverged: loss is {losses[-1]} in epoch {epoch + 1}")
     network.eval()

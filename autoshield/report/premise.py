@@ -52,7 +52,7 @@ def premise_lines(grid: optuna.Study) -> list[str]:
     if info is None or len(records) < 2 or not all(r.attack.outcomes for r in records):
         return []
     words = PRIVACY_WORDS[info.privacy]
-    privacy = interaction_test(*grid_counts(records, privacy=info.privacy), draws=DRAWS)
+    privacy = interaction_test(*grid_counts(records, privacy=info.privacy), draws=DRAWS, delta=DELTA)
     lines = [
         "**Does choosing per label matter?** (cell x label likelihood-ratio test on the grid, p by parametric "
         f"bootstrap, {DRAWS} draws under the additive model; power for each cell's labels split in two halves "
@@ -66,7 +66,8 @@ def premise_lines(grid: optuna.Study) -> list[str]:
     else:
         uk, un = utility_counts(records, per_label=test_count)
         noise = info.utility == "trained"
-        lines.append(f"- utility ({info.utility}): {_stated(interaction_test(uk, un, draws=DRAWS, seed_noise=noise))}")
+        utility = interaction_test(uk, un, draws=DRAWS, delta=DELTA, seed_noise=noise)
+        lines.append(f"- utility ({info.utility}): {_stated(utility)}")
     return [*lines, ""]
 
 
