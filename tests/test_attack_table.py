@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import multiprocessing
+import types
 import uuid
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from autoshield.evaluation.reconstruct import reconstruct_policy
 from autoshield.evaluation.table import Problem, Row
 from autoshield.privacy.cache import AttackCache
 from autoshield.privacy.reference import reference_classifier
+from autoshield.study import claims
 from autoshield.study.attack_table import StudyTable, all_rows, read_rows, write_rows
 from autoshield.study.records import EvaluationRecord
 from autoshield.study.table_file import TableIdentity, export_table, import_table, read_table_file
@@ -166,6 +168,35 @@ def test_an_attack_through_the_table_is_computed_once_for_every_machine(data, tm
     assert back.outcomes == first["posthoc"].outcomes
     assert torch.equal(back.reconstructions, first["posthoc"].reconstructions)
     assert back.outcomes != first["naive"].outcomes
+
+
+def test_a_trial_waits_for_the_attack_a_builder_elsewhere_holds_and_attacks_nothing(data, tmp_path, monkeypatch):
+    """A builder on another machine has claimed a chunk's attacks (by attack key) and is computing them. A trial
+    that needs the same victims, with its own cache, waits for the builder's rows instead of attacking: its claim
+    names the same attack, not a row of its own. The builder's held table leaves the finishing to the builder."""
+    profile = load_profile("smoke", overrides=("attack.iterations=20",))
+    reference = reference_classifier(data, profile, device=CPU).model
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    policy = Policy.parse("Solarize:9")
+    scored = victims(data, profile)
+    kwargs = dict(policy=policy, victims=scored, profile=profile, reference=reference, device=CPU)
+    keys = [q.key for q in pending(policies=[policy], victims=scored, profile=profile, cache=AttackCache(tmp_path))]
+    elsewhere = "another-boot:1:elsewhere"
+    assert claims.claim(url=url, keys=keys, owner=elsewhere) == keys
+    built = []
+
+    def builder_at_work(_: float) -> None:
+        """The trial's first wait: meanwhile the builder computes its chunk's rows, then marks it done."""
+        if not built:
+            held = StudyTable(url, owner=elsewhere, held=True)
+            built.append(attack_policy(**kwargs, cache=AttackCache(tmp_path / "builder"), table=held))
+            assert claims.unfinished(url=url, keys=keys) == keys  # the rows are in; the builder finishes, not them
+            claims.finish(url=url, keys=keys, owner=elsewhere)
+
+    monkeypatch.setattr("autoshield.evaluation.table.time", types.SimpleNamespace(sleep=builder_at_work))
+    waited = attack_policy(**kwargs, cache=AttackCache(tmp_path / "trial"), table=StudyTable(url))
+    assert built and not list((tmp_path / "trial").rglob("*.pt"))  # the trial waited and attacked nothing
+    assert waited.outcomes == built[0].outcomes
 
 
 def test_a_grid_on_another_machine_reads_the_exported_table_and_attacks_nothing(

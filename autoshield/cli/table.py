@@ -157,10 +157,11 @@ def run_build(args: argparse.Namespace) -> None:
         """The chunk's rows into the table, then its claims done: another builder then neither attacks it nor
         waits for it. The post-hoc and learned rows too, since they need the reconstructions, which only this cache
         holds."""
+        held = StudyTable(url, owner=owner, held=True)  # the chunk's claims stay open until all its rows are in
         for p, slots in _by_policy(part).items():
             subset = scored.take(slots)
             for name in ("naive", *(a for a in attackers if a in ("posthoc", "learned"))):
-                score(policy=policies[p], victims=subset, attacker=name)
+                score(policy=policies[p], victims=subset, attacker=name, table=held)
         finish(url=url, keys=[q.key for q in part], owner=owner)
         bar.update(task, advance=len(part))
 

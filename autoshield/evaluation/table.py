@@ -77,11 +77,16 @@ class RowStore(Protocol):
         ...
 
     def claim(self, keys: Sequence[str]) -> list[str]:
-        """Of the row keys `keys`, those this process may compute: no other live worker holds or has finished them."""
+        """Of the attack keys `keys`, those this process may attack: no other live worker holds or has finished
+        them."""
+        ...
+
+    def unfinished(self, keys: Sequence[str]) -> list[str]:
+        """Of the attack keys `keys`, those no worker has finished."""
         ...
 
     def finish(self, keys: Sequence[str]) -> None:
-        """This process's claims on `keys` are done: their rows are stored."""
+        """This process's claims on the attack keys `keys` are done: their rows are stored."""
         ...
 
     def holding(self) -> AbstractContextManager[None]:
@@ -167,10 +172,14 @@ def tabled_attack(
 
     stored, fresh, spent, computed = table.read(problems), None, 0.0, 0
     with table.holding() if len(stored) < len(problems) else nullcontext():
-        # what this worker claims, it computes; what another worker holds, it waits for
+        # the attack is claimed, not the row, as `table build` claims it: what this worker claims, it computes; what
+        # another worker holds, it waits for. An attack finished elsewhere without this attacker's row (a build or
+        # trial under another attacker) is computed here too: its reconstruction is in the other machine's cache.
         while missing := [i for i, problem in enumerate(problems) if problem.key not in stored]:
-            mine = set(table.claim([problems[i].key for i in missing]))
-            chosen = [i for i in missing if problems[i].key in mine]
+            attacks = sorted({problems[i].attack for i in missing})
+            mine = set(table.claim(attacks))
+            ready = mine | (set(attacks) - set(table.unfinished(attacks)))
+            chosen = [i for i in missing if problems[i].attack in ready]
             if chosen:
                 part = victims if len(chosen) == len(victims) else victims.take(chosen)
                 found = reconstruct_policy(**common, victims=part, cache=cache, progress=progress)
@@ -179,7 +188,7 @@ def tabled_attack(
                 )
                 chosen_problems = [problems[i] for i in chosen]
                 table.write(rows_of(result, problems=chosen_problems, recovered=found.recovered, costs=found.costs))
-                table.finish([problems[i].key for i in chosen])
+                table.finish(sorted(mine))
                 fresh = result if len(chosen) == len(problems) else None
                 spent, computed = spent + result.seconds, computed + len(chosen)
             else:

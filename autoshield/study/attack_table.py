@@ -38,6 +38,9 @@ class StudyTable:
 
     url: str
     owner: str = field(default_factory=builder_id)  # this process, as its claims name it
+    # the caller holds the claims already and finishes them once all its rows are in (a `table build` chunk): a
+    # row written here must not finish an attack whose other attackers' rows are still to come
+    held: bool = False
 
     def read(self, problems: Sequence[Problem]) -> dict[str, Row]:
         return read_rows(url=self.url, problems=problems)
@@ -46,12 +49,18 @@ class StudyTable:
         return write_rows(url=self.url, rows=rows)
 
     def claim(self, keys: Sequence[str]) -> list[str]:
-        return claims.claim(url=self.url, keys=keys, owner=self.owner)
+        return list(keys) if self.held else claims.claim(url=self.url, keys=keys, owner=self.owner)
+
+    def unfinished(self, keys: Sequence[str]) -> list[str]:
+        return claims.unfinished(url=self.url, keys=keys)
 
     def finish(self, keys: Sequence[str]) -> None:
-        claims.finish(url=self.url, keys=keys, owner=self.owner)
+        if not self.held:
+            claims.finish(url=self.url, keys=keys, owner=self.owner)
 
     def holding(self) -> AbstractContextManager[None]:
+        if self.held:
+            return contextlib.nullcontext()
         return beating(lambda: claims.beat(url=self.url, owner=self.owner), every=claims.BEAT_SECONDS)
 
 
