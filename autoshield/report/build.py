@@ -19,6 +19,7 @@ from autoshield.report.cells import cell_rows
 from autoshield.report.confirmed import confirmation_rows, confirmed_claims
 from autoshield.report.design import study_design_lines
 from autoshield.report.format import Rows, markdown_table, percent, write_rows
+from autoshield.report.matched import matched_lines
 from autoshield.report.pareto import REFERENCE_POINT, best_tradeoff, hypervolume_history
 from autoshield.report.plots import CHANCE, plot_hypervolume, plot_pareto, plot_reconstructions
 from autoshield.report.premise import premise_lines
@@ -258,7 +259,7 @@ def _report_text(studies: Studies, rows: Rows, *, tolerance: float, has_reconstr
         if loose := loose_guarantees(records):
             listed = ", ".join(f"σ = {r.sigma:g} (ε = {r.epsilon:,.4g})" for r in loose)
             lines += [f"No meaningful privacy guarantee (ε above {LOOSE_EPSILON}): {listed}.", ""]
-        lines += [NO_NOISE_NOTE, ""]
+        lines += [NO_NOISE_NOTE, "", *matched_lines(studies)]
     same = table_utility(studies)
     left_out = [
         f"{study.study_name} (model accuracy `{utility(study)}`)"

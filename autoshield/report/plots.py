@@ -24,7 +24,7 @@ from autoshield.study.analysis import privacy_of
 from autoshield.study.catalog import completed
 from autoshield.study.dp_records import DPRecord
 from autoshield.study.params import cell_of, sigma_of
-from autoshield.study.records import EvaluationRecord
+from autoshield.study.records import EvaluationRecord, StudyInfo
 
 CHANCE = 0.1  # one in ten labels: the floor a study that predates the measured chance floor is read against
 
@@ -58,21 +58,28 @@ def _floor(studies: Studies) -> tuple[float, str]:
     return CHANCE, "chance (1 in 10 labels)"
 
 
-def _panel_of(study: optuna.Study) -> tuple[str, str, str]:
-    return utility(study), network(study), privacy_of(study)
+Panel = tuple[str, str, str, str]  # utility, network, privacy objective, profile fingerprint
+
+
+def panel_of(study: optuna.Study) -> Panel:
+    """Which panel a study's points go on: one per utility definition, network, privacy objective and profile (the
+    attack budget is part of the profile), so that a DP point shares the policies' axes only when it was measured
+    like them."""
+    info = StudyInfo.read(study)
+    return utility(study), network(study), privacy_of(study), info.profile_fingerprint if info else ""
 
 
 def plot_pareto(studies: Studies, path: Path) -> Path:
     """Grid cells, search front and DP-SGD points (with ε and the σ = 0 control), one panel per (utility, network,
     privacy objective): a recognizability x value and a trained model's accuracy are different quantities, as are
     attack accuracy and the identified share, and two networks are two experiments, so none ever shares an axis."""
-    keys = list(dict.fromkeys(_panel_of(s) for s in studies.present()))
+    keys = list(dict.fromkeys(panel_of(s) for s in studies.present()))
     figure = Figure(figsize=(1 + 6 * len(keys), 5))
     axes = figure.subplots(1, len(keys), squeeze=False)
     panel = dict(zip(keys, axes[0], strict=True))
-    captions: dict[tuple[str, str, str], str] = {}  # per panel: DP-SGD's ε and σ = 0 controls, under the axis
+    captions: dict[Panel, str] = {}  # per panel: DP-SGD's ε and σ = 0 controls, under the axis
     if studies.grid:
-        axis, cells = panel[_panel_of(studies.grid)], completed(studies.grid)
+        axis, cells = panel[panel_of(studies.grid)], completed(studies.grid)
         _scatter(axis, cells, marker="s", s=18, color="tab:gray", alpha=0.5, label="grid cells (one op for all labels)")
         _error_bars(axis, _policy_bars(cells), "tab:gray")
         if cells and cell_of(best := best_tradeoff(studies.grid)) != IDENTITY:
@@ -83,13 +90,13 @@ def plot_pareto(studies: Studies, path: Path) -> Path:
         if identity := grid_identity(studies.grid):
             _no_defence(axis, identity)
     if studies.search:
-        axis, trials = panel[_panel_of(studies.search)], completed(studies.search)
+        axis, trials = panel[panel_of(studies.search)], completed(studies.search)
         front = studies.search.best_trials
         numbers = {t.number for t in front}
         dominated = [t for t in trials if t.number not in numbers]
         _scatter(axis, dominated, s=14, color="tab:blue", alpha=0.25, label="search trials (dominated)")
         _error_bars(axis, _policy_bars(front), "tab:blue")
-        shown = studies.grid is not None and _panel_of(studies.grid) == _panel_of(studies.search)
+        shown = studies.grid is not None and panel_of(studies.grid) == panel_of(studies.search)
         if (identity := search_identity(studies.search)) and not shown:  # every panel marks its no-defence point
             _no_defence(axis, identity)
         steps = sorted((t.values for t in front), key=lambda v: -v[0])
@@ -98,8 +105,11 @@ def plot_pareto(studies: Studies, path: Path) -> Path:
         )
         axis.scatter([v[0] for v in steps], [v[1] for v in steps], s=26, color="tab:blue", zorder=4)
     if studies.dpsgd:
-        axis, trials = panel[_panel_of(studies.dpsgd)], completed(studies.dpsgd)
+        axis, trials = panel[panel_of(studies.dpsgd)], completed(studies.dpsgd)
         _scatter(axis, trials, marker="D", s=50, color="tab:red", label="DP-SGD (noised)", zorder=4)
+        curve = sorted(trials, key=sigma_of)
+        axis.plot([t.values[0] for t in curve], [t.values[1] for t in curve], ls=":", lw=1, color="tab:red",
+                  label="DP-SGD between measured σ (straight, not measured)")  # fmt: skip
         details = []
         bars = []
         for rank, trial in enumerate(sorted(trials, key=sigma_of)):
@@ -111,16 +121,18 @@ def plot_pareto(studies: Studies, path: Path) -> Path:
             gate = {True: "", False: ", not comparable", None: ""}[record.comparable("noised")]
             control = f", σ=0 control {100 * record.control.attack_accuracy:.0f} %" if record.control else ""
             details.append(f"σ={record.sigma:g}: ε={record.epsilon:,.3g}{control}{gate}")
-        captions[_panel_of(studies.dpsgd)] = "DP-SGD " + "; ".join(details)
+        captions[panel_of(studies.dpsgd)] = "DP-SGD " + "; ".join(details)
         _error_bars(axis, bars, "tab:red")
     floor, floor_label = _floor(studies)
-    for (name, norm, privacy), axis in panel.items():
+    for key, axis in panel.items():
+        name, norm, privacy, fingerprint = key
         if privacy == "recognition":  # the judge's floor; identification's null is 1 / line-up, near 0
             axis.axhline(floor, color="tab:purple", ls="--", lw=1, label=floor_label)
         axis.set_xlim(0, 1)  # the whole scale: a zoomed axis turns noise at chance into a front
         axis.set_ylim(0, 1)
-        axis.set_title(f"model accuracy = {name}, network norm = {norm}, privacy = {privacy}", fontsize=9)
-        caption = captions.get((name, norm, privacy))
+        title = f"model accuracy = {name}, network norm = {norm}, privacy = {privacy}, profile {fingerprint[:8]}"
+        axis.set_title(title, fontsize=9)
+        caption = captions.get(key)
         axis.set_xlabel("model accuracy (higher is better)" + (f"\n{caption}" if caption else ""), fontsize=8)
         axis.set_ylabel(f"{PRIVACY_WORDS[privacy].figure} (lower is better)")
         axis.grid(alpha=0.3)
