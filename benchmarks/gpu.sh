@@ -104,6 +104,21 @@ else LEAK="N_JOBS=3 ARGS='--set attack.batch_size=100'"; fi
 step leakage 480 "export -f autoshield; DATA=\$AUTOSHIELD_DATA OUT=${OUT:-$TMP}/leakage WORK=$TMP/leakage \
   SPACE=search_spaces/leakage-show.toml STUDY=leakage SHEETS='Identity Solarize:9 Rotate:9' NULL=1 $LEAK \
   bash benchmarks/adaptive_quick.sh"
+# Issue #35 items 4 and 6: randaugment14's naive table at `quick` (58 cells x 50 held-out victims, 2,900 problems;
+# about 72 h on two CPU cores), attacked on the card with no judge (`table build --attack-only`: chunks that mix
+# cells), on the victim pack (the pool exact, so the keys are the CPU's), skipping what the committed table judged
+# already, into a cache of its own. What finishes before T58_S comes back as $OUT/table58/attacks.tar.part-* (15 MiB each: a file back is at
+# most 16 MiB); on the CPU machine, PIECES=that folder with leakage_show.sh's naive-table line judges them into the
+# table under the portable judge, exports it and writes its CSV. The chunk log says how batch size scales.
+# STEPS=table58 runs it alone.
+if [ -n "${GPU_DRY:-}" ]; then T58="--profile smoke" T58_CHUNK=20 T58_S=${T58_S:-150};
+else T58="--profile quick --set attack.batch_size=400" T58_CHUNK=400 T58_S=${T58_S:-480}; fi
+SKIP=""; [ -f benchmarks/reports/naive-table/table.jsonl.gz ] && SKIP="--skip benchmarks/reports/naive-table/table.jsonl.gz"
+step table58 $((T58_S + 60)) "${PACK}python3 benchmarks/victim_pack.py --unpack $VPACK --into $TMP/victims58 && \
+  export AUTOSHIELD_CACHE=$TMP/cache58 && { timeout -s TERM $T58_S autoshield table build --attack-only \
+  --space randaugment14 $T58 --chunk $T58_CHUNK --data-root $TMP/victims58 $SKIP; true; } && \
+  mkdir -p ${OUT:-$TMP}/table58 && tar -C $TMP/cache58 -cf - attacks | \
+  split -b 15m - ${OUT:-$TMP}/table58/attacks.tar.part- && ls -l ${OUT:-$TMP}/table58"
 step paper_network 300 python3 benchmarks/network_choice.py --data-root \$AUTOSHIELD_DATA --out ${OUT:-$TMP}/paper-network \
   $PAPER --steps train attack --victims-per-label 2 --candidate none norm=none --candidate branch norm=branch
 echo "=== done $(date -u +%FT%TZ)" | tee -a "$LOG"

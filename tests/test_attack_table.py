@@ -275,6 +275,33 @@ def test_table_build_fills_what_a_grid_and_its_confirmation_then_only_read(
     assert not list((tmp_path / "elsewhere").rglob("*.pt"))  # every confirmation victim was read from the table
 
 
+def test_an_attack_only_build_fills_the_cache_that_a_judging_build_then_only_judges(
+    tmp_path, data_root, space, monkeypatch, capsys
+):
+    """A machine lent for minutes attacks with no study, storage or judge; its cache, moved to the machine that
+    holds the study, leaves that build only judging. A later such machine skips what an exported table judged."""
+    monkeypatch.setenv("AUTOSHIELD_CACHE", str(tmp_path / "lent"))
+    db = tmp_path / "s.db"
+    common = ["--profile", "smoke", "--data-root", str(data_root), "--set", "attack.iterations=10"]
+    common += ["--storage", f"sqlite:///{db}"]
+    only = ["table", "build", "--space", str(space), "--attack-only", "--chunk", "12", *common]
+    assert main(only) == 0
+    assert "30 problems to attack" in " ".join(capsys.readouterr().out.split())
+    assert not db.exists() and len(list((tmp_path / "lent").rglob("*.pt"))) == 30
+    assert main(["table", "build", "--space", str(space), *common]) == 0  # the study's machine: its cache, moved
+    out = " ".join(capsys.readouterr().out.split())
+    assert " 0 problems to attack" in out and "the table holds 30 rows under this judge" in out
+    assert main(["table", "export", str(tmp_path / "t.gz"), *common]) == 0
+    monkeypatch.setenv("AUTOSHIELD_CACHE", str(tmp_path / "lent-again"))  # a fresh machine: nothing cached
+    assert main([*only, "--skip", str(tmp_path / "t.gz")]) == 0
+    assert " 0 problems to attack" in " ".join(capsys.readouterr().out.split())
+    (tmp_path / "bad.gz").write_bytes(b"not a table")
+    assert main([*only, "--skip", str(tmp_path / "bad.gz")]) == 2
+    assert main(["table", "build", "--space", str(space), *common, "--skip", str(tmp_path / "t.gz")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "is not an attack table" in err[0] and "--skip goes with --attack-only" in err[1] and len(err) == 2
+
+
 def test_a_killed_build_resumes_losing_at_most_the_chunk_in_flight(tmp_path, data_root, space, monkeypatch, capsys):
     cache = tmp_path / "cache"
     monkeypatch.setenv("AUTOSHIELD_CACHE", str(cache))

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from autoshield.core.config import Profile
     from autoshield.data.cifar import Cifar10, Split
     from autoshield.data.policy import Policy
+    from autoshield.data.spaces import SearchSpace
     from autoshield.evaluation.prefill import Pending
     from autoshield.evaluation.table import Problem
     from autoshield.study.table_file import TableIdentity
@@ -64,6 +65,19 @@ def register_table(commands: argparse._SubParsersAction) -> None:
         help="the victim pool slots per label to attack (default: the study's own, 0:images_per_label); e.g. the "
         "slots a later `confirm --first-slot START --victims N` will score, which then reads them from the table",
     )
+    build.add_argument(
+        "--attack-only",
+        action="store_true",
+        help="attack and cache the naive problems, and judge nothing: no study, storage or judge is touched. For a "
+        "machine lent for minutes (a GPU): pack its cache's attacks/ folder, unpack it into the cache of the "
+        "machine that holds the study, and a plain build there finds every problem cached and only judges",
+    )
+    build.add_argument(
+        "--skip",
+        type=Path,
+        metavar="FILE",
+        help="with --attack-only: an exported table whose naive problems are judged already, and are not attacked",
+    )
     build.set_defaults(func=run_build)
     for name, run, what in (
         ("export", run_export, "write the study's attack table to FILE"),
@@ -109,6 +123,11 @@ def run_build(args: argparse.Namespace) -> None:
     url = storage_of(args)
     space = load_search_space(args.space)
     attackers = attackers_of(args.attacker)
+    if args.attack_only:
+        _attack_only(args, space=space)
+        return
+    if args.skip is not None:
+        raise AutoshieldError("--skip goes with --attack-only: a build that judges reads its study's table instead")
     profile, data = _opened(args, url, create=True)
     device = resolve_device(profile.device)
     first, stop = args.slots or (0, profile.images_per_label)
@@ -202,6 +221,47 @@ def run_build(args: argparse.Namespace) -> None:
     console.print(
         f"attacked {len(todo)} problems in {seconds:.0f} s{rate}; the table holds {rows} rows under this judge"
     )
+
+
+def _attack_only(args: argparse.Namespace, *, space: SearchSpace) -> None:
+    """`build --attack-only`: the naive problems of every cell on the study's victim slots, attacked in chunks into
+    the local attack cache (the keys a build elsewhere looks up), with nothing judged or stored."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from autoshield.cli.common import data_of, profile_of
+    from autoshield.core.files import cache_dir
+    from autoshield.core.runtime import resolve_device
+    from autoshield.data.policy import Policy
+    from autoshield.data.victims import victim_pool
+    from autoshield.evaluation.prefill import pending, prefill
+    from autoshield.privacy.cache import AttackCache
+    from autoshield.study.table_file import read_table_file
+
+    # judged elsewhere (a damaged file is refused before any work): only what the table lacks is attacked here
+    rows = read_table_file(args.skip)[1] if args.skip is not None else []
+    judged = {row.problem.attack for row in rows if row.problem.attacker == "naive"}
+    profile, data = profile_of(args), data_of(args)
+    first, stop = args.slots or (0, profile.images_per_label)
+    scored = victim_pool(profile).draw(data.train, start=first, count=stop - first)
+    policies = [Policy.identity(), *(Policy.uniform(c) for c in space.cells() if str(c) != "Identity")]
+    cache = AttackCache(cache_dir() / "attacks")
+    todo = [q for q in pending(policies=policies, victims=scored, profile=profile, cache=cache) if q.key not in judged]
+    console.print(
+        f"attack only: {len(policies)} cells x {len(scored)} victims, {len(todo)} problems to attack (neither cached "
+        f"nor in --skip) in chunks of {args.chunk}, into {cache.root}"
+    )
+    columns = (TextColumn("[bold]attack"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("attack", total=len(todo))
+        seconds = prefill(
+            todo,
+            profile=profile,
+            device=resolve_device(profile.device),
+            cache=cache,
+            chunk=args.chunk,
+            on_chunk=lambda part, _: bar.update(task, advance=len(part)),
+        )
+    console.print(f"attacked {len(todo)} problems in {seconds:.0f} s; judge them with a build that reads this cache")
 
 
 def pool_slots(text: str) -> tuple[int, int]:
