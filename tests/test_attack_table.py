@@ -319,22 +319,24 @@ def test_a_killed_build_resumes_losing_at_most_the_chunk_in_flight(tmp_path, dat
     assert f"{30 - kept} problems to attack" in out and "the table holds 30 rows" in out  # nothing cached redone
 
 
-def test_a_killed_build_keeps_every_finished_chunk_of_its_adaptive_pass(tmp_path, data_root, monkeypatch, capsys):
-    """The adaptive attack is not mixed into naive chunks; it runs policy by policy after them, in chunks of victims
-    whose rows are stored as each ends, so a build stopped there loses only the chunk in flight, not the policy's."""
+def test_a_killed_build_keeps_every_finished_batch_of_its_adaptive_pass(tmp_path, data_root, monkeypatch, capsys):
+    """The adaptive attack is not mixed into naive chunks; it runs policy by policy after them, and stores its rows
+    batch by batch (`attack.batch_size`), so a build stopped there loses only the batch in flight, not the policy's.
+    Every attack through the table does so: a trial's, `attack --study`'s and the null's too."""
     monkeypatch.setenv("AUTOSHIELD_CACHE", str(tmp_path / "cache"))
     space = tmp_path / "rotate.toml"
     space.write_text('name = "rotate"\nops = ["Rotate"]\nmagnitudes = [9]\n')
     url = f"sqlite:///{tmp_path / 's.db'}"
     common = ["--storage", url, "--profile", "smoke", "--data-root", str(data_root), "--set", "attack.iterations=40"]
-    build = ["table", "build", "--space", str(space), "--attacker", "adaptive", "--chunk", "5", *common]
+    common += ["--set", "attack.batch_size=5"]
+    build = ["table", "build", "--space", str(space), "--attacker", "adaptive", *common]
 
     def adaptive() -> int:
         rows = all_rows(url=url) if (tmp_path / "s.db").exists() else []
         return sum(r.problem.attacker == "adaptive" and r.problem.cell == "Rotate:9" for r in rows)
 
     kill_when(_cli(*build), lambda: adaptive() >= 5)
-    assert 5 <= adaptive() < 10  # the first chunk's rows are stored; the one in flight is lost
+    assert 5 <= adaptive() < 10  # the first batch's rows are stored; the one in flight is lost
     assert main(build) == 0
     assert adaptive() == 10 and "the table holds 40 rows" in " ".join(capsys.readouterr().out.split())
 

@@ -205,17 +205,14 @@ def run_build(args: argparse.Namespace) -> None:
             if left:  # held by builders still at work: wait for their rows, or take over if they stop
                 bar.update(task, description=f"waiting for {len(left)} held elsewhere")
                 time.sleep(WAIT_SECONDS)
-    # the rows a naive chunk did not give (the adaptive attack's, each policy's own), in chunks of victims too: a
-    # chunk's rows are stored as it ends, so a stopped build loses only the chunk in flight here as well
-    starts = range(0, len(scored), args.chunk)
+    # the rows a naive chunk did not give (the adaptive attack's), policy by policy; each stores its rows batch by
+    # batch (`attack.batch_size` victims), so a stopped build loses only the batch in flight here
     with Progress(*columns, TimeRemainingColumn(), console=console) as bar:
         task = bar.add_task("every attacker", total=len(attackers) * len(policies) * len(scored))
         for name in attackers:
             for policy in policies:
-                for start in starts:
-                    part = scored.take(range(start, min(start + args.chunk, len(scored))))
-                    score(policy=policy, victims=part, attacker=name)
-                    bar.update(task, advance=len(part))
+                score(policy=policy, victims=scored, attacker=name)
+                bar.update(task, advance=len(scored))
     rows = sum(1 for _ in all_rows(url=url, judge=judge.digest))
     rate = f", {seconds / len(todo):.1f} s per problem" if todo and seconds else ""
     console.print(

@@ -170,7 +170,9 @@ def tabled_attack(
         policy=policy, profile=profile, device=device, model=model, attacker=attacker, inverse=inverse, threat=threat
     )
 
-    stored, fresh, spent, computed = table.read(problems), None, 0.0, 0
+    stored, spent, computed, only = table.read(problems), 0.0, 0, None
+    images = torch.full(victims.images.shape, math.nan)  # the reconstructions this worker makes, where it makes them
+    step = profile.attack.batch_size
     with table.holding() if len(stored) < len(problems) else nullcontext():
         # the attack is claimed, not the row, as `table build` claims it: what this worker claims, it computes; what
         # another worker holds, it waits for. An attack finished elsewhere without this attacker's row (a build or
@@ -180,27 +182,29 @@ def tabled_attack(
             mine = set(table.claim(attacks))
             ready = mine | (set(attacks) - set(table.unfinished(attacks)))
             chosen = [i for i in missing if problems[i].attack in ready]
-            if chosen:
-                part = victims if len(chosen) == len(victims) else victims.take(chosen)
+            if not chosen:
+                phase(f"waiting for {len(missing)} victims' rows that another worker is computing")
+                time.sleep(WAIT_SECONDS)
+            for start in range(0, len(chosen), step):  # stored batch by batch: a stopped worker loses one batch
+                group = chosen[start : start + step]
+                part = victims if len(group) == len(victims) else victims.take(group)
                 found = reconstruct_policy(**common, victims=part, cache=cache, progress=progress)
                 result = judge_reconstructions(
                     found, profile=profile, reference=reference, device=device, lineup=lineup
                 )
-                chosen_problems = [problems[i] for i in chosen]
-                table.write(rows_of(result, problems=chosen_problems, recovered=found.recovered, costs=found.costs))
-                table.finish(sorted(mine))
-                fresh = result if len(chosen) == len(problems) else None
-                spent, computed = spent + result.seconds, computed + len(chosen)
-            else:
-                phase(f"waiting for {len(missing)} victims' rows that another worker is computing")
-                time.sleep(WAIT_SECONDS)
+                batch = [problems[i] for i in group]
+                table.write(rows_of(result, problems=batch, recovered=found.recovered, costs=found.costs))
+                table.finish(sorted({p.attack for p in batch} & mine))
+                images[group] = found.images
+                only = result if len(group) == len(problems) else None
+                spent, computed = spent + result.seconds, computed + len(group)
             stored = table.read(problems)
-    if fresh is not None:  # this worker computed every row
-        return fresh
+    if only is not None:  # one batch of this worker's computed every row
+        return only
     rows, cached = [stored[p.key] for p in problems], len(problems) - computed
     if cache is not None and all(cache.holds(k) for k in keys):  # the images are here: read, not attacked or judged
         images = reconstruct_policy(**common, victims=victims, cache=cache).images.nan_to_num(0.0)
-    else:  # every number is stored, and some images are not here
+    elif computed < len(problems):  # every number is stored, and some images are not here
         images = torch.full(victims.images.shape, math.nan)
     outcomes, recovered = joined(rows)
     return attack_result(
