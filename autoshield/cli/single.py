@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autoshield.cli.common import (
     POLICY_HELP,
@@ -20,6 +21,10 @@ from autoshield.cli.common import (
 from autoshield.core.choices import ATTACKERS
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.policy import policy_from_argument
+
+if TYPE_CHECKING:
+    from autoshield.core.config import Profile
+    from autoshield.evaluation.table import RowStore
 
 ATTACK_CHOICES = (*ATTACKERS, "worst")
 
@@ -85,7 +90,12 @@ def register_attack(commands: argparse._SubParsersAction) -> None:
         "as the victim's: the figures' real null (recognition's is the label leaking, identification's 1 / line-up); "
         "doubles the attack time; needs 2+ victims per label",
     )
-    add_study_name_arg(parser, default=None, role=": judge with the judge stored for it, as its trials were")
+    add_study_name_arg(
+        parser,
+        default=None,
+        role=": judge with the judge stored for it, as its trials were, and read its attack table (or add to it) "
+        "where this run's profile is the study's",
+    )
     add_storage_arg(parser)
     add_profile_args(parser)
     parser.set_defaults(func=run_attack)
@@ -133,6 +143,7 @@ def run_attack(args: argparse.Namespace) -> None:
     if profile.attack.target == "trained":
         model = train_policy(policy=policy, data=data, profile=profile, device=device, progress=True).model
     cache = None if args.no_cache else AttackCache(cache_dir() / "attacks")
+    table = _study_table(storage_of(args), args.study, profile) if args.study else None
     attackers = ATTACKERS if args.attacker == "worst" else (args.attacker,)
     inverse = learned_for(attackers, cells=policy.cells, data=data, profile=profile, device=device, progress=True)
     results = attack_with(
@@ -146,6 +157,7 @@ def run_attack(args: argparse.Namespace) -> None:
         cache=cache,
         inverse=inverse,
         lineup=pool_lineup(data.train, profile),
+        table=table,
         progress=True,
     )
     chosen = strongest(results)
@@ -171,6 +183,7 @@ def run_attack(args: argparse.Namespace) -> None:
             attacker=chosen,
             inverse=inverse,
             cache=cache,
+            table=table,
             progress=True,
         )
         print_rows(
@@ -186,3 +199,20 @@ def run_attack(args: argparse.Namespace) -> None:
     )
     sheet = reconstruction_sheet(results, args.sheet, title=f"policy {policy}")
     console.print(f"wrote {sheet}: per label original | transformed | {' | '.join(results)}")
+
+
+def _study_table(url: str, name: str, profile: Profile) -> RowStore | None:
+    """The study's attack table when this run's profile is the study's: its rows are then read, or computed once
+    and kept for every later run; under another profile they would answer another question, and are not kept."""
+    from autoshield.core.choices import KINDS
+    from autoshield.study.attack_table import StudyTable
+    from autoshield.study.catalog import find_study
+    from autoshield.study.records import StudyInfo
+    from autoshield.study.storage import open_storage
+
+    storage = open_storage(url, heartbeat=False, create=False, writes=False)
+    infos = [StudyInfo.read(study) for kind in KINDS if (study := find_study(storage, name, kind))]
+    if any(info and info.profile_fingerprint == profile.fingerprint() for info in infos):
+        return StudyTable(url)
+    console.print(f"[yellow]this run's profile is not study {name!r}'s: its attacks are not kept in the study's table")
+    return None

@@ -23,6 +23,7 @@ from autoshield.data.cifar import Split
 from autoshield.data.policy import Policy, transform_split
 from autoshield.evaluation.judge import AttackResult, judge_reconstructions
 from autoshield.evaluation.reconstruct import reconstruct_policy
+from autoshield.evaluation.table import RowStore, tabled_attack
 from autoshield.privacy.cache import AttackCache
 from autoshield.privacy.learned import LearnedInverse
 
@@ -51,12 +52,29 @@ def null_attack(
     attacker: Attacker = "naive",
     inverse: LearnedInverse | None = None,
     cache: AttackCache | None = None,
+    table: RowStore | None = None,
     progress: bool = False,
 ) -> AttackResult:
     """Attack each victim's decoy (`decoy_positions`) with the victim's index, hence its start and sign, then judge
     the reconstructions against the victims: the judge's verdict for the victim's label, PSNR against the victim,
-    the victim's rank in `lineup`."""
+    the victim's rank in `lineup`. With a `table`, through the study's attack table, as rows `null:<attacker>`
+    stored batch by batch, so that a null too is computed once and survives the machine that computed it."""
     decoys = Split(victims.images[decoy_positions(victims.labels)], victims.labels, victims.indices)
+    if table is not None and profile.attack.leak_batch == 1:  # a row is one victim
+        return tabled_attack(
+            table=table,
+            policy=policy,
+            victims=decoys,
+            profile=profile,
+            reference=reference,
+            device=device,
+            cache=cache,
+            attacker=attacker,
+            inverse=inverse,
+            lineup=lineup,
+            as_victims=victims,
+            progress=progress,
+        )
     found = reconstruct_policy(
         policy=policy,
         victims=decoys,

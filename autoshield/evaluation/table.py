@@ -140,13 +140,17 @@ def tabled_attack(
     attacker: str = "naive",
     inverse: LearnedInverse | None = None,
     lineup: Split | None = None,
+    as_victims: Split | None = None,
     progress: bool = False,
 ) -> AttackResult:
     """`evaluation.evaluate.attack_policy` through the attack table: victims whose rows are stored are not
     attacked again; the rest are attacked and judged as usual, and their rows stored. Reconstructions come from
-    the local attack cache; where it lacks one, the result's images are NaN (its numbers are all there)."""
+    the local attack cache; where it lacks one, the result's images are NaN (its numbers are all there).
+    `as_victims`: the victims the reconstructions are scored as, position by position (the null's,
+    `evaluation.null`: `victims` are then the decoys); its rows are named `null:<attacker>`."""
     model = (model or build_model(width=profile.width, norm=profile.norm, seed=profile.seed)).to(device).eval()
     transformed = transform_split(victims, policy, seed=profile.seed)
+    scored = victims if as_victims is None else as_victims
     keys, _ = attack_keys(
         policy=policy,
         victims=victims,
@@ -157,11 +161,12 @@ def tabled_attack(
         inverse=inverse,
     )
     judge = model_digest(reference, length=DIGEST_LENGTH)
+    named = lambda cell: inverse.name(cell) if attacker == "learned" and inverse else attacker  # noqa: E731
     problems = [
         Problem(
             attack=key,
             cell=str(policy.cells[y]),
-            attacker=inverse.name(policy.cells[y]) if attacker == "learned" and inverse else attacker,
+            attacker=named(policy.cells[y]) if as_victims is None else f"null:{named(policy.cells[y])}",
             judge=judge,
         )
         for key, y in zip(keys, victims.labels.tolist(), strict=True)
@@ -189,6 +194,11 @@ def tabled_attack(
                 group = chosen[start : start + step]
                 part = victims if len(group) == len(victims) else victims.take(group)
                 found = reconstruct_policy(**common, victims=part, cache=cache, progress=progress)
+                if as_victims is not None:  # each reconstruction scored as its victim's
+                    mapped = as_victims.take(group)
+                    found = dataclasses.replace(
+                        found, victims=mapped, transformed=transform_split(mapped, policy, seed=profile.seed)
+                    )
                 result = judge_reconstructions(
                     found, profile=profile, reference=reference, device=device, lineup=lineup
                 )
@@ -211,8 +221,8 @@ def tabled_attack(
         outcomes,
         recovered=recovered,
         lineup=0 if lineup is None else len(lineup),
-        victims=victims,
-        transformed=transformed,
+        victims=scored,
+        transformed=transformed if as_victims is None else transform_split(scored, policy, seed=profile.seed),
         reconstructions=images,
         seconds=spent,
         cached=cached,
