@@ -3,10 +3,13 @@ victim's."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from autoshield.cli import main
+from autoshield.cli.single import study_table
 from autoshield.core.config import load_profile
 from autoshield.core.errors import AutoshieldError
 from autoshield.data.policy import Policy
@@ -86,6 +89,9 @@ def test_attack_on_a_study_reads_its_table_and_keeps_its_null_there(tmp_path, da
         assert len(list((tmp_path / machine / "attacks").rglob("*.pt"))) == attacked
     nulls = [row for row in all_rows(url=f"sqlite:///{db}") if row.problem.attacker == "null:naive"]
     assert len(nulls) == 20 and {row.problem.cell for row in nulls} == {"Rotate:9"}
+    profile = load_profile("smoke", overrides=("attack.iterations=10", "images_per_label=2"))
+    assert study_table(f"sqlite:///{db}", "autoshield", profile) is not None
     capsys.readouterr()
-    assert main([*attack, *store, "--set", "attack.iterations=12"]) == 0
+    other = dataclasses.replace(profile, seed=1)
+    assert study_table(f"sqlite:///{db}", "autoshield", other) is None
     assert "its attacks are not kept in the study's table" in " ".join(capsys.readouterr().out.split())

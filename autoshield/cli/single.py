@@ -143,7 +143,7 @@ def run_attack(args: argparse.Namespace) -> None:
     if profile.attack.target == "trained":
         model = train_policy(policy=policy, data=data, profile=profile, device=device, progress=True).model
     cache = None if args.no_cache else AttackCache(cache_dir() / "attacks")
-    table = _study_table(storage_of(args), args.study, profile) if args.study else None
+    table = study_table(storage_of(args), args.study, profile) if args.study else None
     attackers = ATTACKERS if args.attacker == "worst" else (args.attacker,)
     inverse = learned_for(attackers, cells=policy.cells, data=data, profile=profile, device=device, progress=True)
     results = attack_with(
@@ -201,7 +201,7 @@ def run_attack(args: argparse.Namespace) -> None:
     console.print(f"wrote {sheet}: per label original | transformed | {' | '.join(results)}")
 
 
-def _study_table(url: str, name: str, profile: Profile) -> RowStore | None:
+def study_table(url: str, name: str, profile: Profile) -> RowStore | None:
     """The study's attack table when this run's profile is the study's: its rows are then read, or computed once
     and kept for every later run; under another profile they would answer another question, and are not kept."""
     from autoshield.core.choices import KINDS
