@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import optuna
 import pytest
 
 from autoshield.privacy.interaction import additive_fit, deviance, interaction_test
+from autoshield.study.analysis import best_cells
+from autoshield.study.params import GRID_PARAM
+from autoshield.study.records import EvaluationRecord, StudyInfo
+
+from .test_report import _record
 
 CELLS, LABELS = 12, 10
 
@@ -56,3 +62,27 @@ def test_power_grows_with_the_victims_per_label():
 def test_counts_of_the_wrong_shape_are_refused():
     with pytest.raises(ValueError, match="at least 2 of each"):
         interaction_test(np.zeros((1, 10), int), np.ones((1, 10), int))
+
+
+def _grid(cells: dict[str, list[bool]]) -> optuna.Study:
+    """A grid study whose cells recognised `cells[name]` of 50 victims (5 per label), all at one model accuracy."""
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    StudyInfo("grid", "", tuple(cells), "smoke", "abc", "trained", "d1", norm="none").write(study)
+    for name, recognised in cells.items():
+        record = EvaluationRecord(name, "{}", "trained", 0.3, (0.3,) * 10, _record(recognised), 1.0, 1.0)
+        study.enqueue_trial({GRID_PARAM: name})  # asked with a distribution, the cell would be drawn at random
+        trial = study.ask({GRID_PARAM: optuna.distributions.CategoricalDistribution(list(cells))})
+        record.write(trial)
+        study.tell(trial, (record.model_accuracy, record.attack.attack_accuracy))
+    return study
+
+
+def test_pooled_over_labels_a_cell_can_win_every_label_that_no_label_alone_can_show():
+    """Five victims per label cannot reach p < 0.05 (all five discordant: 0.0625); fifty pooled over labels can.
+    Where privacy does not depend on the label, the per-label choice rests on the pooled test (issue #37 item 1)."""
+    study = _grid({"Identity": [True] * 50, "Solarize:9": [False] * 50})
+    alone, _ = best_cells(study)
+    assert not any(row.significant for row in alone)
+    pooled, rule = best_cells(study, pooled=True)
+    assert all(row.significant and str(row.cell) == "Solarize:9" for row in pooled)
+    assert "every label's victims (pooled)" in rule and "Holm over the 1 cells compared overall" in rule

@@ -293,6 +293,7 @@ def test_worst_case_grid_scores_the_strongest_attacker_and_reports_survivors(tmp
     # issue #37: the premise, for privacy and utility (smoke is a preset, so its test images per label are known)
     assert "**Does choosing per label matter?**" in text and "- privacy (recognised, worst attacker):" in text
     assert "- utility (recognizability): deviance" in text
+    assert ("Privacy pooled over labels" in text) == ("rather than label by label" in text)  # the table, where said
     table = (out / "attackers.csv").read_text().splitlines()
     assert len(table) == 1 + 3 * 4 and table[0].startswith("cell,attacker,attack acc %")  # 3 cells x 4 attackers
     assert table[0].endswith(",s attacking,sign right,recognised: right / wrong sign")

@@ -22,7 +22,7 @@ from autoshield.report.format import Rows, markdown_table, percent, write_rows
 from autoshield.report.matched import matched_lines
 from autoshield.report.pareto import REFERENCE_POINT, best_tradeoff, hypervolume_history
 from autoshield.report.plots import CHANCE, plot_hypervolume, plot_pareto, plot_reconstructions
-from autoshield.report.premise import premise_lines
+from autoshield.report.premise import premise, premise_lines
 from autoshield.report.studies import (
     COMPARE_SIGMA,
     Studies,
@@ -170,9 +170,23 @@ def _banners(studies: Studies, info: StudyInfo | None) -> list[str]:
     return [line for banner in lines for line in (banner, "")]
 
 
+def _pooled_lines(grid: optuna.Study, *, tolerance: float, pools: bool) -> list[str]:
+    """Where privacy showed no cell x label interaction: the best cell per label with each cell's privacy read over
+    every label's victims (issue #37 item 1), beside the label-by-label table above."""
+    if not pools:
+        return []
+    table, rule = best_cells(grid, tolerance=tolerance, pooled=True)
+    return [
+        f"Privacy pooled over labels (the premise test above found no cell x label interaction). Rule: {rule}.",
+        "",
+        markdown_table(grid_best_rows(table, privacy=privacy_of(grid))),
+    ]
+
+
 def _report_text(studies: Studies, rows: Rows, *, tolerance: float, has_reconstructions: bool) -> str:
     any_study = studies.search or studies.grid or studies.dpsgd
     first = StudyInfo.read(any_study)
+    tested = premise(studies.grid) if studies.grid else None  # once: its bootstrap is the report's slowest part
     lines = [
         f"# autoshield report: {any_study.study_name.rsplit('-', 1)[0]}",
         "",
@@ -189,7 +203,7 @@ def _report_text(studies: Studies, rows: Rows, *, tolerance: float, has_reconstr
         "not recognised. " + judge_line(studies),
         "",
         *(line for design in study_design_lines(studies) for line in (design, "")),
-        *(premise_lines(studies.grid) if studies.grid else []),
+        *premise_lines(tested),
         *_banners(studies, first),
         *_confirmed_lines(studies),
         "![Pareto front](pareto.png)",
@@ -215,6 +229,7 @@ def _report_text(studies: Studies, rows: Rows, *, tolerance: float, has_reconstr
             f"Best cell per label. Rule: {rule}.",
             "",
             markdown_table(grid_best_rows(table, privacy=privacy_of(studies.grid))),
+            *_pooled_lines(studies.grid, tolerance=tolerance, pools=bool(tested and tested.pools)),
             "Every cell × label, with the victims behind each figure (k/n), the chance floor (what the judge says of "
             "the attack's information-free starts), failed reconstructions and the paired test against Identity: "
             "[cells.md](cells.md) ([cells.csv](cells.csv)).",

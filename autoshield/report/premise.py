@@ -8,6 +8,8 @@ better estimated pooled over labels, from ten times the victims, and the report 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import optuna
 
@@ -22,6 +24,7 @@ from autoshield.study.params import cell_of
 from autoshield.study.records import EvaluationRecord, StudyInfo
 
 DRAWS = 999  # bootstrap draws under the additive model, and as many under the alternative for the power
+ALPHA = 0.05  # below it, privacy depends on the label and is read label by label
 DELTA = 0.2  # the interaction the power is stated for: labels split in two halves 20 points apart
 
 
@@ -43,31 +46,56 @@ def utility_counts(records: list[EvaluationRecord], *, per_label: int) -> tuple[
     return np.rint(accuracy * per_label).astype(int), np.full(accuracy.shape, per_label)
 
 
-def premise_lines(grid: optuna.Study) -> list[str]:
-    """The report's lines on the premise, for a grid study with 2+ completed cells whose attacks kept their
-    per-victim outcomes; [] otherwise."""
+@dataclass(frozen=True)
+class Premise:
+    """The grid's two interaction tests: privacy's, and utility's where the profile says how many test images
+    each label has (None otherwise)."""
+
+    info: StudyInfo
+    privacy: InteractionTest
+    utility: InteractionTest | None
+
+    @property
+    def pools(self) -> bool:
+        """Whether privacy showed no cell x label interaction, so that a cell's privacy is read pooled over
+        labels."""
+        return self.privacy.p >= ALPHA
+
+
+def premise(grid: optuna.Study) -> Premise | None:
+    """The tests, for a grid study with 2+ completed cells whose attacks kept their per-victim outcomes."""
     info = StudyInfo.read(grid)
     trials = sorted(completed(grid), key=lambda t: str(cell_of(t)))
     records = [EvaluationRecord.read(t) for t in trials]
     if info is None or len(records) < 2 or not all(r.attack.outcomes for r in records):
-        return []
-    words = PRIVACY_WORDS[info.privacy]
+        return None
     privacy = interaction_test(*grid_counts(records, privacy=info.privacy), draws=DRAWS, delta=DELTA)
+    test_count = _test_per_label(info)
+    utility = None
+    if test_count is not None:
+        uk, un = utility_counts(records, per_label=test_count)
+        utility = interaction_test(uk, un, draws=DRAWS, delta=DELTA, seed_noise=info.utility == "trained")
+    return Premise(info, privacy, utility)
+
+
+def premise_lines(found: Premise | None) -> list[str]:
+    """The report's lines on the premise; [] where the grid could not be tested."""
+    if found is None:
+        return []
+    words = PRIVACY_WORDS[found.info.privacy]
     lines = [
         "**Does choosing per label matter?** (cell x label likelihood-ratio test on the grid, p by parametric "
         f"bootstrap, {DRAWS} draws under the additive model; power for each cell's labels split in two halves "
         f"{percent(DELTA)} points apart, opposite ways on alternate cells)",
         "",
-        f"- privacy ({words.counted}, {info.attacker} attacker): {_stated(privacy)}{_pooled(privacy)}",
-    ]
-    test_count = _test_per_label(info)
-    if test_count is None:
+        f"- privacy ({words.counted}, {found.info.attacker} attacker): {_stated(found.privacy)}"
+        + ("; so a cell's privacy is read pooled over labels (its overall figure) rather than label by label"
+           if found.pools else ""),
+    ]  # fmt: skip
+    if found.utility is None:
         lines.append("- utility: not tested (the profile is not a preset, so its test images per label are unknown)")
     else:
-        uk, un = utility_counts(records, per_label=test_count)
-        noise = info.utility == "trained"
-        utility = interaction_test(uk, un, draws=DRAWS, delta=DELTA, seed_noise=noise)
-        lines.append(f"- utility ({info.utility}): {_stated(utility)}")
+        lines.append(f"- utility ({found.info.utility}): {_stated(found.utility)}")
     return [*lines, ""]
 
 
@@ -83,12 +111,6 @@ def _stated(test: InteractionTest) -> str:
             "seeds"
         )
     return text
-
-
-def _pooled(test: InteractionTest) -> str:
-    if test.p < 0.05:
-        return ""
-    return "; so a cell's privacy is read pooled over labels (its overall figure) rather than label by label"
 
 
 def _test_per_label(info: StudyInfo) -> int | None:

@@ -141,11 +141,15 @@ def grid_comparisons(study: optuna.Study) -> dict[tuple[str, int | None], Compar
     return compare_all(outcomes, scored(identity.evaluation.attack.outcomes, privacy))
 
 
-def best_cells(study: optuna.Study, *, tolerance: float = DEFAULT_TOLERANCE) -> tuple[list[BestCell], str]:
+def best_cells(
+    study: optuna.Study, *, tolerance: float = DEFAULT_TOLERANCE, pooled: bool = False
+) -> tuple[list[BestCell], str]:
     """Per label, among cells significantly below Identity's attack accuracy and within `tolerance` of its model
     accuracy, the one with the lowest attack accuracy (ties: higher model accuracy); Identity with
     `significant=False` where none qualifies, or while Identity itself is not done. Returns the table and the
-    rule in words."""
+    rule in words. `pooled` reads each cell's privacy over every label's victims (its overall test, Holm over the
+    cells), and its model accuracy per label: what a per-label choice may rest on where privacy does not depend on
+    the label (issue #37 item 1), with ten times the victims behind each test."""
     results = {cell: record.evaluation for cell, record in grid_cells(study).items()}
     if not results:
         raise AutoshieldError(f"study {study.study_name!r} has no completed grid cells")
@@ -156,29 +160,30 @@ def best_cells(study: optuna.Study, *, tolerance: float = DEFAULT_TOLERANCE) -> 
         if IDENTITY not in results:  # nothing to compare with yet
             table.append(BestCell(label, IDENTITY, False, math.nan, math.nan, math.nan, None, None, None))
             continue
+        at = None if pooled else i  # where privacy is read: this label's victims, or every label's
         accuracy = {cell: r.model_accuracy_per_label[i] for cell, r in results.items()}
-        attack = {cell: r.attack.figure(privacy, i) for cell, r in results.items()}
+        attack = {cell: r.attack.figure(privacy, at) for cell, r in results.items()}
         baseline = results[IDENTITY].attack.outcomes
         allowed = [
             cell
             for cell in results
             if accuracy[cell] >= accuracy[IDENTITY] - tolerance
-            and (c := comparisons.get((str(cell), i))) is not None
+            and (c := comparisons.get((str(cell), at))) is not None
             and (outcomes := results[cell].attack.outcomes) is not None
             and baseline is not None
-            and protects(c, limited=privacy == "recognition" and judge_limited(outcomes, baseline, i))
+            and protects(c, limited=privacy == "recognition" and judge_limited(outcomes, baseline, at))
         ]
         best = min(allowed, key=lambda cell: (attack[cell], -accuracy[cell]), default=IDENTITY)
         record = results[best].attack
         floor = record.chance_floor_per_label[i] if record.chance_floor_per_label else None
         failed = sum(record.outcomes.failed[j] for j in record.outcomes.where(i)) if record.outcomes else None
-        comparison = comparisons.get((str(best), i))
+        comparison = comparisons.get((str(best), at))
         psnr = record.psnr_original_per_label[i]
         table.append(
             BestCell(label, best, best != IDENTITY, accuracy[best], attack[best], psnr, floor, failed, comparison)
         )
-    family = len({name for name, label in comparisons if label is not None})
-    victims = max((c.test.n for (_, label), c in comparisons.items() if label is not None), default=0)
+    family = len({name for name, label in comparisons if (label is None) == pooled})
+    victims = max((c.test.n for (_, label), c in comparisons.items() if (label is None) == pooled), default=0)
     counted, figure = PRIVACY_WORDS[privacy].counted, PRIVACY_WORDS[privacy].figure
     limited = (
         f"; a judge-limited cell (its unattacked images recognised {100 * JUDGE_LIMIT:.0f}+ points below "
@@ -187,14 +192,19 @@ def best_cells(study: optuna.Study, *, tolerance: float = DEFAULT_TOLERANCE) -> 
         if privacy == "recognition"
         else ""
     )
+    whose, tests, where = (
+        ("every label's victims (pooled)", f"the {family} cells compared overall", "victims in all")
+        if pooled
+        else ("that label's victims", f"the {family} cells x {len(CLASSES)} labels compared", "victims per label")
+    )
+    tested = family * (1 if pooled else len(CLASSES))
     rule = (
-        f"per label: among cells whose attack {counted} significantly fewer of that label's victims than "
-        f"Identity's (exact McNemar on the same victims and starts, Holm over the {family} cells x "
-        f"{len(CLASSES)} labels compared, α = 0.05) and whose model accuracy is within {100 * tolerance:.0f} "
-        f"points of Identity's, the lowest {figure}{limited}; otherwise '{NONE_BETTER}'. The cells were chosen on "
-        f"these victims, so only the policy's confirmed figure (`autoshield confirm`) counts. With {victims} "
-        f"victims per label the smallest attainable p is {smallest_p(victims):.3g} before correction, "
-        f"{min(1.0, family * len(CLASSES) * smallest_p(victims)):.3g} after"
+        f"per label: among cells whose attack {counted} significantly fewer of {whose} than Identity's (exact "
+        f"McNemar on the same victims and starts, Holm over {tests}, α = 0.05) and whose model accuracy on the "
+        f"label is within {100 * tolerance:.0f} points of Identity's, the lowest {figure}{limited}; otherwise "
+        f"'{NONE_BETTER}'. The cells were chosen on these victims, so only the policy's confirmed figure "
+        f"(`autoshield confirm`) counts. With {victims} {where} the smallest attainable p is "
+        f"{smallest_p(victims):.3g} before correction, {min(1.0, tested * smallest_p(victims)):.3g} after"
         + ("" if IDENTITY in results else "; Identity is not done yet, so no cell can be chosen")
     )
     return table, rule
