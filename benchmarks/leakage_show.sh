@@ -7,9 +7,8 @@
 #   2. the committed table, imported into a fresh study (its rows are not attacked again);
 #   3. `table build` for MINUTES at most (SIGTERM between or inside a chunk keeps every finished chunk);
 #   4. the table exported back over the committed file, with the per-victim CSV of every row so far.
-# Then commit $OUT. Once every row is there, `adaptive_quick.sh` with AUTOSHIELD_KERNELS=portable,
-# SPACE=search_spaces/leakage-show.toml, STUDY=leakage and WORK=studies/leakage (this storage) runs the grid (read
-# from the table), the nulls, the report and the per-victim export.
+# Then commit $OUT. Once every row is there, REPORT=1 also runs `adaptive_quick.sh` on this storage: the grid (read
+# from the table), the nulls, the report and the per-victim export, before the table's export.
 # Usage: MINUTES=100 bash benchmarks/leakage_show.sh   (DATA, OUT, WORK, MINUTES, CHUNK)
 # The same steps continue any committed table under this judge: randaugment14's naive table (issue #35 item 6) is
 #   SPACE=randaugment14 ATTACKER=naive STUDY=naive OUT=benchmarks/reports/naive-table WORK=studies/naive \
@@ -46,5 +45,11 @@ code=0
 timeout --signal=TERM "${MINUTES:-100}m" autoshield table build --space "$SPACE" \
   --attacker "$ATTACKER" --chunk "${CHUNK:-25}" --study "$STUDY" --storage "$DB" "${common[@]}" || code=$?
 [ "$code" = 0 ] || [ "$code" = 124 ] || [ "$code" = 143 ] || exit "$code"  # 124/143: the time was up
+if [ -n "${REPORT:-}" ]; then  # once every row is in: the grid (read from the table), each cell's attack and null
+  # (`attack --study --null`: table rows too, stored batch by batch), the report and the per-victim export. A stop
+  # (SIGTERM to `autoshield attack`) keeps every finished batch: the export below still runs
+  DATA="$DATA" OUT="$OUT" WORK="$WORK" SPACE="$SPACE" STUDY="$STUDY" PROFILE="${PROFILE:-quick}" NULL=1 N_JOBS=1 \
+    SHEETS="${SHEETS:-Identity Solarize:9 Rotate:9}" bash benchmarks/adaptive_quick.sh || echo "report stopped: $?"
+fi
 autoshield table export "$OUT/table.jsonl.gz" --study "$STUDY" --storage "$DB" "${common[@]}"
 python benchmarks/table_csv.py "$OUT/table.jsonl.gz" -o "$OUT/rows.csv"
