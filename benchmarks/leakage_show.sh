@@ -28,7 +28,8 @@ if [ -n "${PIECES:-}" ]; then
   cat "$PIECES"/attacks.tar.part-* | tar -x -C "${AUTOSHIELD_CACHE:-$HOME/.cache/autoshield}"
 fi
 export AUTOSHIELD_KERNELS=portable
-common=(--profile "${PROFILE:-quick}" --data-root "$DATA")  # PROFILE=smoke: a dry run
+# PROFILE=smoke ARGS="--set images_per_label=2": a dry run (the null needs two victims per label)
+common=(--profile "${PROFILE:-quick}" --data-root "$DATA" ${ARGS:-})
 mkdir -p "$OUT" "$WORK"
 # a minute's probe before 22 minutes of judge: a VM whose judge kernels round unlike class C's would train another
 # judge. The attack may round otherwise (class A's does: RESULTS.md, 2026-12-05 03:26): its rows are then this
@@ -48,7 +49,7 @@ timeout --signal=TERM "${MINUTES:-100}m" autoshield table build --space "$SPACE"
 if [ -n "${REPORT:-}" ]; then  # once every row is in: the grid (read from the table), each cell's attack and null
   # (`attack --study --null`: table rows too, stored batch by batch), the report and the per-victim export. A stop
   # (SIGTERM to `autoshield attack`) keeps every finished batch: the export below still runs
-  DATA="$DATA" OUT="$OUT" WORK="$WORK" SPACE="$SPACE" STUDY="$STUDY" PROFILE="${PROFILE:-quick}" NULL=1 N_JOBS=1 \
+  DATA="$DATA" OUT="$OUT" WORK="$WORK" SPACE="$SPACE" STUDY="$STUDY" PROFILE="${PROFILE:-quick}" ARGS="${ARGS:-}" NULL=1 N_JOBS=1 \
     SHEETS="${SHEETS:-Identity Solarize:9 Rotate:9}" bash benchmarks/adaptive_quick.sh || echo "report stopped: $?"
 fi
 autoshield table export "$OUT/table.jsonl.gz" --study "$STUDY" --storage "$DB" "${common[@]}"
