@@ -111,6 +111,7 @@ def run_build(args: argparse.Namespace) -> None:
     from autoshield.evaluation.evaluate import attack_policy, learned_for
     from autoshield.evaluation.lineup import pool_lineup
     from autoshield.evaluation.prefill import pending, prefill
+    from autoshield.evaluation.reconstruct import inverts_through
     from autoshield.evaluation.table import WAIT_SECONDS
     from autoshield.privacy.cache import AttackCache
     from autoshield.privacy.judge_file import JudgeIdentity
@@ -179,7 +180,11 @@ def run_build(args: argparse.Namespace) -> None:
         held = StudyTable(url, owner=owner, held=True)  # the chunk's claims stay open until all its rows are in
         for p, slots in _by_policy(part).items():
             subset = scored.take(slots)
-            for name in ("naive", *(a for a in attackers if a in ("posthoc", "learned"))):
+            # every row this chunk's reconstructions give: the post-hoc and learned ones, and the adaptive one where
+            # it does not invert through the op (Identity), so that no other builder attacks them again for it
+            naive_too = not inverts_through(policies[p], "adaptive")
+            same = [a for a in attackers if a in ("posthoc", "learned") or (a == "adaptive" and naive_too)]
+            for name in ("naive", *same):
                 score(policy=policies[p], victims=subset, attacker=name, table=held)
         finish(url=url, keys=[q.key for q in part], owner=owner)
         bar.update(task, advance=len(part))
