@@ -104,7 +104,6 @@ def run_build(args: argparse.Namespace) -> None:
 
     from autoshield.core.files import cache_dir
     from autoshield.core.runtime import beating, resolve_device
-    from autoshield.data.policy import Policy
     from autoshield.data.spaces import load_search_space
     from autoshield.data.victims import require_calibration, victim_pool
     from autoshield.evaluation.attackers import attackers_of
@@ -141,8 +140,8 @@ def run_build(args: argparse.Namespace) -> None:
         identity=JudgeIdentity.of(data, profile),
         local=lambda: local_judge(data, profile, device=device, progress=True),
     )
-    cells = [cell for cell in space.cells() if str(cell) != "Identity"]
-    policies = [Policy.identity(), *(Policy.uniform(cell) for cell in cells)]
+    policies = _policies(space)
+    cells = [policy.cells[0] for policy in policies[1:]]
     cache = AttackCache(cache_dir() / "attacks")
     reference, table, lineup = (
         judge.model(seed=profile.seed, device=device),
@@ -233,7 +232,6 @@ def _attack_only(args: argparse.Namespace, *, space: SearchSpace) -> None:
     from autoshield.cli.common import data_of, profile_of
     from autoshield.core.files import cache_dir
     from autoshield.core.runtime import resolve_device
-    from autoshield.data.policy import Policy
     from autoshield.data.victims import victim_pool
     from autoshield.evaluation.prefill import pending, prefill
     from autoshield.privacy.cache import AttackCache
@@ -245,7 +243,7 @@ def _attack_only(args: argparse.Namespace, *, space: SearchSpace) -> None:
     profile, data = profile_of(args), data_of(args)
     first, stop = args.slots or (0, profile.images_per_label)
     scored = victim_pool(profile).draw(data.train, start=first, count=stop - first)
-    policies = [Policy.identity(), *(Policy.uniform(c) for c in space.cells() if str(c) != "Identity")]
+    policies = _policies(space)
     cache = AttackCache(cache_dir() / "attacks")
     todo = [q for q in pending(policies=policies, victims=scored, profile=profile, cache=cache) if q.key not in judged]
     console.print(
@@ -264,6 +262,14 @@ def _attack_only(args: argparse.Namespace, *, space: SearchSpace) -> None:
             on_chunk=lambda part, _: bar.update(task, advance=len(part)),
         )
     console.print(f"attacked {len(todo)} problems in {seconds:.0f} s; judge them with a build that reads this cache")
+
+
+def _policies(space: SearchSpace) -> list[Policy]:
+    """Identity first, then each other cell of `space` on every label: the policies a table build serves, judging or
+    attack-only alike, so both list the same problems."""
+    from autoshield.data.policy import Policy
+
+    return [Policy.identity(), *(Policy.uniform(cell) for cell in space.cells() if str(cell) != "Identity")]
 
 
 def pool_slots(text: str) -> tuple[int, int]:
