@@ -265,8 +265,8 @@ class GradientInversion:
             if config.stop_patience
             else None
         )
-        active: torch.Tensor | None = None  # every entry runs
-        stopped, kept = torch.zeros(len(x), dtype=torch.bool, device=device), x.detach()
+        active: torch.Tensor | None = None  # every entry runs until the plateau stops one
+        kept = x.detach()  # where the stopped entries stay
         for iteration in range(config.iterations):
             if active is None:
                 image_grad, loss = step(x.detach(), None)
@@ -279,14 +279,14 @@ class GradientInversion:
             if config.boxed:
                 with torch.no_grad():
                     x.data = torch.maximum(torch.minimum(x.data, high), low)
-            if active is not None:  # Adam's momentum moves an entry with no gradient: put it back
-                x.data[stopped] = kept[stopped]
+            if plateau is not None and active is not None:  # Adam's momentum moves an entry with no gradient: back
+                x.data[~plateau.running] = kept[~plateau.running]
             tick(1)
             if plateau is not None and plateau.update(iteration, _everyone(active, len(x), device), loss):
                 if not plateau.running.any():
                     tick(config.iterations - iteration - 1)
                     break
-                active, stopped, kept = plateau.running.nonzero().flatten(), ~plateau.running, x.detach().clone()
+                active, kept = plateau.running.nonzero().flatten(), x.detach().clone()
         ran = torch.full((len(x),), config.iterations, device=device) if plateau is None else plateau.steps
         if plateau is not None:
             phase(f"attack early stop: {int((~plateau.running).sum())} of {len(x)} restarts stopped early")
