@@ -36,6 +36,7 @@ from autoshield.core.runtime import resolve_device
 from autoshield.data.cifar import CLASSES, Cifar10, load_cifar10
 from autoshield.data.policy import Cell, Policy, transform_split
 from autoshield.dp.config import DPConfig
+from autoshield.evaluation.dpsgd import train_dp_profile
 from autoshield.evaluation.evaluate import profile_splits, train_policy
 from autoshield.learn.train import Accuracy, evaluate
 from autoshield.privacy.judge_file import JudgeIdentity, check_fits, read_judge
@@ -67,19 +68,8 @@ def trained(
     if arm.sigma is None:
         result = train_policy(policy=arm.policy, data=data, profile=profile, device=device, seed=seed, progress=True)
         return result.accuracy, result.seconds, None
-    from autoshield.dp.engine import train_dp  # Opacus is optional
-
-    train, test = profile_splits(data, profile)
-    dp = train_dp(
-        train=train,
-        test=test,
-        width=profile.width,
-        norm=profile.norm,
-        config=profile.dp_train,
-        dp=DPConfig(sigma=arm.sigma),
-        seed=seed,
-        device=device,
-        progress=True,
+    dp = train_dp_profile(
+        dp=DPConfig(sigma=arm.sigma), data=data, profile=profile, device=device, seed=seed, progress=True
     )
     return dp.accuracy, dp.seconds, dp.epsilon
 

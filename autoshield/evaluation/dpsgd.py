@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -35,6 +36,9 @@ from autoshield.learn.stored import stored_classifier
 from autoshield.learn.train import Accuracy
 from autoshield.privacy.cache import AttackCache
 from autoshield.privacy.threat import NoisedGradients, leak_gradients, noise_seed, signal_to_noise
+
+if TYPE_CHECKING:
+    from autoshield.dp.engine import DPResult
 
 COMPARABLE_MARGIN = 0.10  # a σ = 0 control this far below Identity means the attack, not the noise, failed
 
@@ -86,6 +90,33 @@ def _nonprivate(data: Cifar10, profile: Profile, device: torch.device) -> tuple[
     return model, accuracy
 
 
+def train_dp_profile(
+    *,
+    dp: DPConfig,
+    data: Cifar10,
+    profile: Profile,
+    device: torch.device,
+    seed: int | None = None,
+    progress: bool = False,
+) -> DPResult:
+    """The profile's network trained with DP-SGD (`profile.dp_train`) on the profile's training subset, as
+    `train_policy` trains it without; `seed` (default the profile's) seeds the training alone."""
+    from autoshield.dp.engine import train_dp  # Opacus is optional: imported only when DP-SGD runs
+
+    train, test = profile_splits(data, profile)
+    return train_dp(
+        train=train,
+        test=test,
+        width=profile.width,
+        norm=profile.norm,
+        config=profile.dp_train,
+        dp=dp,
+        seed=profile.seed if seed is None else seed,
+        device=device,
+        progress=progress,
+    )
+
+
 def evaluate_dpsgd(
     *,
     sigma: float,
@@ -103,23 +134,10 @@ def evaluate_dpsgd(
     `noised` attacks the weights a policy evaluation attacks (profile.attack.target: the seeded fresh network or the
     DP-trained one) with noise drawn per (σ, victim); `weights` attacks the DP-trained network without noise.
     """
-    from autoshield.dp.engine import train_dp  # Opacus is optional: imported only when DP-SGD runs
-
     if profile.attack.leak_batch != 1:
         raise AutoshieldError("DP-SGD attacks use single-image gradients (attack.leak_batch = 1)")
     dp = DPConfig(sigma=sigma, max_grad_norm=max_grad_norm)
-    train, test = profile_splits(data, profile)
-    trained = train_dp(
-        train=train,
-        test=test,
-        width=profile.width,
-        norm=profile.norm,
-        config=profile.dp_train,
-        dp=dp,
-        seed=profile.seed,
-        device=device,
-        progress=progress,
-    )
+    trained = train_dp_profile(dp=dp, data=data, profile=profile, device=device, progress=progress)
     nonprivate, nonprivate_accuracy = _nonprivate(data, profile, device)
     on_trained = profile.attack.target == "trained"
     target = trained.model if on_trained else build_model(width=profile.width, norm=profile.norm, seed=profile.seed)
