@@ -280,7 +280,8 @@ class GradientInversion:
                 with torch.no_grad():
                     x.data = torch.maximum(torch.minimum(x.data, high), low)
             if plateau is not None and active is not None:  # Adam's momentum moves an entry with no gradient: back
-                x.data[~plateau.running] = kept[~plateau.running]
+                frozen = ~plateau.running
+                x.data[frozen] = kept[frozen]
             tick(1)
             if plateau is not None and plateau.update(iteration, _everyone(active, len(x), device), loss):
                 if not plateau.running.any():
