@@ -182,12 +182,11 @@ def paired(rows: list[dict[str, str]], *, label: str) -> list[dict[str, object]]
     for r in rows:
         if r["utility"] == "trained" and r["label"] == label:
             by_seed.setdefault((r["arm"], r["cell"]), {})[r["seed"]] = float(r["accuracy"])
-    base = by_seed.get(("identity", "Identity"), {})
     pairs = [((arm, cell), ("identity", "Identity")) for arm, cell in by_seed if arm != "identity"]
     pairs += [(("one", cell), ("every", cell)) for arm, cell in by_seed if arm == "one" and ("every", cell) in by_seed]
     out: list[dict[str, object]] = []
     for mine, other in sorted(pairs):
-        theirs = base if other == ("identity", "Identity") else by_seed[other]
+        theirs = by_seed.get(other, {})  # no Identity run yet: nothing to pair with
         seeds = sorted(set(by_seed[mine]) & set(theirs))
         if not seeds:
             continue
