@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 
@@ -52,6 +53,10 @@ def test_train_smoke(data_root, capsys):
         (("ops", "--space", "nope"), "search space 'nope' not found"),
         (("attack", "--attacker", "oracle"), "invalid choice: 'oracle'"),
         (("grid", "--attacker", "posthoc"), "invalid choice: 'posthoc'"),  # a study scores naive, adaptive or worst
+        (("attack", "--labels", "cow"), "unknown label 'cow'"),
+        (("attack", "--dp-sigma", "0"), "sigma must be finite and > 0"),
+        (("attack", "--dp-sigma", "0.5", "--target", "trained"), "attacks the seeded untrained network"),
+        (("attack", "--dp-sigma", "0.5", "--null"), "--null is not built for --dp-sigma"),
     ],
 )
 def test_bad_input_is_one_line(args, message, data_root, capsys):
@@ -97,6 +102,29 @@ def test_attack_command_compares_the_attackers_on_the_same_victims(data_root, tm
         assert f"│ {attacker} " in out
     with Image.open(sheet) as image:  # original | transformed | four reconstructions
         assert image.width > 5 * 100
+
+
+def test_attack_one_label_under_dp_noise_writes_each_victims_row(data_root, tmp_path, capsys):
+    """Issue #37 item 5: one label's victims, under a policy and under DP-SGD's noise, in CSVs that pair by
+    training index; the noise is drawn per victim, so it changes what the same start reconstructs."""
+    base = ("attack", "--profile", "smoke", "--labels", "automobile", "--images-per-label", "3")
+    base += ("--set", "attack.iterations=20", "--data-root", str(data_root), "--sheet", str(tmp_path / "s.png"))
+    exact, noised = tmp_path / "exact.csv", tmp_path / "noised.csv"
+    assert run(*base, "--policy", "automobile=Brightness:5", "--attacker", "worst", "--csv", str(exact)) == 0
+    assert "gradient inversion of 3 images by" in capsys.readouterr().out
+    assert run(*base, "--dp-sigma", "0.5", "--csv", str(noised)) == 0
+    assert "3 images under DP-SGD's noise (σ 0.5, C 1)" in capsys.readouterr().out
+    policy_rows = list(csv.DictReader(exact.open()))
+    dp_rows = list(csv.DictReader(noised.open()))
+    assert {r["attacker"] for r in policy_rows} == {"naive", "posthoc", "learned", "adaptive"}
+    assert {r["label"] for r in policy_rows + dp_rows} == {"automobile"} and len(dp_rows) == 3
+    assert {r["source"] for r in dp_rows} == {"sigma 0.5"} and {r["setting"] for r in dp_rows} == {"noised"}
+    assert {r["cell"] for r in policy_rows} == {"Brightness:5"} and {r["setting"] for r in policy_rows} == {""}
+    naive = [r for r in policy_rows if r["attacker"] == "naive"]
+    assert [r["index"] for r in naive] == [r["index"] for r in dp_rows]  # the same victims, in the same order
+    assert run(*base, "--csv", str(exact)) == 0  # Identity, exact gradients: the same starts without the noise
+    clean = list(csv.DictReader(exact.open()))
+    assert [r["psnr_original"] for r in clean] != [r["psnr_original"] for r in dp_rows]
 
 
 def test_tables_fold_instead_of_cutting_at_80_columns():

@@ -50,6 +50,17 @@ def test_some_victims_keep_their_slots(data):
     assert torch.equal(part.slots, scored.slots[[1, 4, 29]]) and torch.equal(part.indices, scored.indices[[1, 4, 29]])
 
 
+def test_one_labels_victims_are_that_labels_slots_in_order(data):
+    """`attack --labels`: a label's victims alone are the same images, slots and order as among every label's."""
+    profile = load_profile("smoke", overrides=("images_per_label=3",))
+    scored = victims(data, profile)
+    cars = scored.of_labels([1])
+    assert cars.labels.tolist() == [1, 1, 1]
+    assert torch.equal(cars.indices, scored.indices[scored.labels == 1])
+    assert torch.equal(cars.slots, scored.slots[scored.labels == 1])
+    assert scored.of_labels([9, 1]).labels.tolist() == [1, 1, 1, 9, 9, 9]  # pool order, whatever the order asked
+
+
 def test_the_first_pool_slot_is_the_victim_earlier_versions_attacked(data):
     profile = load_profile("smoke")
     earlier = stratified_subset(data.train, per_class=1, seed=profile.seed + 1)

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from autoshield.core.config import PRESETS, Profile, load_profile
 from autoshield.core.errors import AutoshieldError
-from autoshield.data.cifar import Cifar10, default_data_root, load_cifar10
+from autoshield.data.cifar import CLASSES, Cifar10, default_data_root, load_cifar10
 
 T = TypeVar("T")
 
@@ -81,6 +81,13 @@ def whole(low: int, high: int, *, why: str = "") -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def label_arg(text: str) -> int:
+    """An argparse type: a CIFAR-10 label by name, as its index, refused at parse time when unknown."""
+    if text not in CLASSES:
+        raise argparse.ArgumentTypeError(f"unknown label {text!r}; labels are {', '.join(CLASSES)}")
+    return CLASSES.index(text)
 
 
 def cores() -> int:

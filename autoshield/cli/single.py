@@ -13,6 +13,7 @@ from autoshield.cli.common import (
     add_study_name_arg,
     console,
     data_of,
+    label_arg,
     network_of,
     print_rows,
     profile_of,
@@ -20,10 +21,11 @@ from autoshield.cli.common import (
 )
 from autoshield.core.choices import ATTACKERS
 from autoshield.core.errors import AutoshieldError
-from autoshield.data.policy import policy_from_argument
+from autoshield.data.policy import Policy, policy_from_argument
 
 if TYPE_CHECKING:
     from autoshield.core.config import Profile
+    from autoshield.dp.config import DPConfig
     from autoshield.evaluation.table import RowStore
 
 ATTACK_CHOICES = (*ATTACKERS, "worst")
@@ -90,6 +92,30 @@ def register_attack(commands: argparse._SubParsersAction) -> None:
         "as the victim's: the figures' real null (recognition's is the label leaking, identification's 1 / line-up); "
         "doubles the attack time; needs 2+ victims per label",
     )
+    parser.add_argument(
+        "--labels",
+        type=label_arg,
+        nargs="+",
+        default=None,
+        metavar="LABEL",
+        help="attack these labels' victims alone (default: every label's): one label's question with many victims, "
+        "e.g. --labels automobile --images-per-label 50",
+    )
+    parser.add_argument(
+        "--dp-sigma",
+        type=float,
+        default=None,
+        metavar="SIGMA",
+        help="attack what a DP-SGD client sends: each image's gradient clipped to --max-grad-norm C, plus Gaussian "
+        "noise of std SIGMA x C drawn per victim as `baseline` draws it (target init; never cached)",
+    )
+    parser.add_argument("--max-grad-norm", type=float, default=1.0, help="with --dp-sigma: the clipping norm C (1.0)")
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        default=None,
+        help="write every victim's verdict, under each attacker (and the null's), in `export --victims`' columns",
+    )
     add_study_name_arg(
         parser,
         default=None,
@@ -112,9 +138,11 @@ def run_attack(args: argparse.Namespace) -> None:
     from autoshield.evaluation.sheets import reconstruction_sheet
     from autoshield.privacy.cache import AttackCache
     from autoshield.privacy.reference import reference_classifier
+    from autoshield.privacy.threat import dp_view
     from autoshield.report.attackers import attacker_rows, sign_line
     from autoshield.report.format import percent
     from autoshield.report.tables import privacy_rows
+    from autoshield.report.victims import attack_rows, write_victims
 
     if args.study and args.judge_saw_victims:
         raise AutoshieldError("--judge-saw-victims trains a judge of its own: a study's judge never saw the victims")
@@ -128,8 +156,10 @@ def run_attack(args: argparse.Namespace) -> None:
         raise AutoshieldError("--null attacks the seeded untrained network: it needs attack.target = 'init'")
     if args.null and profile.images_per_label < 2:
         raise AutoshieldError("--null pairs each victim with another of its label: it needs 2+ victims per label")
+    dp = _dp_config(args, profile)
     policy = policy_from_argument(args.policy)
-    writable_folder(args.sheet.parent)  # before the judge or the attack spends any time
+    for path in (args.sheet, *([args.csv] if args.csv else [])):
+        writable_folder(path.parent)  # before the judge or the attack spends any time
     data = data_of(args)
     device = resolve_device(profile.device)
     console.print(f"policy: {policy}  profile: {profile.name}  network: {network_of(profile)}  device: {device}")
@@ -146,10 +176,14 @@ def run_attack(args: argparse.Namespace) -> None:
     table = study_table(storage_of(args), args.study, profile) if args.study else None
     attackers = ATTACKERS if args.attacker == "worst" else (args.attacker,)
     inverse = learned_for(attackers, cells=policy.cells, data=data, profile=profile, device=device, progress=True)
+    attacked = victims(data, profile)
+    if args.labels:
+        attacked = attacked.of_labels(args.labels)
+    threat = None if dp is None else dp_view(dp, indices=attacked.indices, seed=profile.seed)
     results = attack_with(
         attackers,
         policy=policy,
-        victims=victims(data, profile),
+        victims=attacked,
         profile=profile,
         reference=reference.model,
         device=device,
@@ -158,13 +192,16 @@ def run_attack(args: argparse.Namespace) -> None:
         inverse=inverse,
         lineup=pool_lineup(data.train, profile),
         table=table,
+        threat=threat,
         progress=True,
     )
     chosen = strongest(results)
     result = results[chosen]
+    seen = "" if dp is None else f" under DP-SGD's noise (σ {dp.sigma:g}, C {dp.max_grad_norm:g})"
     title = (
-        f"gradient inversion of {len(result.labels)} images by the {chosen} attacker ({profile.attack.iterations} "
-        f"iterations, target {profile.attack.target}); {result.cached} from cache, {result.seconds:.0f} s attacking"
+        f"gradient inversion of {len(result.labels)} images{seen} by the {chosen} attacker "
+        f"({profile.attack.iterations} iterations, target {profile.attack.target}); {result.cached} from cache, "
+        f"{result.seconds:.0f} s attacking"
     )
     print_rows(title, privacy_rows(result, policy))
     if len(results) > 1:
@@ -172,10 +209,11 @@ def run_attack(args: argparse.Namespace) -> None:
     for name, attack in results.items():
         if (line := sign_line(attack.outcomes)) is not None:
             console.print(f"{name} attacker: {line}")
+    null = None
     if args.null:
         null = null_attack(
             policy=policy,
-            victims=victims(data, profile),
+            victims=attacked,
             profile=profile,
             reference=reference.model,
             device=device,
@@ -199,6 +237,41 @@ def run_attack(args: argparse.Namespace) -> None:
     )
     sheet = reconstruction_sheet(results, args.sheet, title=f"policy {policy}")
     console.print(f"wrote {sheet}: per label original | transformed | {' | '.join(results)}")
+    if args.csv:
+        runs = [(name, attack, "" if dp is None else "noised") for name, attack in results.items()]
+        rows = [
+            row
+            for name, attack, setting in [*runs, *([(chosen, null, "null")] if null else [])]
+            for row in attack_rows(
+                attack, profile=profile, source=_source(policy, dp), policy=policy, attacker=name, setting=setting
+            )
+        ]
+        write_victims(rows, args.csv)
+        console.print(f"wrote {args.csv}: {len(rows)} rows, one per victim and attacker")
+
+
+def _source(policy: Policy, dp: DPConfig | None) -> str:
+    """What a CSV row says was attacked: the policy, and DP-SGD's σ as `export --victims` names a DP study's rows."""
+    if dp is None:
+        return str(policy)
+    return f"sigma {dp.sigma:g}" if policy == Policy.identity() else f"{policy}, sigma {dp.sigma:g}"
+
+
+def _dp_config(args: argparse.Namespace, profile: Profile) -> DPConfig | None:
+    """`--dp-sigma`'s view, refused in one line where it has no meaning, before any work."""
+    from autoshield.dp.config import DPConfig
+
+    if args.dp_sigma is None:
+        return None
+    if profile.attack.target != "init":
+        raise AutoshieldError(
+            "--dp-sigma attacks the seeded untrained network (target init); `baseline` attacks DP weights"
+        )
+    if profile.attack.leak_batch != 1:
+        raise AutoshieldError("--dp-sigma attacks single-image gradients: it needs attack.leak_batch = 1")
+    if args.null:
+        raise AutoshieldError("--null is not built for --dp-sigma: the null's gradient would need noise of its own")
+    return DPConfig(sigma=args.dp_sigma, max_grad_norm=args.max_grad_norm)
 
 
 def study_table(url: str, name: str, profile: Profile) -> RowStore | None:

@@ -34,6 +34,11 @@ class Victims(Split):
         index = torch.as_tensor(index)
         return Victims(self.images[index], self.labels[index], self.indices[index], slots=self.slots[index])
 
+    def of_labels(self, labels: Sequence[int]) -> Victims:
+        """The victims of `labels` alone, in their order: one label's question (many of its victims) is then asked
+        without attacking every other label's."""
+        return self.take(torch.isin(self.labels, torch.as_tensor(list(labels), dtype=torch.int64)))
+
 
 @dataclass(frozen=True)
 class VictimPool:

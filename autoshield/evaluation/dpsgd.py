@@ -35,7 +35,7 @@ from autoshield.learn.models import build_model
 from autoshield.learn.stored import stored_classifier
 from autoshield.learn.train import Accuracy
 from autoshield.privacy.cache import AttackCache
-from autoshield.privacy.threat import NoisedGradients, leak_gradients, noise_seed, signal_to_noise
+from autoshield.privacy.threat import dp_view, leak_gradients, signal_to_noise
 
 if TYPE_CHECKING:
     from autoshield.dp.engine import DPResult
@@ -142,12 +142,12 @@ def evaluate_dpsgd(
     on_trained = profile.attack.target == "trained"
     target = trained.model if on_trained else build_model(width=profile.width, norm=profile.norm, seed=profile.seed)
     attacked = victims(data, profile)
-    seeds = tuple(noise_seed(int(v), sigma=sigma, seed=profile.seed) for v in attacked.indices)
     lineup = pool_lineup(data.train, profile)
     common = dict(
         policy=Policy.identity(), victims=attacked, profile=profile, reference=reference, device=device, lineup=lineup
     )
-    noised = attack_policy(**common, model=target, threat=NoisedGradients(dp, seeds), progress=progress)
+    view = dp_view(dp, indices=attacked.indices, seed=profile.seed)
+    noised = attack_policy(**common, model=target, threat=view, progress=progress)
     weights = attack_policy(**common, model=trained.model, cache=cache, progress=progress)
     control = weights if on_trained else attack_policy(**common, model=target, cache=cache, progress=progress)
     identity = attack_policy(**common, model=nonprivate, cache=cache, progress=progress) if on_trained else control

@@ -111,10 +111,11 @@ def attack_with(
     inverse: LearnedInverse | None = None,
     lineup: Split | None = None,
     table: RowStore | None = None,
+    threat: ThreatModel | None = None,
     progress: bool = False,
 ) -> dict[Attacker, AttackResult]:
     """`attack_policy` by each of `attackers`, on the same victims and starts (so their verdicts pair); the learned
-    one with `inverse` (`learned_attackers` builds it)."""
+    one with `inverse` (`learned_attackers` builds it); each observes `threat` (default: the exact gradients)."""
     return {
         name: attack_policy(
             policy=policy,
@@ -128,6 +129,7 @@ def attack_with(
             inverse=inverse,
             lineup=lineup,
             table=table,
+            threat=threat,
             progress=progress,
         )
         for name in attackers

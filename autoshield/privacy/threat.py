@@ -130,3 +130,9 @@ class NoisedGradients:
 
     def observe(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Gradients:
         return noised_gradients(model, images, labels, dp=self.dp, seeds=self.seeds)
+
+
+def dp_view(dp: DPConfig, *, indices: torch.Tensor, seed: int) -> NoisedGradients:
+    """DP-SGD's view of the training images at `indices`, observed in that order, each noised from its own seed:
+    the same victims under the same σ see the same noise in `baseline` and in `attack --dp-sigma`."""
+    return NoisedGradients(dp, tuple(noise_seed(int(v), sigma=dp.sigma, seed=seed) for v in indices))

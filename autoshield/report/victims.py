@@ -18,10 +18,12 @@ from pathlib import Path
 import optuna
 
 from autoshield.core.choices import KINDS, Kind
+from autoshield.core.config import Profile
 from autoshield.core.errors import AutoshieldError
 from autoshield.core.files import atomic_path
 from autoshield.data.cifar import CLASSES
 from autoshield.data.policy import Policy
+from autoshield.evaluation.judge import AttackResult
 from autoshield.study.catalog import completed, find_study
 from autoshield.study.dp_records import DPRecord
 from autoshield.study.records import AttackRecord, ConfirmationRecord, EvaluationRecord, StudyInfo
@@ -36,7 +38,7 @@ class VictimRow:
     profile: str
     fingerprint: str  # the profile's fingerprint: rows pair only within one
     source: str  # the grid's cell, "trial N" of a search, "sigma S" of DP-SGD, "confirm: <who>" of `confirm`
-    setting: str  # "" for policies; DP-SGD: noised | weights | control | identity
+    setting: str  # "" for policies; DP-SGD: noised | weights | control | identity; `attack --csv`: also null
     attacker: str
     slot: str  # the victim's slot in the held-out pool (slots [0, k) are a study's, later ones `confirm`'s)
     index: int  # the training-split index: the pairing key
@@ -105,6 +107,15 @@ def _rows(
             failed=int(outcomes.failed[i]),
             seconds=share,
         )
+
+
+def attack_rows(
+    attack: AttackResult, *, profile: Profile, source: str, policy: Policy, attacker: str, setting: str = ""
+) -> list[VictimRow]:
+    """One attack outside a study (`autoshield attack --csv`), in a study export's columns, so that the two pair
+    by training index."""
+    head = {"study": "", "profile": profile.name, "fingerprint": profile.fingerprint(), "source": source}
+    return list(_rows(AttackRecord.of(attack), head=head, policy=policy, attacker=attacker, setting=setting))
 
 
 def _study_rows(study: optuna.Study, kind: Kind) -> Iterator[VictimRow]:
