@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,16 +17,21 @@ from autoshield.data.inverse import invert_op
 from autoshield.data.ops import apply_op, random_signs
 from autoshield.data.policy import IDENTITY, Cell, Policy, transform_split
 from autoshield.data.victims import victim_pool
-from autoshield.evaluation.evaluate import victims
+from autoshield.evaluation.evaluate import attack_policy, victims
 from autoshield.evaluation.reconstruct import attack_keys, reconstruct_policy
+from autoshield.evaluation.table import Problem, Row
 from autoshield.learn.inverse_net import InverseConfig, fit_inverse, inverse_network
 from autoshield.learn.models import build_model
 from autoshield.privacy import learned
 from autoshield.privacy.adaptive import hypothesis_sign, warm_starts
 from autoshield.privacy.cache import AttackCache
+from autoshield.privacy.reference import reference_classifier
+from autoshield.study.attack_table import StudyTable, all_rows
+from autoshield.study.table_file import TableIdentity, read_table_file, write_table_file
 from tests.conftest import synthetic_images
 
 cpu = torch.device("cpu")
+ROOT = Path(__file__).resolve().parents[1]
 SOLARIZE, ROTATE = Cell.parse("Solarize:9"), Cell.parse("Rotate:9")
 
 
@@ -35,7 +43,9 @@ def test_the_learned_inverse_trains_only_outside_the_victim_pool_and_once(data, 
     pool = set(data.train.indices[victim_pool(profile).slots(data.train).flatten()].tolist())
     assert trained and not trained & pool
     assert trained == set(data.train.indices.tolist()) - pool  # every public image: smoke's judge split takes all
-    assert inverse.name(SOLARIZE) == f"learned@{inverse.digests[SOLARIZE]}" and inverse.name(ROTATE) == "posthoc"
+    recipe = learned.recipe_key(cell=SOLARIZE, profile=profile, data=data.fingerprint)
+    assert inverse.name(SOLARIZE) == f"learned@{recipe}" and inverse.name(ROTATE) == "posthoc"
+    assert inverse.provenance(SOLARIZE) == {"network": inverse.digests[SOLARIZE]} and not inverse.provenance(ROTATE)
     assert inverse.seconds[SOLARIZE] > 0
 
     def trained_again(*args, **kwargs):
@@ -119,3 +129,43 @@ def test_the_adaptive_attackers_warm_start_comes_from_the_learned_inverse_and_is
         attack_keys(**{**common, "profile": cold}, attacker="adaptive", inverse=inverse)[0]
         == attack_keys(**{**common, "profile": cold}, attacker="adaptive")[0]
     )  # without warm starts the networks play no part
+
+
+def test_another_machine_classs_network_reads_the_learned_rows_instead_of_attacking_again(data, tmp_path):
+    """One recipe trains other weights on each machine class (RESULTS.md, 2026-12-05): the rows are named by the
+    recipe and record the network that scored them, so a machine with other weights and an empty cache reads them
+    (as it reads the naive attack's, which its kernels round otherwise too) instead of attacking again."""
+    profile = load_profile("smoke", overrides=("attack.iterations=20",))
+    policy = Policy.parse("Solarize:9")
+    reference = reference_classifier(data, profile, device=cpu).model
+    table = StudyTable(f"sqlite:///{tmp_path / 's.db'}")
+    mine = learned.learned_inverse(cells=policy.cells, data=data, profile=profile, device=cpu)
+    common = dict(policy=policy, victims=victims(data, profile), profile=profile, reference=reference, device=cpu)
+    first = attack_policy(**common, attacker="learned", inverse=mine, cache=AttackCache(tmp_path / "a"), table=table)
+    rows = [r for r in all_rows(url=table.url) if r.problem.attacker.startswith("learned@")]
+    assert len(rows) == 10 and {r.outcome["network"] for r in rows} == {mine.digests[SOLARIZE]}
+    network = inverse_network(seed=1)  # other weights, as another class's rounding would give
+    theirs = dataclasses.replace(mine, networks={SOLARIZE: network}, digests={SOLARIZE: "0" * 12})
+    elsewhere = attack_policy(
+        **common, attacker="learned", inverse=theirs, cache=AttackCache(tmp_path / "b"), table=table
+    )
+    assert elsewhere.seconds == 0 and elsewhere.outcomes == first.outcomes
+    assert not list((tmp_path / "b").rglob("*.pt"))  # nothing attacked there
+
+
+def test_a_table_files_digest_named_learned_rows_are_renamed_by_their_recipe(data, tmp_path):
+    """`benchmarks/learned_recipes.py`: rows named `learned@<network>` before recipes were are renamed, keep the
+    network and get the key the new name gives; other rows stay as they were, and a second run changes nothing."""
+    path, identity = tmp_path / "t.jsonl.gz", TableIdentity(data=data.fingerprint, judge="j", settings="s")
+    old = Row(problem=Problem("a1", "Solarize:9", "learned@61349f90d137", "j"), outcome={"x": 1}, seconds=2.0)
+    naive = Row(problem=Problem("a1", "Solarize:9", "naive", "j"), outcome={"x": 0}, seconds=2.0)
+    write_table_file(path=path, identity=identity, rows=[old, naive])
+    script = [sys.executable, str(ROOT / "benchmarks" / "learned_recipes.py"), str(path), "--profile", "smoke"]
+    assert "1 of 2 rows renamed" in subprocess.run(script, capture_output=True, text=True, check=True).stdout
+    header, rows = read_table_file(path)
+    recipe = learned.recipe_key(cell=SOLARIZE, profile=load_profile("smoke"), data=data.fingerprint)
+    assert TableIdentity(**header["identity"]) == identity and naive in rows
+    new = next(r for r in rows if r.problem.attacker != "naive")
+    assert new.problem == Problem("a1", "Solarize:9", f"learned@{recipe}", "j") and new.seconds == 2.0
+    assert new.outcome == {"x": 1, "network": "61349f90d137"}
+    assert "0 of 2 rows renamed" in subprocess.run(script, capture_output=True, text=True, check=True).stdout

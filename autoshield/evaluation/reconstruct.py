@@ -71,17 +71,18 @@ def attack_keys(
 ) -> tuple[list[str], list[int]]:
     """Each problem's attack cache key and start seed. At `init` a problem's reconstruction depends only on what
     the key hashes: the transformed pixels, the label, the attacked weights, the attack settings and the start
-    (and, for the adaptive attacker, the cells it inverts through and the networks its warm starts came from), so
-    the key also names it in the attack table."""
+    (and, for the adaptive attacker, the cells it inverts through and the recipes of the networks its warm starts
+    came from: like the attack's, a network's rounding is the machine's, not the problem's), so the key also names
+    it in the attack table."""
     leak, adaptive = profile.attack.leak_batch, inverts_through(policy, attacker)
     digest = model_digest(model)
     groups = [slice(p * leak, (p + 1) * leak) for p in range(len(victims) // leak)]
     seeds = [start_seed(victims.indices[g].tolist(), seed=profile.seed) for g in groups]
-    learned = inverse.digests if inverse is not None and profile.attack.warm_starts else {}
+    learned = inverse.recipes if inverse is not None and profile.attack.warm_starts else {}
 
     def knows(labels: torch.Tensor) -> dict[str, object]:
         """What the adaptive attacker's result depends on beyond the naive one's: the cells it inverts through, and
-        the learned inverse's networks where a warm start came from one (absent where none did, so that keys made
+        the learned inverse's recipes where a warm start came from one (absent where none did, so that keys made
         before learned warm starts stay valid)."""
         cells = [policy.cells[y] for y in labels.tolist()]
         networks = [learned.get(cell) for cell in cells]

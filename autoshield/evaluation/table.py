@@ -42,7 +42,7 @@ WAIT_SECONDS = 5.0  # between looks at rows (or a builder's chunks) that another
 @dataclass(frozen=True)
 class Problem:
     """What one row's result depends on: `attack` is the attack cache's key; the cell and the attacker say what was
-    done with the reconstruction (the learned attacker's name carries its network's digest), and `judge` who scored
+    done with the reconstruction (the learned attacker's name carries its network's recipe), and `judge` who scored
     it."""
 
     attack: str
@@ -95,11 +95,17 @@ class RowStore(Protocol):
 
 
 def rows_of(
-    result: AttackResult, *, problems: Sequence[Problem], recovered: torch.Tensor, costs: torch.Tensor
+    result: AttackResult,
+    *,
+    problems: Sequence[Problem],
+    recovered: torch.Tensor,
+    costs: torch.Tensor,
+    provenance: Sequence[dict[str, str]] = (),
 ) -> list[Row]:
     """`result`'s outcomes split into one row per victim (problems in victim order, one image each), each with
     what its attack cost when it was computed (`Reconstructions.costs`): a table build's rows come from its cache,
-    and still say what they cost."""
+    and still say what they cost. `provenance`, per victim: what else its row records (the learned attacker's
+    network, `LearnedInverse.provenance`)."""
     n = len(problems)
     columns = {f.name: getattr(result.outcomes, f.name) for f in dataclasses.fields(Outcomes)}
     return [
@@ -108,6 +114,7 @@ def rows_of(
             outcome={
                 **{name: _jsonable(values[i]) for name, values in columns.items() if len(values) == n},
                 "recovered": int(recovered[i]),
+                **(provenance[i] if provenance else {}),
             },
             seconds=float(costs[i]),
         )
@@ -161,7 +168,8 @@ def tabled_attack(
         inverse=inverse,
     )
     judge = model_digest(reference, length=DIGEST_LENGTH)
-    named = lambda cell: inverse.name(cell) if attacker == "learned" and inverse else attacker  # noqa: E731
+    learned = inverse if attacker == "learned" else None
+    named = lambda cell: learned.name(cell) if learned else attacker  # noqa: E731
     problems = [
         Problem(
             attack=key,
@@ -203,7 +211,9 @@ def tabled_attack(
                     found, profile=profile, reference=reference, device=device, lineup=lineup
                 )
                 batch = [problems[i] for i in group]
-                table.write(rows_of(result, problems=batch, recovered=found.recovered, costs=found.costs))
+                kept = [learned.provenance(policy.cells[y]) for y in part.labels.tolist()] if learned else ()
+                rows = rows_of(result, problems=batch, recovered=found.recovered, costs=found.costs, provenance=kept)
+                table.write(rows)
                 table.finish(sorted({p.attack for p in batch} & mine))
                 images[group] = found.images
                 only = result if len(group) == len(problems) else None

@@ -12,6 +12,7 @@ import dataclasses
 import gzip
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,12 @@ class Moved:
 def export_table(*, url: str, path: Path, identity: TableIdentity) -> int:
     """Write the rows scored by `identity.judge` to `path` (atomically: a cut export leaves no half file); returns
     how many."""
-    body = b"".join(_line(_row_json(row)) for row in all_rows(url=url, judge=identity.judge))
+    return write_table_file(path=path, identity=identity, rows=all_rows(url=url, judge=identity.judge))
+
+
+def write_table_file(*, path: Path, identity: TableIdentity, rows: Iterable[Row]) -> int:
+    """`rows` as a table file of `identity` at `path`, atomically, in the order given; returns how many."""
+    body = b"".join(_line(_row_json(row)) for row in rows)
     header = {
         "format": FORMAT,
         "version": VERSION,
