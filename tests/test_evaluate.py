@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 import torch
 
 from autoshield.core.choices import NORMS
@@ -70,6 +71,34 @@ def test_the_kept_start_is_recorded_and_cached(data, tmp_path):
         cache.put(path.stem, {k: v for k, v in entry.items() if k != "restart"})
     older = reconstruct_policy(**kwargs)
     assert older.cached == 10 and older.restart.tolist() == [-1] * 10
+
+
+def test_an_interrupted_attack_keeps_its_finished_batches_and_resumes_with_the_same_results(
+    data, tmp_path, monkeypatch
+):
+    """`autoshield attack` stopped in its third batch of 4 problems keeps the first two: a rerun attacks only the
+    rest, and ends where an uninterrupted attack ends (the batches are the attack's own)."""
+    from autoshield.evaluation import reconstruct
+
+    profile = load_profile("smoke", overrides=("attack.iterations=5", "attack.batch_size=4"))
+    kwargs = dict(policy=Policy.parse("Rotate:9"), victims=victims(data, profile), profile=profile, device=CPU)
+    whole = reconstruct_policy(**kwargs)  # no cache: one call, which solves its problems 4 at a time itself
+    real, calls = reconstruct.attack_entries, []
+
+    def stopped_in_the_third(*args, **kw):
+        calls.append(len(kw["seeds"]))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(reconstruct, "attack_entries", stopped_in_the_third)
+    cache = AttackCache(tmp_path / "cut")
+    with pytest.raises(KeyboardInterrupt):
+        reconstruct_policy(**kwargs, cache=cache)
+    assert calls == [4, 4, 2] and len(list((tmp_path / "cut").rglob("*.pt"))) == 8
+    monkeypatch.setattr(reconstruct, "attack_entries", real)
+    resumed = reconstruct_policy(**kwargs, cache=cache)
+    assert resumed.cached == 8 and torch.equal(resumed.images, whole.images)
 
 
 def test_recognizability_utility_is_the_reference_accuracy_on_the_transformed_test_subset(data, tmp_path):

@@ -18,6 +18,7 @@ from torch import nn
 from autoshield.core.choices import ATTACKERS, Attacker
 from autoshield.core.config import Profile
 from autoshield.core.errors import AutoshieldError
+from autoshield.core.runtime import phase
 from autoshield.data.cifar import Split, denormalize, image_box, normalize
 from autoshield.data.inverse import invert_op
 from autoshield.data.policy import IDENTITY, Policy, split_signs, transform_split
@@ -200,8 +201,14 @@ def reconstruct_policy(
     found = {k: v for k in keys if cache is not None and (v := cache.get(k)) is not None}
     missing = [p for p, k in enumerate(keys) if k not in found]
     seconds = 0.0
-    if missing:
-        index = torch.cat([torch.arange(groups[p].start, groups[p].stop) for p in missing])
+    # a cached attack keeps each batch as it ends (the attack solves `batch_size` problems at a time anyway, so the
+    # batches are the same): an interrupted run resumes from its last finished batch, not from nothing
+    step = len(missing) if cache is None else config.batch_size
+    batches = [missing[start : start + step] for start in range(0, len(missing), step)]
+    for number, batch in enumerate(batches, 1):
+        if len(batches) > 1:
+            phase(f"attack batch {number}/{len(batches)} ({len(batch)} problems)")
+        index = torch.cat([torch.arange(groups[p].start, groups[p].stop) for p in batch])
         images, labels = normalize(transformed.images[index]).to(device), transformed.labels[index].to(device)
         pre_image = PolicyPreImage(policy, labels.cpu()) if adaptive else None
         warm = None
@@ -211,18 +218,19 @@ def reconstruct_policy(
             naive = reconstruct_policy(**common, threat=threat, attacker="naive").images
             undo = inverse or invert_op  # the learned inverse's networks where the study built them
             warm = warm_starts(naive, policy=policy, labels=part.labels, hypotheses=pre_image.hypotheses, undo=undo)
-        entries, seconds = attack_entries(
+        entries, spent = attack_entries(
             model,
             images,
             labels,
-            seeds=[seeds[p] for p in missing],
+            seeds=[seeds[p] for p in batch],
             profile=profile,
             threat=threat,
             pre_image=pre_image,
             warm=warm,
             progress=progress,
         )
-        for p, entry in zip(missing, entries, strict=True):
+        seconds += spent
+        for p, entry in zip(batch, entries, strict=True):
             found[keys[p]] = entry
             if cache is not None:
                 cache.put(keys[p], entry)
