@@ -1,0 +1,53 @@
+"""The poster's attack side (issue #37 item 5) on synthetic data: one label's victims, attacked under its cell and
+under DP-SGD's noise from the same starts, judged by one exported judge, paired victim by victim."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from autoshield.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_one_labels_victims_under_the_cell_and_under_dp_pair_victim_by_victim(tmp_path: Path, data_root: Path):
+    judge, out = tmp_path / "judge.pt", tmp_path / "out"
+    assert main(["judge", "export", str(judge), "--profile", "smoke", "--data-root", str(data_root)]) == 0
+    command = [sys.executable, str(ROOT / "benchmarks" / "poster_attack.py"), "--data-root", str(data_root)]
+    command += ["--profile", "smoke", "--victims", "3", "--attackers", "naive", "posthoc", "--dp-sigmas", "0.5", "1"]
+    command += ["--judge", str(judge), "--out", str(out)]
+    env = {**os.environ, "AUTOSHIELD_CACHE": str(tmp_path / "cache")}
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    victims = _rows(out / "victims.csv")
+    by_run: dict[tuple[str, str], list[str]] = {}
+    for row in victims:
+        assert row["label"] == "automobile"
+        by_run.setdefault((row["source"], row["attacker"]), []).append(row["index"])
+    assert set(by_run) == {
+        ("Identity", "naive"),
+        ("Brightness:5", "naive"),
+        ("Brightness:5", "posthoc"),
+        ("DP-SGD sigma 0.5", "naive"),
+        ("DP-SGD sigma 1", "naive"),
+    }
+    assert len({tuple(indices) for indices in by_run.values()}) == 1  # the same three victims, in the same order
+    assert {r["cell"] for r in victims if r["source"] == "Brightness:5"} == {"Brightness:5"}
+    paired = _rows(out / "paired.csv")
+    assert [(r["run"].split()[0], r["against"]) for r in paired] == [
+        ("Brightness:5", "Identity naive"),
+        ("Brightness:5", "DP-SGD sigma 0.5 naive"),
+        ("Brightness:5", "DP-SGD sigma 1 naive"),
+        ("DP-SGD", "Identity naive"),
+        ("DP-SGD", "Identity naive"),
+    ]
+    assert all(r["victims"] == "3" and float(r["p Holm"]) >= float(r["p McNemar"]) for r in paired)
