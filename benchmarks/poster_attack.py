@@ -11,9 +11,11 @@ Wilcoxon on the judge's probability of the true label and on the line-up rank, w
 `paired.csv` (the family this run declares). The cell is paired under the attacker that recognised most on these
 very victims: `worst`'s upper bound, the conservative side for a claim that the cell protects.
 
-Rows go to `<out>/victims.csv` (`attack --csv`'s columns) and `<out>/paired.csv`. Exact-gradient attacks are kept
-in the attack cache batch by batch, so a rerun resumes them; a noised view is not cacheable (the cache key cannot
-see the noise), so each σ is attacked in one go.
+Rows go to `<out>/victims.csv` (`attack --csv`'s columns) and `<out>/paired.csv`. The exact-gradient attacks' rows
+go to an attack table (`<out>/table.jsonl.gz`, as `autoshield table export` writes it) batch by batch as they are
+judged, so a run cut short, on this machine or on another with the same judge, resumes from the committed file
+(`--work` holds the table's database meanwhile). A noised view is not cacheable (the cache key cannot see the
+noise), so each σ is attacked in one go, last.
 
 python benchmarks/poster_attack.py --out benchmarks/reports/poster-attack-DATE --label automobile \\
     --cell Brightness:5 --victims 25 --dp-sigmas 0.5 --judge studies/leakage/judge.pt
@@ -28,7 +30,7 @@ from common import append_rows, logged, parser, stamp
 from autoshield.core.choices import ATTACKERS
 from autoshield.core.config import load_profile
 from autoshield.core.files import cache_dir
-from autoshield.core.runtime import resolve_device
+from autoshield.core.runtime import interruptible, resolve_device
 from autoshield.data.cifar import CLASSES, load_cifar10
 from autoshield.data.policy import Policy
 from autoshield.dp.config import DPConfig
@@ -36,11 +38,14 @@ from autoshield.evaluation.attackers import strongest
 from autoshield.evaluation.evaluate import attack_with, learned_for, victims
 from autoshield.evaluation.judge import AttackResult
 from autoshield.evaluation.lineup import pool_lineup
+from autoshield.evaluation.reconstruct import settings_digest
 from autoshield.privacy.cache import AttackCache
 from autoshield.privacy.judge_file import JudgeIdentity, check_fits, read_judge
 from autoshield.privacy.paired import compare, holm
 from autoshield.privacy.threat import dp_view
 from autoshield.report.victims import attack_rows, write_victims
+from autoshield.study.attack_table import StudyTable
+from autoshield.study.table_file import TableIdentity, export_table, import_table
 
 
 def paired_rows(runs: dict[str, AttackResult], pairs: list[tuple[str, str]]) -> list[dict[str, object]]:
@@ -76,6 +81,9 @@ def main() -> None:
     p.add_argument("--dp-sigmas", nargs="*", type=float, default=[0.5], help="DP-SGD's noise multipliers (C = 1.0)")
     p.add_argument("--judge", type=Path, required=True, help="an exported judge (`autoshield judge export`)")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--work", type=Path, default=Path("studies/poster-attack"), help="the table's database (git-ignored)"
+    )
     args = p.parse_args()
     profile = load_profile(args.profile, overrides=(f"images_per_label={args.victims}",))
     device = resolve_device(profile.device)
@@ -84,6 +92,12 @@ def main() -> None:
     check_fits(judge, JudgeIdentity.of(data, profile), source=str(args.judge))
     attacked = victims(data, profile).of_labels([CLASSES.index(args.label)])
     policy = Policy.parse(f"{args.label}={args.cell}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.work.mkdir(parents=True, exist_ok=True)
+    url, saved = f"sqlite:///{args.work / 'table.db'}", args.out / "table.jsonl.gz"
+    identity = TableIdentity(data=data.fingerprint, judge=judge.digest, settings=settings_digest(profile))
+    if saved.exists():
+        print(f"{import_table(url=url, path=saved, identity=identity).new} rows resumed from {saved}")
     common = dict(
         victims=attacked,
         profile=profile,
@@ -91,14 +105,21 @@ def main() -> None:
         device=device,
         cache=AttackCache(cache_dir() / "attacks"),
         lineup=pool_lineup(data.train, profile),
+        table=StudyTable(url),
         progress=True,
     )
     runs: dict[str, AttackResult] = {}
+    try:
+        with logged(), interruptible():
+            runs["Identity naive"] = attack_with(["naive"], policy=Policy.identity(), **common)["naive"]
+            inverse = learned_for(args.attackers, cells=policy.cells, data=data, profile=profile, device=device)
+            by_attacker = attack_with(args.attackers, policy=policy, inverse=inverse, **common)
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (its subclass Terminated)
+        export_table(url=url, path=saved, identity=identity)
+        raise SystemExit(f"stopped: every finished batch is in {saved}; rerun the same command to resume") from stop
+    export_table(url=url, path=saved, identity=identity)
+    runs |= {f"{args.cell} {name}": result for name, result in by_attacker.items()}
     with logged():
-        runs["Identity naive"] = attack_with(["naive"], policy=Policy.identity(), **common)["naive"]
-        inverse = learned_for(args.attackers, cells=policy.cells, data=data, profile=profile, device=device)
-        by_attacker = attack_with(args.attackers, policy=policy, inverse=inverse, **common)
-        runs |= {f"{args.cell} {name}": result for name, result in by_attacker.items()}
         for sigma in args.dp_sigmas:
             view = dp_view(DPConfig(sigma=sigma), indices=attacked.indices, seed=profile.seed)
             dp = attack_with(["naive"], policy=Policy.identity(), threat=view, **{**common, "cache": None})
@@ -118,7 +139,6 @@ def main() -> None:
             setting="noised" if name.startswith("DP-SGD") else "",
         )
     ]
-    args.out.mkdir(parents=True, exist_ok=True)
     write_victims(rows, args.out / "victims.csv")
     (args.out / "paired.csv").unlink(missing_ok=True)
     head = {"label": args.label, "judge": judge.digest[:12], "profile": profile.fingerprint(), **stamp()}
