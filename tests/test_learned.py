@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 import sys
 from pathlib import Path
 
@@ -153,19 +152,24 @@ def test_another_machine_classs_network_reads_the_learned_rows_instead_of_attack
     assert not list((tmp_path / "b").rglob("*.pt"))  # nothing attacked there
 
 
-def test_a_table_files_digest_named_learned_rows_are_renamed_by_their_recipe(data, tmp_path):
+def test_a_table_files_digest_named_learned_rows_are_renamed_by_their_recipe(data, tmp_path, monkeypatch, capsys):
     """`benchmarks/learned_recipes.py`: rows named `learned@<network>` before recipes were are renamed, keep the
     network and get the key the new name gives; other rows stay as they were, and a second run changes nothing."""
     path, identity = tmp_path / "t.jsonl.gz", TableIdentity(data=data.fingerprint, judge="j", settings="s")
     old = Row(problem=Problem("a1", "Solarize:9", "learned@61349f90d137", "j"), outcome={"x": 1}, seconds=2.0)
     naive = Row(problem=Problem("a1", "Solarize:9", "naive", "j"), outcome={"x": 0}, seconds=2.0)
     write_table_file(path=path, identity=identity, rows=[old, naive])
-    script = [sys.executable, str(ROOT / "benchmarks" / "learned_recipes.py"), str(path), "--profile", "smoke"]
-    assert "1 of 2 rows renamed" in subprocess.run(script, capture_output=True, text=True, check=True).stdout
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import learned_recipes
+
+    monkeypatch.setattr(sys, "argv", ["learned_recipes.py", str(path), "--profile", "smoke"])
+    learned_recipes.main()
+    assert "1 of 2 rows renamed" in capsys.readouterr().out
     header, rows = read_table_file(path)
     recipe = learned.recipe_key(cell=SOLARIZE, profile=load_profile("smoke"), data=data.fingerprint)
     assert TableIdentity(**header["identity"]) == identity and naive in rows
     new = next(r for r in rows if r.problem.attacker != "naive")
     assert new.problem == Problem("a1", "Solarize:9", f"learned@{recipe}", "j") and new.seconds == 2.0
     assert new.outcome == {"x": 1, "network": "61349f90d137"}
-    assert "0 of 2 rows renamed" in subprocess.run(script, capture_output=True, text=True, check=True).stdout
+    learned_recipes.main()
+    assert "0 of 2 rows renamed" in capsys.readouterr().out

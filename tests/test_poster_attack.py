@@ -4,10 +4,10 @@ under DP-SGD's noise from the same starts, judged by one exported judge, paired 
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from autoshield.cli import main
 
@@ -19,21 +19,23 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_one_labels_victims_under_the_cell_and_under_dp_pair_victim_by_victim(tmp_path: Path, data_root: Path):
+def test_one_labels_victims_under_the_cell_and_under_dp_pair_victim_by_victim(
+    tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
     judge, out = tmp_path / "judge.pt", tmp_path / "out"
     assert main(["judge", "export", str(judge), "--profile", "smoke", "--data-root", str(data_root)]) == 0
-    command = [sys.executable, str(ROOT / "benchmarks" / "poster_attack.py"), "--data-root", str(data_root)]
-    command += ["--profile", "smoke", "--victims", "3", "--attackers", "naive", "posthoc", "--dp-sigmas", "0.5", "1"]
-    command += ["--judge", str(judge), "--out", str(out)]
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import poster_attack
+
+    args = ["poster_attack.py", "--data-root", str(data_root), "--profile", "smoke", "--victims", "3"]
+    args += ["--attackers", "naive", "posthoc", "--dp-sigmas", "0.5", "1", "--judge", str(judge), "--out", str(out)]
 
     def run(machine: str) -> str:
         """The script on a machine of its own: its own attack cache and table database, only `out` shared."""
-        env = {**os.environ, "AUTOSHIELD_CACHE": str(tmp_path / machine / "cache")}
-        done = subprocess.run(
-            [*command, "--work", str(tmp_path / machine / "work")], capture_output=True, text=True, env=env
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
-        return done.stdout
+        monkeypatch.setenv("AUTOSHIELD_CACHE", str(tmp_path / machine / "cache"))
+        monkeypatch.setattr(sys, "argv", [*args, "--work", str(tmp_path / machine / "work")])
+        poster_attack.main()
+        return capsys.readouterr().out
 
     run("first")
     victims = _rows(out / "victims.csv")
