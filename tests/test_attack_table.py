@@ -338,7 +338,22 @@ def test_a_killed_build_keeps_every_finished_batch_of_its_adaptive_pass(tmp_path
     kill_when(_cli(*build), lambda: adaptive() >= 5)
     assert 5 <= adaptive() < 10  # the first batch's rows are stored; the one in flight is lost
     assert main(build) == 0
-    assert adaptive() == 10 and "the table holds 40 rows" in " ".join(capsys.readouterr().out.split())
+    # Identity's and Rotate:9's naive rows, Rotate:9's adaptive ones; Identity's adaptive attack is its naive one
+    assert adaptive() == 10 and "the table holds 30 rows" in " ".join(capsys.readouterr().out.split())
+
+
+def test_an_adaptive_attack_with_nothing_to_invert_reads_the_naive_attacks_rows(data, tmp_path):
+    """Against Identity the adaptive attacker is the naive attack (one key): a machine with an empty cache reads
+    the naive rows of a table filled before any adaptive attack instead of attacking again (a build on class B
+    re-attacked 25 of the Show's victims so, 2026-12-05)."""
+    profile = load_profile("smoke", overrides=("attack.iterations=20",))
+    reference = reference_classifier(data, profile, device=CPU).model
+    table = StudyTable(f"sqlite:///{tmp_path / 's.db'}")
+    kwargs = dict(policy=Policy.identity(), victims=victims(data, profile), profile=profile, reference=reference)
+    naive = attack_policy(**kwargs, device=CPU, cache=AttackCache(tmp_path / "a"), table=table)
+    adaptive = attack_policy(**kwargs, device=CPU, cache=AttackCache(tmp_path / "b"), attacker="adaptive", table=table)
+    assert adaptive.seconds == 0 and adaptive.outcomes == naive.outcomes
+    assert {r.problem.attacker for r in all_rows(url=table.url)} == {"naive"}
 
 
 def test_a_calibrated_table_build_also_fills_the_calibration_slots(tmp_path, data_root, capsys):
@@ -352,6 +367,7 @@ def test_a_calibrated_table_build_also_fills_the_calibration_slots(tmp_path, dat
     assert main([*args, *common]) == 0
     assert "1 cells x 20 victims" in " ".join(capsys.readouterr().out.split())
     rows = list(all_rows(url=f"sqlite:///{db}"))
-    # the learned attacker's rows are the post-hoc one's where no network undoes the cell, as for Identity
-    assert {r.problem.attacker for r in rows} == {"naive", "posthoc", "adaptive"} and len(rows) == 60
+    # the learned attacker's rows are the post-hoc one's where no network undoes the cell, and the adaptive one's
+    # the naive one's where it inverts through nothing, as for Identity
+    assert {r.problem.attacker for r in rows} == {"naive", "posthoc"} and len(rows) == 40
     assert sorted({r.outcome["slots"] for r in rows}) == [0, 9]

@@ -28,7 +28,7 @@ from autoshield.core.runtime import phase
 from autoshield.data.cifar import Split
 from autoshield.data.policy import Policy, transform_split
 from autoshield.evaluation.judge import AttackResult, attack_result, judge_reconstructions
-from autoshield.evaluation.reconstruct import attack_keys, reconstruct_policy
+from autoshield.evaluation.reconstruct import attack_keys, inverts_through, reconstruct_policy
 from autoshield.learn.models import build_model
 from autoshield.privacy.cache import AttackCache, model_digest
 from autoshield.privacy.judge_file import DIGEST_LENGTH
@@ -169,7 +169,9 @@ def tabled_attack(
     )
     judge = model_digest(reference, length=DIGEST_LENGTH)
     learned = inverse if attacker == "learned" else None
-    named = lambda cell: learned.name(cell) if learned else attacker  # noqa: E731
+    # an adaptive attacker with nothing to invert through is the naive attack (the same key): it reads its rows
+    own = "naive" if attacker == "adaptive" and not inverts_through(policy, attacker) else attacker
+    named = lambda cell: learned.name(cell) if learned else own  # noqa: E731
     problems = [
         Problem(
             attack=key,
