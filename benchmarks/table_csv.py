@@ -12,6 +12,7 @@ import argparse
 import csv
 from pathlib import Path
 
+from autoshield.evaluation.table import Row
 from autoshield.study.table_file import read_table_file
 
 FIRST = ("victims", "labels", "cell", "attacker", "judge")
@@ -23,6 +24,11 @@ def main() -> None:
     p.add_argument("-o", "--out", type=Path, required=True, help="the CSV to write")
     args = p.parse_args()
     _, rows = read_table_file(args.table)
+    print(f"{write_csv(rows, args.out)} rows to {args.out}")
+
+
+def write_csv(rows: list[Row], path: Path) -> int:
+    """`rows` as one CSV row each, sorted by cell, attacker and victim; returns how many."""
     outcomes = sorted({name for row in rows for name in row.outcome} - set(FIRST))
     records = [
         {
@@ -37,11 +43,11 @@ def main() -> None:
         for row in rows
     ]
     records.sort(key=lambda r: (r["cell"], r["attacker"], r["victims"]))
-    with args.out.open("w", newline="") as file:
+    with path.open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=[*FIRST, *outcomes, "seconds", "attack_key"])
         writer.writeheader()
         writer.writerows(records)
-    print(f"{len(records)} rows to {args.out}")
+    return len(records)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,7 +16,6 @@ from autoshield.data.policy import IDENTITY, Cell, Policy, transform_split
 from autoshield.data.victims import victim_pool
 from autoshield.evaluation.evaluate import attack_policy, victims
 from autoshield.evaluation.reconstruct import attack_keys, reconstruct_policy
-from autoshield.evaluation.table import Problem, Row
 from autoshield.learn.inverse_net import InverseConfig, fit_inverse, inverse_network
 from autoshield.learn.models import build_model
 from autoshield.privacy import learned
@@ -26,11 +23,9 @@ from autoshield.privacy.adaptive import hypothesis_sign, warm_starts
 from autoshield.privacy.cache import AttackCache
 from autoshield.privacy.reference import reference_classifier
 from autoshield.study.attack_table import StudyTable, all_rows
-from autoshield.study.table_file import TableIdentity, read_table_file, write_table_file
 from tests.conftest import synthetic_images
 
 cpu = torch.device("cpu")
-ROOT = Path(__file__).resolve().parents[1]
 SOLARIZE, ROTATE = Cell.parse("Solarize:9"), Cell.parse("Rotate:9")
 
 
@@ -150,26 +145,3 @@ def test_another_machine_classs_network_reads_the_learned_rows_instead_of_attack
     )
     assert elsewhere.seconds == 0 and elsewhere.outcomes == first.outcomes
     assert not list((tmp_path / "b").rglob("*.pt"))  # nothing attacked there
-
-
-def test_a_table_files_digest_named_learned_rows_are_renamed_by_their_recipe(data, tmp_path, monkeypatch, capsys):
-    """`benchmarks/learned_recipes.py`: rows named `learned@<network>` before recipes were are renamed, keep the
-    network and get the key the new name gives; other rows stay as they were, and a second run changes nothing."""
-    path, identity = tmp_path / "t.jsonl.gz", TableIdentity(data=data.fingerprint, judge="j", settings="s")
-    old = Row(problem=Problem("a1", "Solarize:9", "learned@61349f90d137", "j"), outcome={"x": 1}, seconds=2.0)
-    naive = Row(problem=Problem("a1", "Solarize:9", "naive", "j"), outcome={"x": 0}, seconds=2.0)
-    write_table_file(path=path, identity=identity, rows=[old, naive])
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    import learned_recipes
-
-    monkeypatch.setattr(sys, "argv", ["learned_recipes.py", str(path), "--profile", "smoke"])
-    learned_recipes.main()
-    assert "1 of 2 rows renamed" in capsys.readouterr().out
-    header, rows = read_table_file(path)
-    recipe = learned.recipe_key(cell=SOLARIZE, profile=load_profile("smoke"), data=data.fingerprint)
-    assert TableIdentity(**header["identity"]) == identity and naive in rows
-    new = next(r for r in rows if r.problem.attacker != "naive")
-    assert new.problem == Problem("a1", "Solarize:9", f"learned@{recipe}", "j") and new.seconds == 2.0
-    assert new.outcome == {"x": 1, "network": "61349f90d137"}
-    learned_recipes.main()
-    assert "0 of 2 rows renamed" in capsys.readouterr().out
