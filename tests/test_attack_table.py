@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import gzip
 import multiprocessing
-import sys
 import types
 import uuid
 from pathlib import Path
@@ -18,32 +15,24 @@ import torch
 from autoshield.cli import main
 from autoshield.core.config import load_profile
 from autoshield.core.errors import AutoshieldError
-from autoshield.data.policy import Cell, Policy
+from autoshield.data.policy import Policy
 from autoshield.evaluation.evaluate import attack_policy, attack_with, victims
 from autoshield.evaluation.lineup import pool_lineup
 from autoshield.evaluation.prefill import pending, prefill
 from autoshield.evaluation.reconstruct import reconstruct_policy
 from autoshield.evaluation.table import Problem, Row
-from autoshield.privacy import learned
 from autoshield.privacy.cache import AttackCache
 from autoshield.privacy.reference import reference_classifier
 from autoshield.study import claims
 from autoshield.study.attack_table import StudyTable, all_rows, read_rows, write_rows
 from autoshield.study.records import EvaluationRecord
-from autoshield.study.table_file import (
-    TableIdentity,
-    export_table,
-    import_table,
-    read_table_file,
-    write_table_file,
-)
+from autoshield.study.table_file import TableIdentity, export_table, import_table, read_table_file
 
 from .conftest import kill_when
 from .test_distributed import POSTGRES, _cli, needs_postgres
 from .test_study import _args, _trials
 
 CPU = torch.device("cpu")
-ROOT = Path(__file__).resolve().parent.parent
 KINDS = ["sqlite", "journal", pytest.param("postgres", marks=needs_postgres)]
 
 
@@ -382,36 +371,3 @@ def test_a_calibrated_table_build_also_fills_the_calibration_slots(tmp_path, dat
     # the naive one's where it inverts through nothing, as for Identity
     assert {r.problem.attacker for r in rows} == {"naive", "posthoc"} and len(rows) == 40
     assert sorted({r.outcome["slots"] for r in rows}) == [0, 9]
-
-
-def test_a_table_files_rows_are_brought_to_todays_names(data, tmp_path, monkeypatch, capsys):
-    """`benchmarks/table_names.py`: a learned row named by its network is renamed by its recipe and keeps the
-    network; an adaptive row that is a naive row's attack leaves the table for the CSV; other rows stay as they
-    were, and a second run changes nothing."""
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    import table_names
-
-    path, identity = tmp_path / "t.jsonl.gz", TableIdentity(data=data.fingerprint, judge="j", settings="s")
-    old = Row(problem=Problem("a1", "Solarize:9", "learned@61349f90d137", "j"), outcome={"x": 1}, seconds=2.0)
-    naive = Row(problem=Problem("a1", "Solarize:9", "naive", "j"), outcome={"x": 0}, seconds=2.0)
-    twin = Row(problem=Problem("a2", "Identity", "adaptive", "j"), outcome={"x": 5, "victims": 7}, seconds=3.0)
-    alone = Row(problem=Problem("a3", "Identity", "adaptive", "j"), outcome={"x": 6}, seconds=3.0)  # no naive row
-    twins_naive = dataclasses.replace(twin, problem=Problem("a2", "Identity", "naive", "j"))
-    write_table_file(path=path, identity=identity, rows=[old, naive, twin, alone, twins_naive])
-    monkeypatch.setattr(sys, "argv", ["table_names.py", str(path), "--profile", "smoke"])
-    with pytest.raises(SystemExit, match="1 adaptive rows are the naive attack's: give --dropped"):
-        table_names.main()
-    dropped = tmp_path / "dropped.csv"
-    monkeypatch.setattr(sys, "argv", [*sys.argv, "--dropped", str(dropped)])
-    table_names.main()
-    assert "1 of 4 rows renamed, 1 dropped" in capsys.readouterr().out
-    header, rows = read_table_file(path)
-    recipe = learned.recipe_key(cell=Cell.parse("Solarize:9"), profile=load_profile("smoke"), data=data.fingerprint)
-    assert TableIdentity(**header["identity"]) == identity and naive in rows and alone in rows and twin not in rows
-    new = next(r for r in rows if r.problem.attacker.startswith("learned@"))
-    assert new.problem == Problem("a1", "Solarize:9", f"learned@{recipe}", "j") and new.seconds == 2.0
-    assert new.outcome == {"x": 1, "network": "61349f90d137"}
-    with dropped.open() as f:
-        assert [(r["attacker"], r["victims"], r["x"]) for r in csv.DictReader(f)] == [("adaptive", "7", "5")]
-    table_names.main()
-    assert "0 of 4 rows renamed, 0 dropped" in capsys.readouterr().out
