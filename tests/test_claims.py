@@ -3,6 +3,7 @@ over only from a builder that is gone (issue #35)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import subprocess
@@ -11,8 +12,15 @@ import uuid
 from pathlib import Path
 
 import pytest
+import torch
 
-from autoshield.study.attack_table import all_rows
+from autoshield.core.config import load_profile
+from autoshield.data.policy import Policy
+from autoshield.evaluation.evaluate import attack_policy, victims
+from autoshield.evaluation.prefill import pending
+from autoshield.privacy.cache import AttackCache
+from autoshield.privacy.reference import reference_classifier
+from autoshield.study.attack_table import StudyTable, all_rows
 from autoshield.study.claims import beat, builder_id, claim, finish, unfinished
 
 from .test_distributed import POSTGRES, needs_postgres
@@ -108,3 +116,31 @@ def test_trials_claim_too_so_two_builders_attack_each_adaptive_problem_once(tmp_
     # naive and post-hoc rows (the learned attacker's too: no network here), 30 each, and Rotate:9's and Invert's
     # adaptive ones; Identity's adaptive rows are its naive ones
     assert len(rows) == 80
+
+
+def test_an_attack_finished_elsewhere_while_a_worker_looks_is_read_not_attacked_again(data, tmp_path):
+    """A builder elsewhere holds the attacks; it writes its rows and finishes them just after a trial has read the
+    table and before the trial asks what is unfinished. The trial must read those rows, not attack again: CI caught
+    two worst-case builders attacking one adaptive problem twice through this gap."""
+    cpu = torch.device("cpu")
+    profile = load_profile("smoke", overrides=("attack.iterations=20",))
+    reference = reference_classifier(data, profile, device=cpu).model
+    url, elsewhere, policy = f"sqlite:///{tmp_path / 's.db'}", _elsewhere(), Policy.parse("Solarize:9")
+    scored = victims(data, profile)
+    kwargs = dict(policy=policy, victims=scored, profile=profile, reference=reference, device=cpu)
+    keys = [q.key for q in pending(policies=[policy], victims=scored, profile=profile, cache=AttackCache(tmp_path))]
+    assert claim(url=url, keys=keys, owner=elsewhere) == keys
+    built = []
+
+    @dataclasses.dataclass(frozen=True)
+    class FinishedMeanwhile(StudyTable):
+        def unfinished(self, keys: list[str]) -> list[str]:
+            if not built:  # the builder's rows land and its claims finish between the trial's read and this ask
+                held = StudyTable(url, owner=elsewhere, held=True)
+                built.append(attack_policy(**kwargs, cache=AttackCache(tmp_path / "builder"), table=held))
+                finish(url=url, keys=keys, owner=elsewhere)
+            return super().unfinished(keys)
+
+    trial = attack_policy(**kwargs, cache=AttackCache(tmp_path / "trial"), table=FinishedMeanwhile(url))
+    assert built and not list((tmp_path / "trial").rglob("*.pt"))  # read, not attacked again
+    assert trial.outcomes == built[0].outcomes and trial.cached == len(keys)

@@ -196,7 +196,10 @@ def tabled_attack(
             attacks = sorted({problems[i].attack for i in missing})
             mine = set(table.claim(attacks))
             ready = mine | (set(attacks) - set(table.unfinished(attacks)))
-            chosen = [i for i in missing if problems[i].attack in ready]
+            # a worker writes its rows before it finishes its claim: one finished since `stored` was read has rows
+            # that the read missed, and attacking it again would be a silent double attack
+            stored = table.read(problems) if ready - mine else stored
+            chosen = [i for i in missing if problems[i].attack in ready and problems[i].key not in stored]
             if not chosen:
                 phase(f"waiting for {len(missing)} victims' rows that another worker is computing")
                 time.sleep(WAIT_SECONDS)
