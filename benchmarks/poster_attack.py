@@ -30,7 +30,8 @@ from common import append_rows, logged, parser, stamp
 from autoshield.core.choices import ATTACKERS
 from autoshield.core.config import load_profile
 from autoshield.core.files import cache_dir
-from autoshield.core.runtime import interruptible, resolve_device
+from autoshield.core.interrupts import interruptible
+from autoshield.core.runtime import resolve_device
 from autoshield.data.cifar import CLASSES, load_cifar10
 from autoshield.data.policy import Policy
 from autoshield.dp.config import DPConfig

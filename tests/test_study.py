@@ -382,19 +382,3 @@ def test_workers_per_gpu_without_a_gpu_is_one_line_and_writes_nothing(tmp_path, 
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--workers-per-gpu needs a CUDA GPU" in err
     assert not db.exists()
-
-
-def test_a_dropped_sigterm_is_raised_again_as_sigterm():
-    """Issue #32: a signal Python dropped once (inside a finaliser) is raised again at the next checkpoint as the
-    signal it was, so SIGTERM still exits 143 and fails the trial as terminated."""
-    import os
-    import signal
-
-    from autoshield.core.runtime import Terminated, checkpoint, interruptible
-
-    with interruptible():
-        with pytest.raises(Terminated):
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(1)
-        with pytest.raises(Terminated):
-            checkpoint()

@@ -16,8 +16,9 @@ from autoshield import __version__
 from autoshield.cli import confirm, explore, judge, outputs, plan, single, studies, table
 from autoshield.cli.common import Parser, console, log_phases
 from autoshield.core.errors import AutoshieldError
+from autoshield.core.interrupts import EXIT_TERMINATED, Terminated, interruptible
 from autoshield.core.kernels import VARIABLE, pin_kernels
-from autoshield.core.runtime import EXIT_TERMINATED, Terminated, interruptible, phases
+from autoshield.core.runtime import phases
 
 COMMANDS = (
     explore.register_data,

@@ -1,19 +1,16 @@
-"""Device choice, progress bars and phases, shared by every long-running step."""
+"""Device choice, progress bars, phases and heartbeats, shared by every long-running step."""
 
 from __future__ import annotations
 
-import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from types import FrameType
-from typing import Any
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from autoshield.core.errors import AutoshieldError
+from autoshield.core.interrupts import checkpoint
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -64,67 +61,6 @@ def phases(listener: Callable[[str], None]) -> Iterator[None]:
         yield
     finally:
         _LISTENERS.remove(listener)
-
-
-_INTERRUPTED = threading.Event()
-EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell and a scheduler read as "terminated"
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (Slurm, Kubernetes, systemd stopping a job): handled as Ctrl-C is, with its own exit status."""
-
-
-_STOPPED_BY: list[type[KeyboardInterrupt]] = [KeyboardInterrupt]  # which signal `checkpoint` raises again
-
-
-def _remember_interrupt(signum: int, frame: FrameType | None) -> None:
-    _STOPPED_BY[0] = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
-    _INTERRUPTED.set()
-    raise _STOPPED_BY[0]
-
-
-def on_sigterm() -> None:
-    """SIGTERM raises `Terminated` in this process (a worker process, where `interruptible` is not entered)."""
-    signal.signal(signal.SIGTERM, _remember_interrupt)
-
-
-@contextmanager
-def interruptible() -> Iterator[None]:
-    """Ctrl-C raises KeyboardInterrupt as usual (SIGTERM its subclass `Terminated`) and is also remembered, so that
-    `checkpoint` raises it again: Python drops an exception raised while a weakref callback or finaliser runs
-    ("Exception ignored in ..."), and CI saw an interrupted search run on to the end that way. An ignored SIGINT (a
-    background job) stays ignored; SIGTERM is always handled."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    terminate = signal.signal(signal.SIGTERM, _remember_interrupt)
-    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGTERM, terminate)
-            _INTERRUPTED.clear()
-        return
-    previous, report = signal.signal(signal.SIGINT, _remember_interrupt), sys.unraisablehook
-
-    def quiet(unraisable: Any) -> None:  # the dropped interrupt is remembered: no "Exception ignored" traceback
-        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
-            report(unraisable)
-
-    sys.unraisablehook = quiet
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        signal.signal(signal.SIGTERM, terminate)
-        sys.unraisablehook = report
-        _INTERRUPTED.clear()
-
-
-def checkpoint() -> None:
-    """Raise a remembered Ctrl-C that an earlier KeyboardInterrupt failed to deliver (`interruptible`)."""
-    if _INTERRUPTED.is_set():
-        raise _STOPPED_BY[0]
 
 
 def phase(text: str) -> None:

@@ -25,7 +25,8 @@ from torch.func import grad, vmap
 
 from autoshield.core.config import AttackConfig
 from autoshield.core.errors import AutoshieldError
-from autoshield.core.runtime import checkpoint, phase, progress_bar
+from autoshield.core.interrupts import checkpoint
+from autoshield.core.runtime import phase, progress_bar
 from autoshield.privacy import per_sample
 from autoshield.privacy.plateau import Plateau
 from autoshield.privacy.precision import attack_precision, convolution_precision

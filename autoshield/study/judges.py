@@ -21,6 +21,7 @@ from sqlalchemy.dialects.mysql import LONGBLOB
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from autoshield.core.errors import AutoshieldError
+from autoshield.core.interrupts import deferred
 from autoshield.privacy.judge_file import JudgeFile, JudgeIdentity, check_fits, judge_bytes, read_judge
 from autoshield.study.storage import create_table, engine_for, first_line, redact
 
@@ -107,7 +108,8 @@ def _rdb_insert(url: str, name: str, digest: str, payload: bytes) -> None:
     table, engine = _table(), engine_for(url)
     try:
         create_table(table, engine)
-        with contextlib.suppress(IntegrityError), engine.begin() as connection:  # else another worker's is stored
+        # else another worker's is stored
+        with contextlib.suppress(IntegrityError), deferred(), engine.begin() as connection:
             connection.execute(table.insert().values(name=name, digest=digest, payload=payload))
     finally:
         engine.dispose()

@@ -21,7 +21,8 @@ import torch
 from autoshield.core.config import Profile
 from autoshield.core.errors import AutoshieldError
 from autoshield.core.files import cache_dir
-from autoshield.core.runtime import EXIT_TERMINATED, Terminated, on_sigterm, resolve_device
+from autoshield.core.interrupts import EXIT_TERMINATED, Terminated, on_sigterm
+from autoshield.core.runtime import resolve_device
 from autoshield.data.cifar import CLASSES, Cifar10, load_cifar10
 from autoshield.privacy.cache import AttackCache
 from autoshield.privacy.judge_file import JudgeFile, JudgeIdentity

@@ -16,7 +16,7 @@ import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from autoshield.core.errors import AutoshieldError
-from autoshield.core.runtime import Terminated
+from autoshield.core.interrupts import Terminated, deferred, undeferred
 from autoshield.study.heartbeat import recover_dead_workers
 from autoshield.study.marks import duplicate_of, mark_failed, mark_surplus
 
@@ -71,7 +71,8 @@ def run_worker(
             mark_surplus(trial)
             raise optuna.TrialPruned("surplus trial: the study already has its trials")
         try:
-            values = objective(trial)
+            with undeferred():  # the trial's own work stops at once; Optuna's bookkeeping around it does not
+                values = objective(trial)
         except AutoshieldError as error:
             mark_failed(trial, str(error))
             failures.append(str(error))
@@ -90,10 +91,12 @@ def run_worker(
         if (queue_only and waiting == 0 and running == 0) or (not queue_only and done >= target):
             return
         if waiting == 0 and (queue_only or done + running >= target):
-            recover_dead_workers(study, storage)  # a dead worker's trial comes back as WAITING
+            with deferred():
+                recover_dead_workers(study, storage)  # a dead worker's trial comes back as WAITING
             time.sleep(poll_seconds)
             continue
-        study.optimize(guarded, n_trials=1, catch=(AutoshieldError,))
+        with deferred():  # an interrupt outside the objective lands after Optuna has recorded the trial
+            study.optimize(guarded, n_trials=1, catch=(AutoshieldError,))
         if len(failures) >= MAX_CONSECUTIVE_FAILURES:
             raise AutoshieldError(f"{len(failures)} trials in a row failed, stopping; last: {failures[-1]}")
         last = study.get_trials(deepcopy=False)[-1]
