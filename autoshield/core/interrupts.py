@@ -2,9 +2,9 @@
 
 Python raises a signal's exception wherever the main thread happens to be. Inside a trial's training or attack that
 is what a user wants; inside Optuna's telling of a result, or a database commit, it tears the bookkeeping in half:
-CI saw a worker print Optuna's `UnboundLocalError` traceback, and a main process wait out SQLite's busy timeout on a
-transaction its own interrupted commit had left open. So an interrupt that lands in a `deferred` block is only
-remembered, and raised where the block ends (or at the next `checkpoint`).
+a worker printed Optuna's `UnboundLocalError` traceback, and a commit cut short can leave SQLite's lock held. So
+an interrupt that lands in a `deferred` block is only remembered, and raised where the block ends (or at the next
+`checkpoint`).
 """
 
 from __future__ import annotations
