@@ -22,12 +22,11 @@ from sqlalchemy import Column, Engine, Float, MetaData, String, Table, Text, ins
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from autoshield.core.errors import AutoshieldError
-from autoshield.core.interrupts import deferred
 from autoshield.core.runtime import beating
 from autoshield.evaluation.table import Problem, Row
 from autoshield.study import claims
 from autoshield.study.claims import builder_id
-from autoshield.study.storage import create_table, engine_for, first_line, redact, table_url
+from autoshield.study.storage import create_table, engine_for, first_line, redact, table_url, transaction
 
 TABLE = "autoshield_attack_table"
 _CHUNK = 500  # keys per query: well under every database's limit on bound parameters
@@ -96,7 +95,7 @@ def write_rows(*, url: str, rows: Iterable[Row]) -> int:
         with _connected(url, create=True) as (engine, table):
             assert engine is not None
             for row in pending:  # one transaction each: a duplicate aborts only its own insert
-                with contextlib.suppress(IntegrityError), deferred(), engine.begin() as connection:
+                with contextlib.suppress(IntegrityError), transaction(engine) as connection:
                     connection.execute(table.insert().values(**_columns(row)))
                     new += 1
     except SQLAlchemyError as error:

@@ -21,8 +21,7 @@ from sqlalchemy import Boolean, Column, Engine, Float, MetaData, String, Table, 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from autoshield.core.errors import AutoshieldError
-from autoshield.core.interrupts import deferred
-from autoshield.study.storage import create_table, engine_for, first_line, redact, table_url
+from autoshield.study.storage import create_table, engine_for, first_line, redact, table_url, transaction
 
 TABLE = "autoshield_attack_claims"
 BEAT_SECONDS = 30.0  # how often a builder says it is alive
@@ -48,7 +47,7 @@ def claim(*, url: str, keys: Sequence[str], owner: str, stale: float = STALE_SEC
         for key in keys:  # one transaction each: a key another builder holds aborts only its own insert
             now = time.time()
             try:
-                with deferred(), engine.begin() as connection:
+                with transaction(engine) as connection:
                     connection.execute(table.insert().values(key=key, owner=owner, beat=now, done=False))
                 granted.append(key)
                 continue
@@ -62,8 +61,7 @@ def claim(*, url: str, keys: Sequence[str], owner: str, stale: float = STALE_SEC
             if held.done or not _gone(held.owner, held.beat, stale=stale):
                 continue
             taken = and_(table.c.key == key, table.c.owner == held.owner, table.c.done.is_(False))
-            # the takeover is one conditional UPDATE: one builder wins it
-            with deferred(), engine.begin() as connection:
+            with transaction(engine) as connection:  # the takeover is one conditional UPDATE: one builder wins it
                 if connection.execute(update(table).where(taken).values(owner=owner, beat=now)).rowcount == 1:
                     granted.append(key)
     return granted
@@ -71,14 +69,14 @@ def claim(*, url: str, keys: Sequence[str], owner: str, stale: float = STALE_SEC
 
 def beat(*, url: str, owner: str) -> None:
     """Keep `owner`'s open claims live."""
-    with _connected(url) as (engine, table), deferred(), engine.begin() as connection:
+    with _connected(url) as (engine, table), transaction(engine) as connection:
         mine = and_(table.c.owner == owner, table.c.done.is_(False))
         connection.execute(update(table).where(mine).values(beat=time.time()))
 
 
 def finish(*, url: str, keys: Sequence[str], owner: str) -> None:
     """Mark `owner`'s claims on `keys` done: their rows are in the attack table, and no one attacks them again."""
-    with _connected(url) as (engine, table), deferred(), engine.begin() as connection:
+    with _connected(url) as (engine, table), transaction(engine) as connection:
         for start in range(0, len(keys), _CHUNK):
             chosen = and_(table.c.owner == owner, table.c.key.in_(keys[start : start + _CHUNK]))
             connection.execute(update(table).where(chosen).values(done=True))

@@ -21,9 +21,8 @@ from sqlalchemy.dialects.mysql import LONGBLOB
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from autoshield.core.errors import AutoshieldError
-from autoshield.core.interrupts import deferred
 from autoshield.privacy.judge_file import JudgeFile, JudgeIdentity, check_fits, judge_bytes, read_judge
-from autoshield.study.storage import create_table, engine_for, first_line, redact
+from autoshield.study.storage import create_table, engine_for, first_line, redact, transaction
 
 TABLE = "autoshield_judges"
 
@@ -108,8 +107,7 @@ def _rdb_insert(url: str, name: str, digest: str, payload: bytes) -> None:
     table, engine = _table(), engine_for(url)
     try:
         create_table(table, engine)
-        # else another worker's is stored
-        with contextlib.suppress(IntegrityError), deferred(), engine.begin() as connection:
+        with contextlib.suppress(IntegrityError), transaction(engine) as connection:  # else another worker's is stored
             connection.execute(table.insert().values(name=name, digest=digest, payload=payload))
     finally:
         engine.dispose()

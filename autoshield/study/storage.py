@@ -14,6 +14,8 @@ import os
 import sqlite3
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -22,11 +24,12 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
-from sqlalchemy import Engine, Table, create_engine, inspect
+from sqlalchemy import Connection, Engine, Table, create_engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from autoshield.core.errors import AutoshieldError
 from autoshield.core.files import writable_folder
+from autoshield.core.interrupts import deferred
 from autoshield.study import heartbeat
 
 DEFAULT_STORAGE = "sqlite:///studies/autoshield.db"
@@ -205,6 +208,14 @@ def engine_for(url: str) -> Engine:
     """A SQLAlchemy engine on a storage URL, for the tables autoshield keeps beside Optuna's (the judge, the attack
     table); the caller disposes of it."""
     return create_engine(quoted(url), **engine_options(url))
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """`engine.begin()` for autoshield's own tables, with Ctrl-C and SIGTERM held until it has committed or rolled
+    back (`core.interrupts.deferred`): a commit cut short can leave SQLite's lock held."""
+    with deferred(), engine.begin() as connection:
+        yield connection
 
 
 def create_table(table: Table, engine: Engine) -> None:
