@@ -25,7 +25,10 @@ from pathlib import Path
 
 from common import machine, parser
 
-LINE = "terminated (SIGTERM): finished work is saved; rerun the same command to resume"
+from autoshield.cli.app import stopped_line
+from autoshield.core.interrupts import Terminated
+
+LINE = stopped_line(Terminated())
 
 
 def one_run(folder: Path, *, args: list[str], delay: float, patience: float) -> str:

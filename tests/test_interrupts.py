@@ -8,12 +8,26 @@ import time
 
 import pytest
 
-from autoshield.core.interrupts import Terminated, checkpoint, deferred, interruptible, undeferred
+from autoshield.core.interrupts import (
+    Terminated,
+    checkpoint,
+    deferred,
+    exit_status,
+    interruptible,
+    stop_reason,
+    undeferred,
+)
 
 
 def _sigterm() -> None:
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(0.2)  # the handler runs here
+
+
+def test_a_stop_says_who_stopped_it_in_its_reason_and_its_exit_status():
+    """A failed trial's reason and the program's last line name the same stopper; 128 + the signal's number."""
+    assert (stop_reason(Terminated()), exit_status(Terminated())) == ("terminated (SIGTERM)", 143)
+    assert (stop_reason(KeyboardInterrupt()), exit_status(KeyboardInterrupt())) == ("interrupted (Ctrl-C)", 130)
 
 
 def test_a_dropped_sigterm_is_raised_again_as_sigterm():

@@ -344,7 +344,7 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, data_root, space, moment
     else:
         os.killpg(process.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole group
     _, err = process.communicate(timeout=120)
-    line = {"ctrl-c": "interrupted", "sigterm": "terminated (SIGTERM)"}[stop]
+    line = {"ctrl-c": "interrupted (Ctrl-C)", "sigterm": "terminated (SIGTERM)"}[stop]
     assert process.returncode == {"ctrl-c": 130, "sigterm": 143}[stop], err
     assert "Traceback" not in err and err.strip().splitlines() == [
         f"{line}: finished work is saved; rerun the same command to resume"

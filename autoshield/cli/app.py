@@ -16,7 +16,7 @@ from autoshield import __version__
 from autoshield.cli import confirm, explore, judge, outputs, plan, single, studies, table
 from autoshield.cli.common import Parser, console, log_phases
 from autoshield.core.errors import AutoshieldError
-from autoshield.core.interrupts import EXIT_TERMINATED, Terminated, interruptible
+from autoshield.core.interrupts import EXIT_TERMINATED, exit_status, interruptible, stop_reason
 from autoshield.core.kernels import VARIABLE, pin_kernels
 from autoshield.core.runtime import phases
 
@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def stopped_line(stop: KeyboardInterrupt) -> str:
+    """The one line a stopped command ends with: who stopped it, and that rerunning it resumes."""
+    return f"{stop_reason(stop)}: finished work is saved; rerun the same command to resume"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from autoshield.study.storage import quiet_optuna
 
@@ -73,12 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AutoshieldError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except Terminated:
-        print("terminated (SIGTERM): finished work is saved; rerun the same command to resume", file=sys.stderr)
-        return EXIT_TERMINATED
-    except KeyboardInterrupt:
-        print("interrupted: finished work is saved; rerun the same command to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (`Terminated`)
+        print(stopped_line(stop), file=sys.stderr)
+        return exit_status(stop)
     except OSError as error:  # the file system or the network refused: a path that is a file, no space, ...
         where = f": {error.filename}" if error.filename else ""
         print(f"error: {error.strerror or error}{where}", file=sys.stderr)

@@ -24,6 +24,17 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (Slurm, Kubernetes, systemd stopping a job): handled as Ctrl-C is, with its own exit status."""
 
 
+def stop_reason(stop: KeyboardInterrupt) -> str:
+    """Who stopped the work, in the words of a failed trial's reason and of the program's last line: a reader can
+    tell a scheduler's stop from a user's."""
+    return "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted (Ctrl-C)"
+
+
+def exit_status(stop: KeyboardInterrupt) -> int:
+    """The exit status a shell and a scheduler read for this stop: 128 + the signal's number."""
+    return EXIT_TERMINATED if isinstance(stop, Terminated) else 130
+
+
 _INTERRUPTED = threading.Event()
 _STOPPED_BY: list[type[KeyboardInterrupt]] = [KeyboardInterrupt]  # which signal `checkpoint` raises again
 _DEFERRED = [0]  # how deep the main thread is in `deferred` blocks

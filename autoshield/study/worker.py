@@ -16,7 +16,7 @@ import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from autoshield.core.errors import AutoshieldError
-from autoshield.core.interrupts import Terminated, deferred, undeferred
+from autoshield.core.interrupts import deferred, stop_reason, undeferred
 from autoshield.study.heartbeat import recover_dead_workers
 from autoshield.study.marks import duplicate_of, mark_failed, mark_surplus
 
@@ -78,7 +78,7 @@ def run_worker(
             failures.append(str(error))
             raise
         except KeyboardInterrupt as stop:  # Optuna fails the trial and re-raises; the reason says who stopped it
-            mark_failed(trial, "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted (Ctrl-C)")
+            mark_failed(trial, stop_reason(stop))
             raise
         failures.clear()
         return values
