@@ -26,7 +26,7 @@ from pathlib import Path
 from common import machine, parser
 
 from autoshield.cli.app import stopped_line
-from autoshield.core.interrupts import Terminated
+from autoshield.core.interrupts import EXIT_TERMINATED, Terminated
 
 LINE = stopped_line(Terminated())
 
@@ -45,7 +45,7 @@ def one_run(folder: Path, *, args: list[str], delay: float, patience: float) -> 
         process.kill()
         process.communicate()
         return f"hung for {patience:.0f} s"
-    if process.returncode != 143 or err.strip() != LINE:
+    if process.returncode != EXIT_TERMINATED or err.strip() != LINE:
         (folder / "stderr.txt").write_text(err)
         return f"exit {process.returncode}, stderr {len(err.splitlines())} lines ({folder / 'stderr.txt'})"
     with sqlite3.connect(db) as connection:

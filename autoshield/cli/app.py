@@ -16,7 +16,7 @@ from autoshield import __version__
 from autoshield.cli import confirm, explore, judge, outputs, plan, single, studies, table
 from autoshield.cli.common import Parser, console, log_phases
 from autoshield.core.errors import AutoshieldError
-from autoshield.core.interrupts import EXIT_TERMINATED, exit_status, interruptible, stop_reason
+from autoshield.core.interrupts import EXIT_INTERRUPTED, EXIT_TERMINATED, exit_status, interruptible, stop_reason
 from autoshield.core.kernels import VARIABLE, pin_kernels
 from autoshield.core.runtime import phases
 
@@ -101,7 +101,7 @@ def program() -> int:
     Exit hooks still run then (multiprocessing's joins the workers); a second Ctrl-C or a scheduler's repeated
     SIGTERM arriving in one would print a traceback after the one line `main` said."""
     code = main()
-    if code in (130, EXIT_TERMINATED):
+    if code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return code

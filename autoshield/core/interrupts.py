@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Any
 
 EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell and a scheduler read as "terminated"
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C
 
 
 class Terminated(KeyboardInterrupt):
@@ -32,7 +33,7 @@ def stop_reason(stop: KeyboardInterrupt) -> str:
 
 def exit_status(stop: KeyboardInterrupt) -> int:
     """The exit status a shell and a scheduler read for this stop: 128 + the signal's number."""
-    return EXIT_TERMINATED if isinstance(stop, Terminated) else 130
+    return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
 
 
 _INTERRUPTED = threading.Event()
