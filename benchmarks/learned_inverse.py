@@ -59,8 +59,9 @@ def main() -> None:
         cell = Cell.parse(text)
         if str(cell) in done:
             continue
-        with logged():
-            inverse = learned_inverse(cells=[cell], data=data, profile=profile, device=device, progress=True)
+        inverse = learned_inverse(cells=[cell], data=data, profile=profile, device=device, progress=True)
+        with logged():  # trained here, not mid-row, where the cell has a network (exact inverses have none)
+            trained = inverse.network(cell) if cell in inverse.recipes else None
         generator = torch.Generator().manual_seed(profile.seed)
         signs = random_signs(len(test), generator=generator)
         seen = apply_op(test.images, cell.op, cell.magnitude, signs=signs).float() / 255
@@ -82,8 +83,8 @@ def main() -> None:
                     "images": len(test),
                     "psnr_median": round(statistics.median(decibels.tolist()), 2),
                     "judge_accuracy": str(proportion(right)),
-                    "network": inverse.digests.get(cell, ""),
-                    "train_seconds": round(inverse.seconds.get(cell, 0.0), 1),
+                    "network": trained.digest if trained else "",
+                    "train_seconds": round(trained.seconds, 1) if trained else 0.0,
                     "judge": judge.digest[:12],
                     "profile": profile.fingerprint(),
                     **where,

@@ -16,7 +16,7 @@ from autoshield.data.policy import IDENTITY, Cell, Policy, transform_split
 from autoshield.data.victims import victim_pool
 from autoshield.evaluation.evaluate import attack_policy, victims
 from autoshield.evaluation.reconstruct import attack_keys, reconstruct_policy
-from autoshield.learn.inverse_net import InverseConfig, fit_inverse, inverse_network
+from autoshield.learn.inverse_net import FitResult, InverseConfig, fit_inverse, inverse_network
 from autoshield.learn.models import build_model
 from autoshield.privacy import learned
 from autoshield.privacy.adaptive import hypothesis_sign, warm_starts
@@ -32,22 +32,38 @@ SOLARIZE, ROTATE = Cell.parse("Solarize:9"), Cell.parse("Rotate:9")
 def test_the_learned_inverse_trains_only_outside_the_victim_pool_and_once(data, monkeypatch):
     profile = load_profile("smoke")
     inverse = learned.learned_inverse(cells=[SOLARIZE, ROTATE, IDENTITY], data=data, profile=profile, device=cpu)
-    assert set(inverse.networks) == {SOLARIZE}  # Rotate has an exact inverse, Identity needs none
-    trained = set(inverse.trained_on[SOLARIZE].tolist())
+    assert set(inverse.recipes) == {SOLARIZE}  # Rotate has an exact inverse, Identity needs none
+    network = inverse.network(SOLARIZE)
+    trained = set(network.trained_on.tolist())
     pool = set(data.train.indices[victim_pool(profile).slots(data.train).flatten()].tolist())
     assert trained and not trained & pool
     assert trained == set(data.train.indices.tolist()) - pool  # every public image: smoke's judge split takes all
     recipe = learned.recipe_key(cell=SOLARIZE, profile=profile, data=data.fingerprint)
     assert inverse.name(SOLARIZE) == f"learned@{recipe}" and inverse.name(ROTATE) == "posthoc"
-    assert inverse.provenance(SOLARIZE) == {"network": inverse.digests[SOLARIZE]} and not inverse.provenance(ROTATE)
-    assert inverse.seconds[SOLARIZE] > 0
+    assert inverse.provenance(SOLARIZE) == {"network": network.digest} and not inverse.provenance(ROTATE)
+    assert network.seconds > 0
 
     def trained_again(*args, **kwargs):
         raise AssertionError("a cached network was trained again")
 
     monkeypatch.setattr(learned, "fit_inverse", trained_again)
     again = learned.learned_inverse(cells=[SOLARIZE], data=data, profile=profile, device=cpu)
-    assert again.digests == inverse.digests
+    assert again.network(SOLARIZE).digest == network.digest
+
+
+def test_the_learned_inverse_trains_nothing_until_an_attack_needs_a_network(data, tmp_path, monkeypatch):
+    """Names and keys need only the recipe: a study whose learned rows the table holds (a table continued on a
+    fresh machine) pays for no training."""
+    monkeypatch.setenv("AUTOSHIELD_CACHE", str(tmp_path))  # no network cached here
+    calls = []
+    monkeypatch.setattr(learned, "fit_inverse", lambda *args, **kwargs: calls.append(args) or FitResult((0.1,), 1.0))
+    inverse = learned.learned_inverse(cells=[SOLARIZE], data=data, profile=load_profile("smoke"), device=cpu)
+    recipe = learned.recipe_key(cell=SOLARIZE, profile=load_profile("smoke"), data=data.fingerprint)
+    assert inverse.name(SOLARIZE) == f"learned@{recipe}" and inverse.recipes == {SOLARIZE: recipe}
+    assert not calls and not list(tmp_path.rglob("*.pt"))
+    inverse(torch.rand(2, 3, 32, 32), "Solarize", 9)  # first use: trained now, once
+    inverse(torch.rand(2, 3, 32, 32), "Solarize", 9)
+    assert len(calls) == 1
 
 
 def test_on_an_invertible_op_the_learned_inverse_is_not_worse_than_the_analytic_one():
@@ -88,7 +104,7 @@ def test_the_learned_attacker_uses_its_network_only_where_no_exact_inverse_exist
     assert found.cached == len(naive.images)  # it reads the naive attack's entries: no attack of its own
     labels = scored.labels
     with torch.no_grad():
-        expected = inverse.networks[SOLARIZE](naive.images[labels == 0]).clamp(0, 1)
+        expected = inverse.network(SOLARIZE).module(naive.images[labels == 0]).clamp(0, 1)
     assert torch.equal(found.images[labels == 0], expected)
     assert torch.equal(found.images[labels == 1], posthoc.images[labels == 1])
     assert torch.equal(found.images[labels > 1], naive.images[labels > 1])
@@ -103,7 +119,7 @@ def test_the_adaptive_attackers_warm_start_comes_from_the_learned_inverse_and_is
     warm = denormalize(warm_starts(naive, policy=policy, labels=scored.labels, hypotheses=2, undo=inverse)[1])
     airplane, automobile = scored.labels == 0, scored.labels == 1
     with torch.no_grad():
-        undone = inverse.networks[SOLARIZE](naive[airplane]).clamp(0, 1)
+        undone = inverse.network(SOLARIZE).module(naive[airplane]).clamp(0, 1)
     for h in range(2):  # the network ignores the sign hypothesis; an exact inverse does not
         torch.testing.assert_close(warm[h][airplane], undone)
         signs = hypothesis_sign(torch.full((int(automobile.sum()),), h))
@@ -127,8 +143,8 @@ def test_the_adaptive_attackers_warm_start_comes_from_the_learned_inverse_and_is
 
 def test_another_machine_classs_network_reads_the_learned_rows_instead_of_attacking_again(data, tmp_path):
     """One recipe trains other weights on each machine class (RESULTS.md, 2026-12-05): the rows are named by the
-    recipe and record the network that scored them, so a machine with other weights and an empty cache reads them
-    (as it reads the naive attack's, which its kernels round otherwise too) instead of attacking again."""
+    recipe and record the network that scored them, so a machine with an empty cache reads them (as it reads the
+    naive attack's, which its kernels round otherwise too) instead of attacking again, and trains no network."""
     profile = load_profile("smoke", overrides=("attack.iterations=20",))
     policy = Policy.parse("Solarize:9")
     reference = reference_classifier(data, profile, device=cpu).model
@@ -137,9 +153,12 @@ def test_another_machine_classs_network_reads_the_learned_rows_instead_of_attack
     common = dict(policy=policy, victims=victims(data, profile), profile=profile, reference=reference, device=cpu)
     first = attack_policy(**common, attacker="learned", inverse=mine, cache=AttackCache(tmp_path / "a"), table=table)
     rows = [r for r in all_rows(url=table.url) if r.problem.attacker.startswith("learned@")]
-    assert len(rows) == 10 and {r.outcome["network"] for r in rows} == {mine.digests[SOLARIZE]}
-    network = inverse_network(seed=1)  # other weights, as another class's rounding would give
-    theirs = dataclasses.replace(mine, networks={SOLARIZE: network}, digests={SOLARIZE: "0" * 12})
+    assert len(rows) == 10 and {r.outcome["network"] for r in rows} == {mine.network(SOLARIZE).digest}
+
+    def untrained(cell: Cell) -> learned.Network:
+        raise AssertionError(f"{cell}'s network was needed, though every row is stored")
+
+    theirs = dataclasses.replace(mine, network=untrained)
     elsewhere = attack_policy(
         **common, attacker="learned", inverse=theirs, cache=AttackCache(tmp_path / "b"), table=table
     )

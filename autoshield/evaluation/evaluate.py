@@ -146,7 +146,8 @@ def learned_for(
     progress: bool = False,
 ) -> LearnedInverse | None:
     """The learned inverse's networks for `cells` (`privacy.learned`), where an attacker of `attackers` uses them:
-    the learned one, and the adaptive one's warm starts. Trained once per machine, before any attack."""
+    the learned one, and the adaptive one's warm starts. Each trains once per machine, when an attack first needs it:
+    a study whose rows the table already holds trains none."""
     warm = "adaptive" in attackers and profile.attack.warm_starts
     if "learned" not in attackers and not warm:
         return None

@@ -3,7 +3,8 @@
 Public means the judge's training split (`privacy.reference.judge_training_split`), never the victim pool; the
 stored network keeps the dataset indices it trained on, so that anyone can check. A cell whose op has an exact
 inverse (`data.inverse.exact`) needs no network: the learned attacker undoes it as the post-hoc one does. Each
-network is trained once per (cell, data, seed, recipe) on a machine and cached like the judge. A row of the attack
+network is trained once per (cell, data, seed, recipe) on a machine and cached like the judge, and only when an
+attack first needs it: a table that already holds every row a study asks for costs no training. A row of the attack
 table names the attacker by that recipe (`LearnedInverse.name`), not by the weights: one recipe trains weights that
 differ by rounding from one machine class to the next, as the attack itself does (RESULTS.md, 2026-12-05), so a
 class's rows are its sample of the same attacker, and each row keeps the digest of the weights that scored it.
@@ -11,9 +12,10 @@ class's rows are its sample of the same attacker, and each row keeps the digest 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,22 +44,31 @@ def needs_network(cell: Cell) -> bool:
 
 
 @dataclass(frozen=True)
+class Network:
+    """One cell's trained inverse, as this machine holds it."""
+
+    module: InverseNet
+    digest: str  # of its weights: what a row it scored records
+    seconds: float  # what training it cost, on the machine that trained it
+    trained_on: torch.Tensor  # the training-split indices it learned from
+
+
+@dataclass(frozen=True)
 class LearnedInverse:
     """The learned attacker's undo, in the form `Policy.apply(..., using=)` takes: each cell's network where it has
-    one, the post-hoc inverse elsewhere. A network ignores the sign: it learned both."""
+    one, the post-hoc inverse elsewhere. A network ignores the sign: it learned both. The names and keys it gives
+    need only the recipes; `network` trains (or reads) a cell's weights on first use."""
 
-    networks: Mapping[Cell, InverseNet]
-    digests: Mapping[Cell, str]  # of each network's weights: what a row it scored records
     recipes: Mapping[Cell, str]  # of what each network's training depends on but rounding (`recipe_key`)
-    seconds: Mapping[Cell, float]  # what training each network cost, on the machine that trained it
-    trained_on: Mapping[Cell, torch.Tensor]  # the training-split indices each network learned from
+    network: Callable[[Cell], Network]  # a cell's network, trained or read on first use, then held
 
     def __call__(
         self, pixels: torch.Tensor, op: str, magnitude: int, *, signs: torch.Tensor | None = None
     ) -> torch.Tensor:
-        network = self.networks.get(Cell.of(op, magnitude))
-        if network is None:
+        cell = Cell.of(op, magnitude)
+        if cell not in self.recipes:
             return invert_op(pixels, op, magnitude, signs=signs)
+        network = self.network(cell).module
         device = next(network.parameters()).device
         with torch.no_grad():
             return network(pixels.to(device)).clamp(0, 1).to(pixels.device)
@@ -70,7 +81,7 @@ class LearnedInverse:
 
     def provenance(self, cell: Cell) -> dict[str, str]:
         """What a row of `cell` records of the network that scored it: its weights' digest (none: no network)."""
-        return {"network": self.digests[cell]} if cell in self.digests else {}
+        return {"network": self.network(cell).digest} if cell in self.recipes else {}
 
 
 def _settings(cell: Cell, profile: Profile) -> dict[str, Any]:
@@ -105,36 +116,43 @@ def inverse_path(data: Cifar10, cell: Cell, profile: Profile) -> Path:
 def learned_inverse(
     *, cells: Iterable[Cell], data: Cifar10, profile: Profile, device: torch.device, progress: bool = False
 ) -> LearnedInverse:
-    """The learned inverse of `cells`: each one's network trained now on the judge's training split, or read from
-    this machine's cache."""
-    public = judge_training_split(data, profile)
-    networks, digests, recipes, seconds, trained_on = {}, {}, {}, {}, {}
-    for cell in sorted({c for c in cells if needs_network(c)}):
+    """The learned inverse of `cells`: each one's network read from this machine's cache or trained on the judge's
+    training split, when an attack first needs it (a bar inside the caller's bar, where `progress`)."""
+    public = functools.cache(lambda: judge_training_split(data, profile))
 
-        def train(cell: Cell = cell) -> dict[str, Any]:
-            network = inverse_network(seed=profile.seed)
-            fitted = fit_inverse(
-                network,
-                public.images,
-                transform=lambda batch, signs: apply_op(batch, cell.op, cell.magnitude, signs=signs),
-                seed=profile.seed,
-                device=device,
-                progress=progress,
-                description=f"learned inverse of {cell}",
-            )
-            return {
-                "state_dict": {k: v.cpu() for k, v in network.state_dict().items()},
-                "losses": list(fitted.losses),
-                "seconds": fitted.seconds,
-                "indices": public.indices.to(torch.int32),
-            }
-
-        stored, _ = shared_artifact(inverse_path(data, cell, profile), load=read_stored, build=train, save=torch.save)
+    def train(cell: Cell) -> dict[str, Any]:
         network = inverse_network(seed=profile.seed)
-        network.load_state_dict(stored["state_dict"])
-        networks[cell] = network.to(device).eval()
-        digests[cell] = model_digest(network, length=NAME_LENGTH)
-        recipes[cell] = recipe_key(cell=cell, profile=profile, data=data.fingerprint)
-        seconds[cell] = float(stored["seconds"])
-        trained_on[cell] = stored["indices"].long()
-    return LearnedInverse(networks=networks, digests=digests, recipes=recipes, seconds=seconds, trained_on=trained_on)
+        fitted = fit_inverse(
+            network,
+            public().images,
+            transform=lambda batch, signs: apply_op(batch, cell.op, cell.magnitude, signs=signs),
+            seed=profile.seed,
+            device=device,
+            progress=progress,
+            description=f"learned inverse of {cell}",
+        )
+        return {
+            "state_dict": {k: v.cpu() for k, v in network.state_dict().items()},
+            "losses": list(fitted.losses),
+            "seconds": fitted.seconds,
+            "indices": public().indices.to(torch.int32),
+        }
+
+    @functools.cache
+    def network(cell: Cell) -> Network:
+        build = functools.partial(train, cell)
+        stored, _ = shared_artifact(inverse_path(data, cell, profile), load=read_stored, build=build, save=torch.save)
+        module = inverse_network(seed=profile.seed)
+        module.load_state_dict(stored["state_dict"])
+        return Network(
+            module=module.to(device).eval(),
+            digest=model_digest(module, length=NAME_LENGTH),
+            seconds=float(stored["seconds"]),
+            trained_on=stored["indices"].long(),
+        )
+
+    recipes = {
+        cell: recipe_key(cell=cell, profile=profile, data=data.fingerprint)
+        for cell in sorted({c for c in cells if needs_network(c)})
+    }
+    return LearnedInverse(recipes=recipes, network=network)
