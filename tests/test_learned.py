@@ -57,8 +57,9 @@ def test_the_learned_inverse_trains_nothing_until_an_attack_needs_a_network(data
     monkeypatch.setenv("AUTOSHIELD_CACHE", str(tmp_path))  # no network cached here
     calls = []
     monkeypatch.setattr(learned, "fit_inverse", lambda *args, **kwargs: calls.append(args) or FitResult((0.1,), 1.0))
-    inverse = learned.learned_inverse(cells=[SOLARIZE], data=data, profile=load_profile("smoke"), device=cpu)
-    recipe = learned.recipe_key(cell=SOLARIZE, profile=load_profile("smoke"), data=data.fingerprint)
+    profile = load_profile("smoke")
+    inverse = learned.learned_inverse(cells=[SOLARIZE], data=data, profile=profile, device=cpu)
+    recipe = learned.recipe_key(cell=SOLARIZE, profile=profile, data=data.fingerprint)
     assert inverse.name(SOLARIZE) == f"learned@{recipe}" and inverse.recipes == {SOLARIZE: recipe}
     assert not calls and not list(tmp_path.rglob("*.pt"))
     inverse(torch.rand(2, 3, 32, 32), "Solarize", 9)  # first use: trained now, once
