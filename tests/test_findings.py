@@ -186,6 +186,25 @@ def test_recompute_follows_the_per_victim_file_and_fails_on_one_altered_verdict(
     assert recompute.main(args) == 1
 
 
+def test_recompute_counts_the_declared_endpoint_singled_out_from_the_line_up_rank(grid, tmp_path):
+    _export(grid, tmp_path / "victims.csv")
+    records = _records(grid)
+    arm, base = (records[cell].attacks["naive"].outcomes for cell in ("Rotate:9", "Identity"))
+    first = [(a == 1, b == 1) for a, b in zip(arm.rank, base.rank, strict=True)]
+    b, c = sum(x and not y for x, y in first), sum(y and not x for x, y in first)
+    p = recompute.two_digits(recompute.mcnemar_exact(b, c))
+    claim = _paired_claim(grid)
+    claim.update(k=sum(x for x, _ in first), baseline_k=sum(y for _, y in first), only_arm=b, only_baseline=c, p=p)
+    claim.update(p_family=p, endpoint="singled out", status="not supported", why="ten victims: an anecdote")
+    if b < c and p < 0.05:
+        claim["status"] = "withheld"
+    assert _check(tmp_path, [claim]) == []
+    assert "singled out: arm" in recompute.render(*recompute.load(tmp_path / "findings.toml"))
+    assert any("endpoint 'psnr' is not one of" in p for p in _check(tmp_path, [{**claim, "endpoint": "psnr"}]))
+    moved = {**claim, "k": claim["k"] + 1, "only_arm": b + 1}  # the judge's count where the ranks were declared
+    assert any("the per-victim file gives" in p for p in _check(tmp_path, [moved]))
+
+
 def test_recompute_catches_a_misread_p_a_short_family_and_an_unearned_status(tmp_path):
     # 5/18 discordant gives 0.011, not the 0.0072 of 4/17
     slip = _claim(k=19, n=50, baseline_k=32, baseline_n=50, only_arm=5, only_baseline=18, p=0.0072, p_family=0.0072)
