@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import secrets
 import sys
 import tempfile
 import time
@@ -85,15 +86,25 @@ def writable_folder(path: Path) -> Path:
 def atomic_path(path: Path) -> Iterator[Path]:
     """A unique temporary path beside `path`: renamed over `path` when the block succeeds, removed when it fails."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    tmp = Path(name)
+    tmp = _new_file_beside(path)
     try:
         yield tmp
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _new_file_beside(path: Path) -> Path:
+    """An empty file of a unique name beside `path`, created as `open` creates files, so the umask sets its mode
+    (`mkstemp` makes every file private, 0600, and every report and CSV with it)."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            with open(tmp, "xb"):
+                return tmp
+        except FileExistsError:
+            continue
 
 
 def _digest_path(path: Path) -> Path:
