@@ -15,6 +15,9 @@ from torchvision.io import write_png
 
 from autoshield.data.cifar import CLASSES, Cifar10, load_cifar10
 
+# the search space most tests attack: Identity, Rotate:9, Invert
+THREE_CELLS = 'name = "three"\nops = ["Identity", "Rotate", "Invert"]\nmagnitudes = [9]\n'
+
 
 def synthetic_images(per_class: int, *, seed: int, noise: float = 25.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Learnable 32x32 images: each label has its own colour and stripe frequency, plus noise."""
@@ -66,7 +69,7 @@ def worst_grid(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Pat
 
     folder = tmp_path_factory.mktemp("worst")
     space = folder / "three.toml"
-    space.write_text('name = "three"\nops = ["Identity", "Rotate", "Invert"]\nmagnitudes = [9]\n')
+    space.write_text(THREE_CELLS)
     db = folder / "s.db"
     args = ["grid", "--profile", "smoke", "--space", str(space), "--attacker", "worst", "--utility", "recognizability"]
     with pytest.MonkeyPatch.context() as patch:  # session fixtures start before the autouse cache isolation
@@ -79,7 +82,7 @@ def worst_grid(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Pat
 def space(tmp_path: Path) -> Path:
     """A three-cell search space: Identity, Rotate:9, Invert."""
     path = tmp_path / "three.toml"
-    path.write_text('name = "three"\nops = ["Identity", "Rotate", "Invert"]\nmagnitudes = [9]\n')
+    path.write_text(THREE_CELLS)
     return path
 
 

@@ -17,6 +17,8 @@ from autoshield.core.files import file_stem
 from autoshield.data.cifar import CLASSES
 from autoshield.study.storage import open_storage, redact
 
+from .conftest import THREE_CELLS
+
 
 def write_bad_files(folder: Path, data_root: Path) -> None:
     """The broken inputs the cases point at: malformed JSON, TOML and space, a corrupt and a foreign database, and
@@ -47,7 +49,7 @@ def world(tmp_path_factory, data_root):
     """A storage with a finished grid, plus broken files next to it."""
     folder = tmp_path_factory.mktemp("hostile")
     space = folder / "three.toml"
-    space.write_text('name = "three"\nops = ["Identity", "Rotate", "Invert"]\nmagnitudes = [9]\n')
+    space.write_text(THREE_CELLS)
     db = folder / "s.db"
     common = ["--profile", "smoke", "--storage", f"sqlite:///{db}", "--data-root", str(data_root)]
     with pytest.MonkeyPatch.context() as patch:

@@ -27,6 +27,8 @@ from autoshield.study.params import sigma_of
 from autoshield.study.records import AttackRecord, ConfirmationRecord, EvaluationRecord, StudyInfo
 from autoshield.study.storage import open_storage
 
+from .conftest import THREE_CELLS
+
 
 def _common(db: Path, data_root: Path) -> list[str]:
     return ["--profile", "smoke", "--storage", f"sqlite:///{db}", "--data-root", str(data_root)]
@@ -37,7 +39,7 @@ def studies(tmp_path_factory, data_root) -> Path:
     """A grid, DP-SGD baselines and a short search, all at smoke scale, in one SQLite file."""
     folder = tmp_path_factory.mktemp("report")
     space = folder / "three.toml"
-    space.write_text('name = "three"\nops = ["Identity", "Rotate", "Invert"]\nmagnitudes = [9]\n')
+    space.write_text(THREE_CELLS)
     db = folder / "s.db"
     common = _common(db, data_root)
     with pytest.MonkeyPatch.context() as patch:

@@ -25,7 +25,7 @@ from autoshield.study.records import EvaluationRecord, StudyInfo
 from autoshield.study.storage import artifact_store, open_storage
 from autoshield.study.worker import run_worker
 
-from .conftest import kill_when
+from .conftest import THREE_CELLS, kill_when
 
 
 def _args(kind: str, db: Path, data_root: Path, space: Path, *extra: str) -> list[str]:
@@ -155,7 +155,7 @@ def recognizability_grid(tmp_path_factory: pytest.TempPathFactory, data_root: Pa
     it: a refusal comes before any work, so building it per case only repeated the grid. (database, space)"""
     folder = tmp_path_factory.mktemp("recognizability")
     space = folder / "three.toml"
-    space.write_text('name = "three"\nops = ["Identity", "Rotate", "Invert"]\nmagnitudes = [9]\n')
+    space.write_text(THREE_CELLS)
     with pytest.MonkeyPatch.context() as patch:  # module fixtures start before the autouse cache isolation
         patch.setenv("AUTOSHIELD_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
         assert main(_args("grid", folder / "s.db", data_root, space, "--utility", "recognizability")) == 0
