@@ -52,15 +52,14 @@ def image_grid_sheet(
         [(_caption(row_name, c, name), _pixels(image)) for c, (name, image) in enumerate(images)]
         for row_name, images in rows
     ]
-    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    line = measure.textbbox((0, 0), "Ag", font=FONT)[3] + 3
+    line = FONT.getbbox("Ag")[3] + 3
     columns = max(len(row) for row in cells)
     widths = [0] * columns
     for row in cells:
         for c, (caption, picture) in enumerate(row):
-            widths[c] = max(widths[c], picture.width, math.ceil(measure.textlength(caption, font=FONT)))
+            widths[c] = max(widths[c], picture.width, math.ceil(FONT.getlength(caption)))
     heights = [line + max(picture.height for _, picture in row) for row in cells]
-    top = PAD + (measure.textbbox((0, 0), title, font=TITLE_FONT)[3] + PAD if title else 0)
+    top = PAD + (TITLE_FONT.getbbox(title)[3] + PAD if title else 0)
     sheet = Image.new("RGB", (sum(widths) + PAD * (columns + 1), top + sum(heights) + PAD * len(cells)), "white")
     draw = ImageDraw.Draw(sheet)
     if title:
